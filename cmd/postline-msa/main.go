@@ -1,0 +1,97 @@
+// Command postline-msa is the submission daemon: SMTP with STARTTLS on
+// msa.submission and implicit TLS on msa.submissions (RFC 8314), AUTH
+// required, handing each message to the MTA's trusted socket.
+// `postline start` runs it; it can also run alone with -c FILE.
+package main
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/certs"
+	"postline/config"
+	"postline/daemon"
+	"postline/msa"
+	"postline/users"
+)
+
+func main() {
+	cfg, log := daemon.Start("msa")
+	db, err := users.Open(cfg.UsersFile)
+	if err != nil {
+		daemon.Fatal(log, "cannot read users", err)
+	}
+	tlsConfig, err := certs.ServerConfig(cfg)
+	if err != nil {
+		daemon.Fatal(log, "cannot set up TLS", err)
+	}
+	be := &msa.Backend{Config: cfg, Users: db, Log: log, DialMTA: dialMTA(cfg)}
+
+	starttls := newServer(cfg, log, be, tlsConfig)
+	implicit := newServer(cfg, log, be, tlsConfig)
+	var plainListeners, tlsListeners []net.Listener
+	for _, a := range cfg.MSA.Submission {
+		plainListeners = append(plainListeners, listen(log, a))
+	}
+	for _, a := range cfg.MSA.Submissions {
+		tlsListeners = append(tlsListeners, tls.NewListener(listen(log, a), tlsConfig))
+	}
+
+	ctx, stop := daemon.SignalContext()
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); daemon.Serve(ctx, log, starttls, plainListeners, 30*time.Second) }()
+	go func() { defer wg.Done(); daemon.Serve(ctx, log, implicit, tlsListeners, 30*time.Second) }()
+	log.Info().Strs("submission", cfg.MSA.Submission).Strs("submissions", cfg.MSA.Submissions).Msg("msa ready")
+	if err := daemon.NotifyReady(); err != nil {
+		log.Warn().Err(err).Msg("cannot notify supervisor")
+	}
+	wg.Wait()
+	log.Info().Msg("msa stopped")
+}
+
+func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend, tlsConfig *tls.Config) *smtp.Server {
+	s := smtp.NewServer(be)
+	s.Domain = cfg.Hostname
+	s.TLSConfig = tlsConfig
+	// AUTH before TLS is refused by the session itself, with 530 5.7.0
+	// as Postfix does, rather than go-smtp's 523.
+	s.AllowInsecureAuth = true
+	s.MaxMessageBytes = cfg.MaxMessageSize
+	s.ReadTimeout = cfg.SMTPTimeout.D()
+	s.WriteTimeout = cfg.SMTPTimeout.D()
+	s.EnableSMTPUTF8 = true
+	s.ErrorLog = daemon.StdLogger(log)
+	return s
+}
+
+func listen(log zerolog.Logger, addr string) net.Listener {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		daemon.Fatal(log, "cannot listen", err)
+	}
+	return l
+}
+
+// dialMTA connects to the MTA's trusted socket and greets it.
+func dialMTA(cfg *config.Config) func() (*smtp.Client, error) {
+	return func() (*smtp.Client, error) {
+		conn, err := net.DialTimeout("unix", cfg.MTASocket(), 10*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		c := smtp.NewClient(conn)
+		c.CommandTimeout = cfg.SMTPTimeout.D()
+		if err := c.Hello(cfg.Hostname); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+}

@@ -1,0 +1,104 @@
+// Command postline-mta is the transfer daemon: SMTP on mta.listen for
+// mail from the internet, a trusted SMTP socket for the MSA, the queue,
+// and delivery to the MDA. `postline start` runs it; it can also run
+// alone with -c FILE.
+package main
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/certs"
+	"postline/config"
+	"postline/daemon"
+	"postline/durable"
+	"postline/lmtp"
+	"postline/mta"
+	"postline/queue"
+	"postline/users"
+)
+
+func main() {
+	cfg, log := daemon.Start("mta")
+	db, err := users.Open(cfg.UsersFile)
+	if err != nil {
+		daemon.Fatal(log, "cannot read users", err)
+	}
+	tlsConfig, err := certs.ServerConfig(cfg)
+	if err != nil {
+		daemon.Fatal(log, "cannot set up TLS", err)
+	}
+	spool, err := queue.Open(cfg.QueueDir(), durable.OS{})
+	if err != nil {
+		daemon.Fatal(log, "cannot open queue", err)
+	}
+	envs, err := spool.Recover()
+	if err != nil {
+		daemon.Fatal(log, "cannot recover queue", err)
+	}
+	deliver := func(ctx context.Context, m lmtp.Message) (lmtp.Result, error) {
+		return lmtp.Deliver(ctx, cfg.MDASocket(), cfg.Hostname, m)
+	}
+	manager := mta.NewManager(cfg, spool, deliver, log)
+	for _, env := range envs {
+		manager.Add(env)
+	}
+	log.Info().Int("messages", len(envs)).Msg("queue recovered")
+
+	public := newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log})
+	public.TLSConfig = tlsConfig
+	trusted := newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log, Trusted: true})
+	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
+	trusted.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for the headers the MSA adds
+
+	trustedListener, err := daemon.ListenUnix(cfg.MTASocket(), 0o600)
+	if err != nil {
+		daemon.Fatal(log, "cannot listen on trusted socket", err)
+	}
+	publicListeners := listenTCP(log, cfg.MTA.Listen)
+
+	ctx, stop := daemon.SignalContext()
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); manager.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		daemon.Serve(ctx, log, trusted, []net.Listener{trustedListener}, 30*time.Second)
+	}()
+	go func() { defer wg.Done(); daemon.Serve(ctx, log, public, publicListeners, 30*time.Second) }()
+	log.Info().Strs("listen", cfg.MTA.Listen).Str("socket", cfg.MTASocket()).Msg("mta ready")
+	if err := daemon.NotifyReady(); err != nil {
+		log.Warn().Err(err).Msg("cannot notify supervisor")
+	}
+	wg.Wait()
+	log.Info().Msg("mta stopped")
+}
+
+func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend) *smtp.Server {
+	s := smtp.NewServer(be)
+	s.Domain = cfg.Hostname
+	s.MaxMessageBytes = cfg.MaxMessageSize
+	s.ReadTimeout = cfg.SMTPTimeout.D()
+	s.WriteTimeout = cfg.SMTPTimeout.D()
+	s.EnableSMTPUTF8 = true
+	s.ErrorLog = daemon.StdLogger(log)
+	return s
+}
+
+func listenTCP(log zerolog.Logger, addrs []string) []net.Listener {
+	var ls []net.Listener
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			daemon.Fatal(log, "cannot listen", err)
+		}
+		ls = append(ls, l)
+	}
+	return ls
+}

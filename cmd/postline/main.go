@@ -1,0 +1,61 @@
+// Command postline is the one command a person uses: it starts and
+// supervises the daemons, manages users and checks the config.
+//
+//	postline [-c FILE] start                 run the stack in the foreground
+//	postline [-c FILE] check                 validate the config
+//	postline [-c FILE] user add ADDRESS      add a user or change a password
+//	postline [-c FILE] user del ADDRESS      remove a user
+//	postline [-c FILE] user list             list users
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"postline/config"
+	"postline/daemon"
+)
+
+const usage = `usage: postline [-c FILE] COMMAND
+
+commands:
+  start               start the MSA, MTA and MDA and supervise them (foreground)
+  check               validate the config file and exit
+  user add ADDRESS    add a user, or set a new password (read from stdin or prompted)
+  user del ADDRESS    remove a user
+  user list           list users
+`
+
+func main() {
+	flags := flag.NewFlagSet("postline", flag.ContinueOnError)
+	cfgPath := flags.String("c", daemon.DefaultConfig, "config file")
+	flags.Usage = func() { fmt.Fprintf(os.Stderr, "%s\noptions:\n", usage); flags.PrintDefaults() }
+	if err := flags.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	args := flags.Args()
+	if len(args) == 0 {
+		flags.Usage()
+		os.Exit(2)
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(run(cfg, args))
+}
+
+func run(cfg *config.Config, args []string) int {
+	switch args[0] {
+	case "start":
+		return start(cfg)
+	case "check":
+		return check(cfg)
+	case "user":
+		return userCommand(cfg, args[1:])
+	}
+	fmt.Fprintf(os.Stderr, "postline: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"postline/certs"
+	"postline/config"
+	"postline/daemon"
+	"postline/durable"
+)
+
+// Start order: each daemon is ready before the one that hands it mail is
+// started, so the first submission after start is queued and delivered.
+var daemons = []string{"mda", "mta", "msa"}
+
+const (
+	readyTimeout  = 30 * time.Second
+	stopTimeout   = 30 * time.Second
+	firstRestart  = 500 * time.Millisecond
+	maxRestart    = 10 * time.Second
+	stableRunTime = 10 * time.Second // a child that ran this long was not crash-looping
+)
+
+// child is one supervised daemon process.
+type child struct {
+	name    string
+	path    string
+	cfgFile string
+	log     zerolog.Logger
+
+	cmd     *exec.Cmd
+	started time.Time
+	delay   time.Duration // wait before the next restart
+	exited  chan struct{}
+}
+
+func start(cfg *config.Config) int {
+	level, _ := cfg.ZerologLevel()
+	log := daemon.NewLogger("postline", level)
+	if err := prepare(cfg); err != nil {
+		log.Error().Err(err).Msg("cannot prepare state_dir")
+		return 1
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		log.Error().Err(err).Msg("cannot find own binary")
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	var children []*child
+	for _, name := range daemons {
+		c := &child{name: name, path: filepath.Join(filepath.Dir(exe), "postline-"+name),
+			cfgFile: cfg.File, log: log.With().Str("child", name).Logger(), delay: firstRestart}
+		children = append(children, c)
+		if !c.startUntilReady(ctx) {
+			break
+		}
+	}
+	if ctx.Err() == nil {
+		log.Info().Str("config", cfg.File).Msg("postline started")
+		supervise(ctx, children)
+	}
+	stopAll(log, children)
+	log.Info().Msg("postline stopped")
+	return 0
+}
+
+// prepare creates state_dir and the self-signed certificate once, before
+// the children that share them start.
+func prepare(cfg *config.Config) error {
+	if err := durable.MkdirAll(durable.OS{}, cfg.StateDir, 0o700); err != nil {
+		return err
+	}
+	if cert, key, generated := cfg.CertFiles(); generated {
+		return certs.EnsureSelfSigned(cert, key, cfg.Hostname)
+	}
+	return nil
+}
+
+// startUntilReady starts the child, restarting it with backoff until it
+// reports ready; false if ctx ended first.
+func (c *child) startUntilReady(ctx context.Context) bool {
+	for ctx.Err() == nil {
+		ready, err := c.start()
+		if err == nil {
+			select {
+			case <-ready:
+				c.log.Info().Int("pid", c.cmd.Process.Pid).Msg("child ready")
+				return true
+			case <-c.exited:
+				err = fmt.Errorf("exited before it was ready: %v", c.cmd.ProcessState)
+			case <-time.After(readyTimeout):
+				c.cmd.Process.Kill()
+				<-c.exited
+				err = fmt.Errorf("not ready after %s", readyTimeout)
+			case <-ctx.Done():
+				return false
+			}
+		}
+		c.log.Error().Err(err).Dur("retry_in", c.delay).Msg("child failed to start")
+		c.sleepBackoff(ctx)
+	}
+	return false
+}
+
+// start runs the child with a pipe on fd 3 that it writes "ready" to.
+func (c *child) start() (ready <-chan struct{}, err error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	cmd := exec.Command(c.path, "-c", c.cfgFile)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Env = append(os.Environ(), daemon.ReadyFDEnv+"=3")
+	// Own process group: a Ctrl-C reaches only the supervisor, which
+	// stops the children in order. Pdeathsig: no orphans if it is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("start %s: %w", c.path, err)
+	}
+	c.cmd, c.started, c.exited = cmd, time.Now(), make(chan struct{})
+	go func(exited chan struct{}) { cmd.Wait(); close(exited) }(c.exited)
+	readyCh := make(chan struct{})
+	go func() {
+		defer r.Close()
+		if line, _ := bufio.NewReader(r).ReadString('\n'); line == "ready\n" {
+			close(readyCh)
+		}
+	}()
+	return readyCh, nil
+}
+
+// supervise restarts any child that exits, until ctx is done.
+func supervise(ctx context.Context, children []*child) {
+	var wg sync.WaitGroup
+	for _, c := range children {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.watch(ctx) }()
+	}
+	wg.Wait()
+}
+
+func (c *child) watch(ctx context.Context) {
+	for {
+		select {
+		case <-c.exited:
+			if ctx.Err() != nil {
+				return
+			}
+			c.restart(ctx)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// restart brings an exited child back: within a second, or with a
+// doubling delay (at most 10 s) while it keeps dying young. It never
+// gives up.
+func (c *child) restart(ctx context.Context) {
+	ran := time.Since(c.started)
+	if ran >= stableRunTime {
+		c.delay = firstRestart
+	}
+	ev := c.log.Warn()
+	if ran < stableRunTime && c.delay > firstRestart {
+		ev = c.log.Error().Bool("crash_loop", true)
+	}
+	ev.Str("status", c.cmd.ProcessState.String()).Dur("ran", ran).Dur("restart_in", c.delay).Msg("child exited")
+	for {
+		c.sleepBackoff(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := c.start(); err == nil {
+			c.log.Info().Int("pid", c.cmd.Process.Pid).Msg("child restarted")
+			return
+		} else {
+			c.log.Error().Err(err).Msg("child failed to start")
+		}
+	}
+}
+
+func (c *child) sleepBackoff(ctx context.Context) {
+	select {
+	case <-time.After(c.delay):
+	case <-ctx.Done():
+	}
+	c.delay = min(c.delay*2, maxRestart)
+}
+
+// stopAll stops the children in reverse start order: intake first, the
+// MDA last, so messages in flight can reach the queue or the mailbox.
+func stopAll(log zerolog.Logger, children []*child) {
+	for i := len(children) - 1; i >= 0; i-- {
+		c := children[i]
+		if c.cmd == nil || c.cmd.Process == nil {
+			continue
+		}
+		select {
+		case <-c.exited:
+			continue
+		default:
+		}
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-c.exited:
+		case <-time.After(stopTimeout):
+			log.Warn().Str("child", c.name).Msg("child did not stop in time; killing it")
+			c.cmd.Process.Kill()
+			<-c.exited
+		}
+	}
+}

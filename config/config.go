@@ -1,0 +1,203 @@
+// Package config loads postline's one TOML file, strictly: an unknown or
+// mistyped key is an error that names the file, the line and the fix.
+// Relative paths in the file are relative to the file's own folder.
+//
+// config never opens sockets or spool files; it only says where they are.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole postline configuration, shared by all daemons.
+type Config struct {
+	// File is the absolute path of the file the config was read from.
+	File string `toml:"-"`
+
+	Hostname       string   `toml:"hostname"`
+	StateDir       string   `toml:"state_dir"`
+	Domains        []string `toml:"domains"`
+	UsersFile      string   `toml:"users_file"`
+	MaxMessageSize int64    `toml:"max_message_size"`
+	SMTPTimeout    Duration `toml:"smtp_timeout"`
+	LogLevel       string   `toml:"log_level"`
+
+	MSA MSA `toml:"msa"`
+	MTA MTA `toml:"mta"`
+	MDA MDA `toml:"mda"`
+	TLS TLS `toml:"tls"`
+}
+
+// MSA configures the submission daemon.
+type MSA struct {
+	Submission  []string `toml:"submission"`
+	Submissions []string `toml:"submissions"`
+}
+
+// MTA configures the transfer daemon and its queue.
+type MTA struct {
+	Listen        []string `toml:"listen"`
+	DNSServer     string   `toml:"dns_server"`
+	RemotePort    int      `toml:"remote_port"`
+	LocalRetryMax Duration `toml:"local_retry_max"`
+}
+
+// MDA configures the delivery daemon.
+type MDA struct {
+	MailRoot string `toml:"mail_root"`
+}
+
+// TLS names the certificate used by every TLS listener.
+type TLS struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+func defaults() Config {
+	return Config{
+		StateDir:       "/var/lib/postline",
+		UsersFile:      "users",
+		MaxMessageSize: 35 << 20,
+		SMTPTimeout:    Duration(5 * time.Minute),
+		LogLevel:       "info",
+		MTA:            MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute)},
+		MDA:            MDA{MailRoot: "/var/mail/postline"},
+	}
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	src, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot read config: %w (pass another file with -c)", path, err)
+	}
+	c := defaults()
+	md, err := toml.Decode(string(src), &c)
+	if err != nil {
+		return nil, decodeError(path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		var errs []error
+		for _, k := range undecoded {
+			errs = append(errs, unknownKeyError(path, string(src), k))
+		}
+		return nil, errors.Join(errs...)
+	}
+	c.File = abs
+	c.resolvePaths()
+	if err := c.validate(path, string(src)); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) resolvePaths() {
+	dir := filepath.Dir(c.File)
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.StateDir)
+	abs(&c.UsersFile)
+	abs(&c.MDA.MailRoot)
+	abs(&c.TLS.Cert)
+	abs(&c.TLS.Key)
+	for i, d := range c.Domains {
+		c.Domains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+	}
+	c.Hostname = strings.ToLower(c.Hostname)
+}
+
+func (c *Config) validate(path, src string) error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s:%d: %s: %s", path, lineOfKey(src, key), key, fmt.Sprintf(format, args...)))
+	}
+	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t/@") {
+		bad("hostname", "must be this host's fully qualified name, e.g. hostname = \"mail.example.org\"")
+	}
+	if len(c.Domains) == 0 {
+		bad("domains", "list at least one local domain, e.g. domains = [\"example.org\"]")
+	}
+	for _, d := range c.Domains {
+		if d == "" || strings.ContainsAny(d, " \t/@[]") {
+			bad("domains", "%q is not a domain name", d)
+		}
+	}
+	checkAddrs := func(key string, addrs []string) {
+		for _, a := range addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad(key, "%q is not host:port (e.g. \"127.0.0.1:25\" or \"[::]:25\")", a)
+			}
+		}
+	}
+	checkAddrs("msa.submission", c.MSA.Submission)
+	checkAddrs("msa.submissions", c.MSA.Submissions)
+	checkAddrs("mta.listen", c.MTA.Listen)
+	if c.MTA.DNSServer != "" {
+		checkAddrs("mta.dns_server", []string{c.MTA.DNSServer})
+	}
+	if c.MTA.RemotePort < 1 || c.MTA.RemotePort > 65535 {
+		bad("mta.remote_port", "%d is not a TCP port (1-65535)", c.MTA.RemotePort)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls.cert", "set both tls.cert and tls.key, or neither for a self-signed certificate")
+	}
+	if c.MaxMessageSize < 1024 {
+		bad("max_message_size", "%d bytes is too small; the default is %d", c.MaxMessageSize, defaults().MaxMessageSize)
+	}
+	if c.MTA.LocalRetryMax.D() < time.Second {
+		bad("mta.local_retry_max", "must be at least \"1s\"")
+	}
+	if _, err := c.ZerologLevel(); err != nil {
+		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	return errors.Join(errs...)
+}
+
+// IsLocalDomain reports whether domain (any case, optional trailing dot) is
+// one of the domains this host receives mail for.
+func (c *Config) IsLocalDomain(domain string) bool {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	for _, d := range c.Domains {
+		if d == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// QueueDir is the MTA's spool.
+func (c *Config) QueueDir() string { return filepath.Join(c.StateDir, "queue") }
+
+// RunDir holds the daemons' unix sockets.
+func (c *Config) RunDir() string { return filepath.Join(c.StateDir, "run") }
+
+// MTASocket is the MTA's trusted SMTP socket, used by the MSA.
+func (c *Config) MTASocket() string { return filepath.Join(c.RunDir(), "mta.sock") }
+
+// MDASocket is the MDA's LMTP socket, used by the MTA.
+func (c *Config) MDASocket() string { return filepath.Join(c.RunDir(), "mda.sock") }
+
+// CertFiles returns the certificate and key paths, the generated
+// self-signed pair under state_dir when the config names none.
+func (c *Config) CertFiles() (cert, key string, generated bool) {
+	if c.TLS.Cert != "" {
+		return c.TLS.Cert, c.TLS.Key, false
+	}
+	dir := filepath.Join(c.StateDir, "tls")
+	return filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), true
+}

@@ -1,0 +1,92 @@
+// Package daemon is what every postline daemon does at start and stop:
+// read the config named by -c, set up the logger, tell the supervisor it
+// is ready, and wait for a stop signal.
+//
+// daemon holds no mail logic; msa, mta and mda know nothing of it.
+package daemon
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	stdlog "log"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/term"
+
+	"postline/config"
+)
+
+// ReadyFDEnv names the environment variable through which the supervisor
+// passes the descriptor a child writes "ready" to once it serves.
+const ReadyFDEnv = "POSTLINE_READY_FD"
+
+// DefaultConfig is the config file used when -c is not given.
+const DefaultConfig = "/etc/postline/postline.toml"
+
+// Start parses the command line (-c FILE), loads the config and builds the
+// logger for service svc. It exits the process on a bad config.
+func Start(svc string) (*config.Config, zerolog.Logger) {
+	path := flag.String("c", DefaultConfig, "config file")
+	flag.Parse()
+	log := NewLogger(svc, zerolog.InfoLevel)
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	level, _ := cfg.ZerologLevel()
+	return cfg, log.Level(level)
+}
+
+// NewLogger returns a logger tagged with svc: JSON lines on stderr, or a
+// human-readable form when stderr is a terminal.
+func NewLogger(svc string, level zerolog.Level) zerolog.Logger {
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	out := zerolog.New(os.Stderr)
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		out = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+	}
+	return out.With().Timestamp().Str("svc", svc).Logger().Level(level)
+}
+
+// NotifyReady tells the supervisor, if there is one, that the daemon now
+// serves. Standalone it does nothing.
+func NotifyReady() error {
+	v := os.Getenv(ReadyFDEnv)
+	if v == "" {
+		return nil
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("daemon: %s=%q: %w", ReadyFDEnv, v, err)
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	defer f.Close()
+	if _, err := f.WriteString("ready\n"); err != nil {
+		return fmt.Errorf("daemon: notify ready: %w", err)
+	}
+	return nil
+}
+
+// SignalContext returns a context cancelled on SIGTERM or SIGINT.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+}
+
+// Fatal logs err and exits; for start-up failures only.
+func Fatal(log zerolog.Logger, msg string, err error) {
+	log.Error().Err(err).Msg(msg)
+	os.Exit(1)
+}
+
+// StdLogger adapts the logger for libraries that want a *log.Logger
+// (go-smtp's ErrorLog), at warn level.
+func StdLogger(log zerolog.Logger) *stdlog.Logger {
+	return stdlog.New(log.With().Str("from", "go-smtp").Logger().Level(zerolog.WarnLevel), "", 0)
+}

@@ -1,0 +1,59 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/durable"
+)
+
+// ListenUnix listens on a unix socket at path with the given mode,
+// replacing a stale socket file left by a crash. A live socket (another
+// daemon answering on it) is an error rather than being stolen.
+func ListenUnix(path string, mode os.FileMode) (net.Listener, error) {
+	if err := durable.MkdirAll(durable.OS{}, filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s: another process is already listening on it", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Serve runs srv on each listener until ctx is done, then shuts srv down,
+// giving transactions in flight up to grace to finish.
+func Serve(ctx context.Context, log zerolog.Logger, srv *smtp.Server, listeners []net.Listener, grace time.Duration) {
+	for _, l := range listeners {
+		go func(l net.Listener) {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+				log.Error().Err(err).Str("listen", l.Addr().String()).Msg("listener stopped")
+			}
+		}(l)
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+}

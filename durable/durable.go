@@ -1,0 +1,127 @@
+// Package durable is postline's one way of writing a file that must
+// survive a crash: the queue's spool files and the MDA's Maildir copies
+// both go through it.
+//
+// Guarantee: when Write returns nil, the file exists under its final name
+// with exactly the content written, and stays so after a power loss. Until
+// then, the final name either does not exist or still holds its previous
+// content; a crash leaves at most a temporary file behind.
+//
+// It rests on two POSIX facts: rename(2) within one filesystem is atomic,
+// and a file's data and a directory's entries are durable only once they
+// have been fsynced. Steps: create the temporary file (O_EXCL, never
+// following a symlink), write, fsync the file, close, rename to the final
+// name, fsync the final name's directory.
+//
+// Every step goes through the FS interface, so tests can make each one
+// fail, and a later group commit can batch the fsyncs behind it.
+package durable
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// File is what Write needs of an open file.
+type File interface {
+	io.Writer
+	Sync() error
+	Close() error
+}
+
+// FS is the filesystem operations Write uses.
+type FS interface {
+	// CreateExcl creates name for writing; it fails if name exists or is a symlink.
+	CreateExcl(name string, perm os.FileMode) (File, error)
+	Rename(oldname, newname string) error
+	Remove(name string) error
+	// SyncDir makes the entries of directory dir durable.
+	SyncDir(dir string) error
+}
+
+// OS is the real filesystem.
+type OS struct{}
+
+// CreateExcl implements FS.
+func (OS) CreateExcl(name string, perm os.FileMode) (File, error) {
+	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
+}
+
+// Rename implements FS.
+func (OS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
+
+// Remove implements FS.
+func (OS) Remove(name string) error { return os.Remove(name) }
+
+// SyncDir implements FS.
+func (OS) SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Write writes the content produced by fill to final via the temporary
+// path tmp (same filesystem), with permissions perm. On error nothing is
+// left at tmp and the caller must treat the write as not done: final is
+// unchanged, or (if only the last fsync failed) new but not durable.
+func Write(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) error) (err error) {
+	f, err := fs.CreateExcl(tmp, perm)
+	if err != nil {
+		return fmt.Errorf("durable: create %s: %w", tmp, err)
+	}
+	defer func() {
+		if err != nil {
+			fs.Remove(tmp)
+		}
+	}()
+	if err := fill(f); err != nil {
+		f.Close()
+		return fmt.Errorf("durable: write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("durable: fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("durable: close %s: %w", tmp, err)
+	}
+	if err := fs.Rename(tmp, final); err != nil {
+		return fmt.Errorf("durable: rename %s: %w", final, err)
+	}
+	// The rename is only durable once the directory holding the new name
+	// is synced; before that a crash may forget it.
+	if err := fs.SyncDir(filepath.Dir(final)); err != nil {
+		return fmt.Errorf("durable: fsync dir of %s: %w", final, err)
+	}
+	return nil
+}
+
+// MkdirAll creates dir and its missing parents with perm and makes each
+// new entry durable by syncing its parent directory.
+func MkdirAll(fs FS, dir string, perm os.FileMode) error {
+	if st, err := os.Lstat(dir); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("durable: %s exists and is not a directory", dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAll(fs, parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("durable: mkdir %s: %w", dir, err)
+	}
+	if err := fs.SyncDir(parent); err != nil {
+		return fmt.Errorf("durable: fsync %s: %w", parent, err)
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+// Package lmtp is the MTA's side of the internal LMTP hop (RFC 2033): it
+// hands one queued message to the MDA over a unix socket and returns one
+// result per recipient.
+//
+// Convention between the MTA and the MDA: the MTA's queue ID travels as
+// the ENVID parameter of MAIL FROM (RFC 3461), so the MDA can log it and
+// key its delivery records on it. On this hop the MTA is the envelope's
+// originator, and DSNs are the MTA's job, so no other meaning is lost.
+//
+// lmtp knows nothing of the queue's files or of Maildirs.
+package lmtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Message is one delivery request.
+type Message struct {
+	QueueID    string
+	From       string
+	Recipients []string
+	Body8Bit   bool
+	SMTPUTF8   bool
+	Data       io.Reader
+}
+
+// Result maps each recipient to its outcome: nil when the MDA accepted
+// it, otherwise the MDA's *smtp.SMTPError.
+type Result map[string]*smtp.SMTPError
+
+// Deliver sends m to the LMTP server at socket, greeting with lhloName.
+// An error means the transaction as a whole failed (no server, broken
+// connection) and no recipient should be considered delivered.
+func Deliver(ctx context.Context, socket, lhloName string, m Message) (Result, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, fmt.Errorf("lmtp: connect %s: %w", socket, err)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Minute)
+	}
+	conn.SetDeadline(deadline)
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	if err := c.Hello(lhloName); err != nil {
+		return nil, fmt.Errorf("lmtp: LHLO: %w", err)
+	}
+	res, err := transact(c, m)
+	if err != nil {
+		return nil, err
+	}
+	c.Quit()
+	return res, nil
+}
+
+func transact(c *smtp.Client, m Message) (Result, error) {
+	opts := &smtp.MailOptions{EnvelopeID: m.QueueID, UTF8: m.SMTPUTF8}
+	if m.Body8Bit {
+		opts.Body = smtp.Body8BitMIME
+	}
+	if err := c.Mail(m.From, opts); err != nil {
+		return nil, fmt.Errorf("lmtp: MAIL FROM: %w", err)
+	}
+	res := Result{}
+	var accepted []string
+	for _, rcpt := range m.Recipients {
+		err := c.Rcpt(rcpt, nil)
+		var serr *smtp.SMTPError
+		switch {
+		case err == nil:
+			accepted = append(accepted, rcpt)
+		case errors.As(err, &serr):
+			res[rcpt] = serr
+		default:
+			return nil, fmt.Errorf("lmtp: RCPT TO: %w", err)
+		}
+	}
+	if len(accepted) == 0 {
+		c.Reset()
+		return res, nil
+	}
+	w, err := c.Data()
+	if err != nil {
+		return nil, fmt.Errorf("lmtp: DATA: %w", err)
+	}
+	if _, err := io.Copy(w, m.Data); err != nil {
+		return nil, fmt.Errorf("lmtp: send data: %w", err)
+	}
+	ok, err := w.CloseWithLMTPResponse()
+	var perRcpt smtp.LMTPDataError
+	errors.As(err, &perRcpt)
+	for _, rcpt := range accepted {
+		switch {
+		case ok[rcpt] != nil:
+			res[rcpt] = nil
+		case perRcpt[rcpt] != nil:
+			res[rcpt] = perRcpt[rcpt]
+		default: // the connection broke before this recipient's reply
+			res[rcpt] = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
+				Message: fmt.Sprintf("no reply from the MDA: %v", err)}
+		}
+	}
+	return res, nil
+}

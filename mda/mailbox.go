@@ -1,0 +1,58 @@
+package mda
+
+import (
+	"path/filepath"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+
+	"postline/config"
+	"postline/users"
+)
+
+// Mailboxes maps a recipient address to its Maildir:
+// <mail_root>/<domain>/<local-part>/, both lower-cased.
+type Mailboxes struct {
+	Config *config.Config
+	Users  *users.DB
+}
+
+var (
+	errNotLocal    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 2}, Message: "Recipient domain is not local here"}
+	errUnknownUser = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown"}
+	errBadMailbox  = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Recipient address not usable as a mailbox name"}
+)
+
+// Resolve returns the Maildir for address, or the LMTP reply refusing it.
+// postmaster@ every local domain always exists (RFC 5321 §4.5.1).
+func (m *Mailboxes) Resolve(address string) (string, *smtp.SMTPError) {
+	i := strings.LastIndexByte(address, '@')
+	if i < 0 {
+		return "", errUnknownUser
+	}
+	local, domain := strings.ToLower(address[:i]), strings.ToLower(strings.TrimSuffix(address[i+1:], "."))
+	if !m.Config.IsLocalDomain(domain) {
+		return "", errNotLocal
+	}
+	if !SafeFolderName(local) || !SafeFolderName(domain) {
+		return "", errBadMailbox
+	}
+	if local != "postmaster" && !m.Users.Exists(local+"@"+domain) {
+		return "", errUnknownUser
+	}
+	return filepath.Join(m.Config.MDA.MailRoot, domain, local), nil
+}
+
+// SafeFolderName reports whether name can be used as one path element
+// under mail_root without escaping it or hiding as a dot file.
+func SafeFolderName(name string) bool {
+	if name == "" || name[0] == '.' || len(name) > 255 {
+		return false
+	}
+	for _, r := range name {
+		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}

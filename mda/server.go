@@ -1,0 +1,144 @@
+// Package mda is postline's delivery agent: an LMTP server (RFC 2033) on
+// a unix socket that writes each recipient's copy of a message into that
+// recipient's Maildir, durably, before answering that recipient's 250.
+//
+// mda never relays and never queues; a recipient it cannot serve gets a
+// reply and the MTA decides what happens next.
+package mda
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+)
+
+// Backend is the go-smtp backend of the LMTP server.
+type Backend struct {
+	Mailboxes *Mailboxes
+	Maildir   *Maildir
+	// SpoolDir holds each incoming message once, while it is copied to
+	// its recipients.
+	SpoolDir string
+	Log      zerolog.Logger
+}
+
+// NewSession implements smtp.Backend.
+func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{b: b}, nil
+}
+
+type recipient struct {
+	address string
+	dir     string
+}
+
+type session struct {
+	b       *Backend
+	from    string
+	queueID string
+	rcpts   []recipient
+}
+
+func (s *session) Reset() {
+	s.from, s.queueID, s.rcpts = "", "", nil
+}
+
+func (s *session) Logout() error { return nil }
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	s.from = from
+	if opts != nil {
+		s.queueID = opts.EnvelopeID // the MTA's queue ID, see package lmtp
+	}
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	dir, serr := s.b.Mailboxes.Resolve(to)
+	if serr != nil {
+		s.b.Log.Info().Str("queue_id", s.queueID).Str("rcpt", to).Int("code", serr.Code).Msg("recipient refused")
+		return serr
+	}
+	s.rcpts = append(s.rcpts, recipient{to, dir})
+	return nil
+}
+
+// Data is required by smtp.Session; over LMTP, LMTPData is used instead.
+func (s *session) Data(r io.Reader) error {
+	return errors.New("mda: DATA without LMTP")
+}
+
+// LMTPData stores the message once, then delivers a copy per recipient
+// and reports each recipient's result as soon as it is known.
+func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	f, err := s.spool(r)
+	if err != nil {
+		s.b.Log.Error().Err(err).Str("queue_id", s.queueID).Msg("cannot spool message")
+		return deliveryError(err)
+	}
+	defer f.Close()
+	done := map[string]error{}
+	for _, rc := range s.rcpts {
+		err, seen := done[rc.address]
+		if !seen { // a repeated RCPT gets the first copy's result, not a second copy
+			err = s.deliverOne(f, rc)
+			done[rc.address] = err
+		}
+		status.SetStatus(rc.address, err)
+	}
+	return nil
+}
+
+func (s *session) deliverOne(f *os.File, rc recipient) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return deliveryError(err)
+	}
+	key, err := s.b.Maildir.Deliver(rc.dir, f)
+	log := s.b.Log.With().Str("queue_id", s.queueID).Str("rcpt", rc.address).Logger()
+	if err != nil {
+		serr := deliveryError(err)
+		log.Error().Err(err).Int("code", serr.Code).Msg("delivery failed")
+		return serr
+	}
+	log.Info().Str("from", s.from).Str("file", key).Msg("delivered")
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: delivered as " + key}
+}
+
+// spool copies the message to an unlinked temporary file, turning CRLF
+// into LF once for all recipients.
+func (s *session) spool(r io.Reader) (*os.File, error) {
+	f, err := os.CreateTemp(s.b.SpoolDir, "msg-")
+	if err != nil {
+		return nil, fmt.Errorf("mda: spool: %w", err)
+	}
+	os.Remove(f.Name())
+	lw := &lfWriter{w: f}
+	if _, err := io.Copy(lw, r); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("mda: spool: %w", err)
+	}
+	if err := lw.Flush(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("mda: spool: %w", err)
+	}
+	return f, nil
+}
+
+// deliveryError maps a local failure to its LMTP reply (RFC 3463).
+func deliveryError(err error) *smtp.SMTPError {
+	var serr *smtp.SMTPError
+	switch {
+	case errors.As(err, &serr):
+		return serr
+	case errors.Is(err, syscall.ENOSPC):
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
+	case errors.Is(err, syscall.EDQUOT):
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full"}
+	}
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local delivery error, try again later"}
+}

@@ -1,0 +1,89 @@
+package msa
+
+import (
+	"errors"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// loginServer is the obsolete but widespread LOGIN mechanism
+// (draft-murchison-sasl-login), which go-sasl offers only as a client:
+// the server asks "Username:" then "Password:".
+type loginServer struct {
+	authenticate func(username, password string) error
+	username     string
+	step         int
+}
+
+func newLoginServer(authenticate func(username, password string) error) sasl.Server {
+	return &loginServer{authenticate: authenticate}
+}
+
+func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	switch l.step {
+	case 0:
+		l.step++
+		if len(response) == 0 { // no initial response: ask for the name
+			return []byte("Username:"), false, nil
+		}
+		l.username = string(response)
+		l.step++
+		return []byte("Password:"), false, nil
+	case 1:
+		l.username = string(response)
+		l.step++
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step++
+		return nil, true, l.authenticate(l.username, string(response))
+	}
+	return nil, true, errors.New("unexpected client response")
+}
+
+var (
+	errAuthFailed  = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
+	errNeedTLS     = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
+	errNeedAuth    = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	errUnknownMech = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
+)
+
+// AuthMechanisms implements smtp.AuthSession: nothing before TLS, so AUTH
+// is not even advertised on a plaintext connection.
+func (s *session) AuthMechanisms() []string {
+	if !s.tls {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth implements smtp.AuthSession.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if !s.tls {
+		return nil, errNeedTLS
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			// go-sasl does not check this; we allow no acting as another user.
+			if identity != "" && identity != username {
+				return errAuthFailed
+			}
+			return s.login(username, password)
+		}), nil
+	case sasl.Login:
+		return newLoginServer(s.login), nil
+	}
+	return nil, errUnknownMech
+}
+
+func (s *session) login(username, password string) error {
+	if !s.b.Users.Authenticate(username, password) {
+		s.log.Warn().Str("user", sanitize(username)).Msg("authentication failed")
+		return errAuthFailed
+	}
+	s.user = normalizeUser(username)
+	s.log = s.log.With().Str("user", s.user).Logger()
+	s.log.Info().Msg("authenticated")
+	return nil
+}

@@ -1,0 +1,181 @@
+// Package msa is postline's submission agent (RFC 6409): it lets
+// authenticated users submit mail over TLS, checks that the sender is
+// theirs, completes missing Message-ID and Date, and passes the
+// transaction to the MTA over its trusted socket, answering the client
+// with the MTA's own reply, so a 250 means the message is queued.
+//
+// msa never stores a message itself and never talks to other hosts.
+package msa
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/config"
+	"postline/users"
+)
+
+// Backend is the go-smtp backend for the submission listeners.
+type Backend struct {
+	Config *config.Config
+	Users  *users.DB
+	Log    zerolog.Logger
+	// DialMTA opens a connection to the MTA's trusted socket.
+	DialMTA func() (*smtp.Client, error)
+}
+
+// NewSession implements smtp.Backend. go-smtp calls it at EHLO and again
+// after STARTTLS, so a session never carries state across the TLS start.
+func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	_, isTLS := c.TLSConnectionState()
+	log := b.Log.With().Str("remote", c.Conn().RemoteAddr().String()).Logger()
+	return &session{b: b, tls: isTLS, log: log}, nil
+}
+
+type session struct {
+	b    *Backend
+	tls  bool
+	user string // authenticated address, "" before AUTH
+	log  zerolog.Logger
+
+	from  string
+	rcpts []string
+	mta   *smtp.Client // open from MAIL until the end of the transaction
+}
+
+var (
+	errSenderNotOwned = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address rejected: not owned by the authenticated user"}
+	errMTAUnavailable = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Mail transport unavailable, try again later"}
+)
+
+func (s *session) Reset() {
+	if s.mta != nil {
+		s.mta.Close()
+		s.mta = nil
+	}
+	s.from, s.rcpts = "", nil
+}
+
+func (s *session) Logout() error {
+	s.Reset()
+	return nil
+}
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	s.Reset()
+	if s.user == "" {
+		return errNeedAuth
+	}
+	// RFC 6409 §6.1 lets the MSA refuse senders the user may not use. The
+	// null sender is allowed, as Postfix's reject_sender_login_mismatch
+	// does, for auto-replies that must not bounce.
+	if from != "" && normalizeUser(from) != s.user {
+		s.log.Warn().Str("from", sanitize(from)).Msg("sender refused")
+		return errSenderNotOwned
+	}
+	c, err := s.b.DialMTA()
+	if err != nil {
+		s.log.Error().Err(err).Msg("cannot reach mta")
+		return errMTAUnavailable
+	}
+	mopts := smtp.MailOptions{Auth: &s.user}
+	if opts != nil {
+		mopts.Body, mopts.UTF8, mopts.Size = opts.Body, opts.UTF8, opts.Size
+	}
+	if err := c.Mail(from, &mopts); err != nil {
+		c.Close()
+		return s.mtaError("MAIL", err)
+	}
+	s.mta, s.from = c, from
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.mta == nil { // the MTA connection broke earlier in this transaction
+		return errMTAUnavailable
+	}
+	if err := s.mta.Rcpt(to, nil); err != nil {
+		return s.mtaError("RCPT", err)
+	}
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+
+// Data streams the message to the MTA, adding Message-ID and Date if the
+// client left them out, and answers with the MTA's reply.
+func (s *session) Data(r io.Reader) error {
+	if s.mta == nil {
+		return errMTAUnavailable
+	}
+	w, err := s.mta.Data()
+	if err != nil {
+		return s.mtaError("DATA", err)
+	}
+	if err := completeHeader(w, r, s.b.Config.Hostname); err != nil {
+		s.Reset() // the MTA must not queue a truncated message
+		var serr *smtp.SMTPError
+		if errors.As(err, &serr) {
+			return serr
+		}
+		s.log.Error().Err(err).Msg("cannot pass message to mta")
+		return errMTAUnavailable
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return s.mtaError("end of DATA", err)
+	}
+	text := stripEnhancedCode(resp.StatusText)
+	s.log.Info().Str("queue_id", queuedAs(text)).Str("from", s.from).Strs("rcpt", s.rcpts).Msg("submitted")
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text}
+}
+
+// mtaError passes an MTA refusal through unchanged; anything else (the
+// socket broke) becomes a temporary failure.
+func (s *session) mtaError(stage string, err error) error {
+	var serr *smtp.SMTPError
+	if errors.As(err, &serr) {
+		s.log.Info().Str("stage", stage).Int("code", serr.Code).Str("reply", serr.Message).Msg("mta refused")
+		return serr
+	}
+	s.log.Error().Err(err).Str("stage", stage).Msg("mta connection failed")
+	s.Reset()
+	return errMTAUnavailable
+}
+
+// queuedAs extracts the queue ID from the MTA's "Ok: queued as ID".
+func queuedAs(text string) string {
+	_, id, ok := strings.Cut(text, "queued as ")
+	if !ok {
+		return ""
+	}
+	return strings.Fields(id + " ")[0]
+}
+
+// stripEnhancedCode removes a leading "2.0.0 " that the client library
+// may leave in the reply text, since go-smtp's server writes its own.
+func stripEnhancedCode(text string) string {
+	var a, b, c int
+	if n, _ := fmt.Sscanf(text, "%d.%d.%d ", &a, &b, &c); n == 3 {
+		if _, rest, ok := strings.Cut(text, " "); ok {
+			return rest
+		}
+	}
+	return text
+}
+
+func normalizeUser(address string) string { return users.Normalize(address) }
+
+// sanitize keeps client-supplied text from forging log lines.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}

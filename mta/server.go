@@ -1,0 +1,169 @@
+// Package mta is postline's transfer agent: it receives mail over SMTP
+// (from the internet for local domains only, and from the MSA over a
+// trusted unix socket for any destination), makes it durable in the
+// queue before answering 250, and delivers it: local recipients over
+// LMTP to the MDA.
+//
+// mta never writes into a mailbox and never checks passwords.
+package mta
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/config"
+	"postline/queue"
+	"postline/users"
+)
+
+// Backend is the go-smtp backend for both of the MTA's listeners.
+type Backend struct {
+	Config  *config.Config
+	Users   *users.DB
+	Spool   *queue.Spool
+	Manager *Manager
+	Log     zerolog.Logger
+	// Trusted is set on the backend of the MSA's unix socket: its
+	// clients may relay, and pass the submitter as MAIL FROM AUTH=.
+	Trusted bool
+}
+
+// NewSession implements smtp.Backend.
+func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	remote := "local"
+	if addr := c.Conn().RemoteAddr(); addr != nil && addr.String() != "" && addr.String() != "@" {
+		remote = addr.String()
+	}
+	return &session{b: b, log: b.Log.With().Str("remote", remote).Logger()}, nil
+}
+
+type session struct {
+	b        *Backend
+	log      zerolog.Logger
+	from     string
+	authUser string
+	opts     smtp.MailOptions
+	rcpts    []string
+}
+
+var (
+	errRelayDenied = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
+	errUnknownUser = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown in local recipient table"}
+	errNoAuth      = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH is not offered here; submit mail on the submission port"}
+	errStorage     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
+	errQueue       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error in processing, try again later"}
+)
+
+func (s *session) Reset() {
+	s.from, s.authUser, s.opts, s.rcpts = "", "", smtp.MailOptions{}, nil
+}
+
+func (s *session) Logout() error { return nil }
+
+// AuthMechanisms advertises AUTH only on the trusted socket, so that
+// go-smtp's client in the MSA sends the submitter as AUTH= (RFC 4954 §5).
+// EXTERNAL is honest there: the socket's file permissions authenticate.
+func (s *session) AuthMechanisms() []string {
+	if s.b.Trusted {
+		return []string{sasl.External}
+	}
+	return nil
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if !s.b.Trusted || mech != sasl.External {
+		return nil, errNoAuth
+	}
+	return sasl.NewExternalServer(func(string) error { return nil }), nil
+}
+
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	s.Reset()
+	s.from = from
+	if opts != nil {
+		s.opts = *opts
+		if s.b.Trusted && opts.Auth != nil {
+			s.authUser = *opts.Auth
+		}
+	}
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := s.checkRecipient(to); err != nil {
+		s.log.Info().Str("from", s.from).Str("rcpt", to).Int("code", err.Code).Msg("recipient refused")
+		return err
+	}
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+
+// checkRecipient accepts known local users and postmaster@ each local
+// domain (RFC 5321 §4.5.1), and other domains only from trusted clients:
+// the MTA is never an open relay.
+func (s *session) checkRecipient(to string) *smtp.SMTPError {
+	local, domain, ok := splitAddress(to)
+	if !ok {
+		return errUnknownUser
+	}
+	if !s.b.Config.IsLocalDomain(domain) {
+		if s.b.Trusted {
+			return nil
+		}
+		return errRelayDenied
+	}
+	if strings.EqualFold(local, "postmaster") || s.b.Users.Exists(local+"@"+domain) {
+		return nil
+	}
+	return errUnknownUser
+}
+
+func splitAddress(addr string) (local, domain string, ok bool) {
+	i := strings.LastIndexByte(addr, '@')
+	if i <= 0 || i == len(addr)-1 {
+		return "", "", false
+	}
+	return addr[:i], addr[i+1:], true
+}
+
+// Data queues the message; the 250 goes out only after the spool has
+// made it durable.
+func (s *session) Data(r io.Reader) error {
+	now := time.Now()
+	env := &queue.Envelope{
+		ID: queue.NewID(now), From: s.from, AuthUser: s.authUser, Received: now,
+		Body8Bit: s.opts.Body == smtp.Body8BitMIME, SMTPUTF8: s.opts.UTF8,
+	}
+	for _, rc := range s.rcpts {
+		env.Recipients = append(env.Recipients, &queue.Recipient{Address: rc, State: queue.Pending})
+	}
+	log := s.log.With().Str("queue_id", env.ID).Logger()
+	if err := s.b.Spool.Store(env, r); err != nil {
+		serr := storeError(err)
+		log.Warn().Err(err).Int("code", serr.Code).Msg("message not queued")
+		return serr
+	}
+	log.Info().Str("from", env.From).Strs("rcpt", s.rcpts).Int64("size", env.Size).
+		Str("auth", env.AuthUser).Msg("queued")
+	s.b.Manager.Add(env)
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + env.ID}
+}
+
+// storeError decides the reply when the spool could not take a message.
+func storeError(err error) *smtp.SMTPError {
+	var serr *smtp.SMTPError
+	switch {
+	case errors.As(err, &serr): // e.g. the client's message exceeded the size limit
+		return serr
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return errStorage
+	}
+	return errQueue
+}

@@ -1,0 +1,85 @@
+package queue
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"strings"
+	"time"
+)
+
+// State is where one recipient of a queued message stands.
+type State string
+
+const (
+	// Pending recipients wait for their next delivery attempt.
+	Pending State = "pending"
+	// Delivered recipients were accepted by the next hop.
+	Delivered State = "delivered"
+	// Failed recipients got a permanent error.
+	Failed State = "failed"
+)
+
+// Recipient is one envelope recipient and its delivery state.
+type Recipient struct {
+	Address     string    `json:"address"`
+	State       State     `json:"state"`
+	Attempts    int       `json:"attempts,omitempty"`
+	NextAttempt time.Time `json:"next_attempt,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+}
+
+// Envelope is everything the queue knows about a message besides its bytes.
+type Envelope struct {
+	ID       string    `json:"id"`
+	From     string    `json:"from"`
+	AuthUser string    `json:"auth_user,omitempty"` // authenticated submitter, if any
+	Received time.Time `json:"received"`
+	Size     int64     `json:"size"`
+	Body8Bit bool      `json:"body_8bit,omitempty"`
+	SMTPUTF8 bool      `json:"smtputf8,omitempty"`
+
+	Recipients []*Recipient `json:"recipients"`
+}
+
+// Done reports whether no recipient is pending any more.
+func (e *Envelope) Done() bool {
+	for _, r := range e.Recipients {
+		if r.State == Pending {
+			return false
+		}
+	}
+	return true
+}
+
+// Clone returns a deep copy, so a delivery can work on its own copy.
+func (e *Envelope) Clone() *Envelope {
+	c := *e
+	c.Recipients = make([]*Recipient, len(e.Recipients))
+	for i, r := range e.Recipients {
+		rc := *r
+		c.Recipients[i] = &rc
+	}
+	return &c
+}
+
+var idEncoding = base32.NewEncoding("0123456789BCDFGHJKLMNPQRSTVWXYZA").WithPadding(base32.NoPadding)
+
+// NewID returns a queue ID: 48 bits of milliseconds then 32 random bits,
+// so IDs sort by arrival, never repeat in practice, and are safe as file
+// names and in logs (16 characters of [0-9A-Z]).
+func NewID(now time.Time) string {
+	var b [10]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	rand.Read(b[6:])
+	return idEncoding.EncodeToString(b[:])
+}
+
+// ValidID reports whether id has the shape NewID produces, so an ID from
+// outside (an admin command, a file name) can be used as a path safely.
+func ValidID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	return strings.Trim(id, "0123456789BCDFGHJKLMNPQRSTVWXYZA") == ""
+}

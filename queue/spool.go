@@ -1,0 +1,179 @@
+// Package queue is the MTA's durable spool: each accepted message is two
+// files, its bytes (msg/ID) and its envelope (env/ID, JSON), each written
+// through package durable. The envelope is written last, so its presence
+// is what makes a message part of the queue; every later state change
+// replaces it atomically.
+//
+// queue never answers a client and never delivers; it only persists and
+// hands out envelopes and message bytes.
+package queue
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"postline/durable"
+)
+
+// Spool is a queue directory.
+type Spool struct {
+	dir string
+	fs  durable.FS
+}
+
+// Open prepares the spool under dir (mode 0700) and returns it.
+func Open(dir string, fs durable.FS) (*Spool, error) {
+	s := &Spool{dir: dir, fs: fs}
+	for _, d := range []string{dir, s.sub("tmp"), s.sub("msg"), s.sub("env")} {
+		if err := durable.MkdirAll(fs, d, 0o700); err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Spool) sub(parts ...string) string {
+	return filepath.Join(append([]string{s.dir}, parts...)...)
+}
+
+// Store makes a new message durable: its bytes from data, then env.
+// env.Size is set from the bytes written. When Store returns nil the
+// message survives a crash, so the caller may answer 250.
+func (s *Spool) Store(env *Envelope, data io.Reader) error {
+	if !ValidID(env.ID) {
+		return fmt.Errorf("queue: invalid id %q", env.ID)
+	}
+	err := durable.Write(s.fs, s.sub("tmp", env.ID+".msg"), s.sub("msg", env.ID), 0o600,
+		func(w io.Writer) error {
+			n, err := io.Copy(w, data)
+			env.Size = n
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("queue: store %s: %w", env.ID, err)
+	}
+	if err := s.Update(env); err != nil {
+		s.fs.Remove(s.sub("msg", env.ID))
+		return err
+	}
+	return nil
+}
+
+// Update atomically replaces env's file with its current state.
+func (s *Spool) Update(env *Envelope) error {
+	data, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("queue: encode envelope %s: %w", env.ID, err)
+	}
+	err = durable.Write(s.fs, s.sub("tmp", env.ID+".env"), s.sub("env", env.ID), 0o600,
+		func(w io.Writer) error {
+			_, err := w.Write(data)
+			return err
+		})
+	if err != nil {
+		return fmt.Errorf("queue: write envelope %s: %w", env.ID, err)
+	}
+	return nil
+}
+
+// Remove deletes a finished message: the envelope first, so a crash in
+// between leaves only an orphan data file that Recover removes.
+func (s *Spool) Remove(id string) error {
+	if err := s.fs.Remove(s.sub("env", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("queue: remove envelope %s: %w", id, err)
+	}
+	if err := s.fs.SyncDir(s.sub("env")); err != nil {
+		return fmt.Errorf("queue: fsync env dir: %w", err)
+	}
+	if err := s.fs.Remove(s.sub("msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("queue: remove data %s: %w", id, err)
+	}
+	return nil
+}
+
+// OpenMessage opens the stored bytes of message id.
+func (s *Spool) OpenMessage(id string) (*os.File, error) {
+	if !ValidID(id) {
+		return nil, fmt.Errorf("queue: invalid id %q", id)
+	}
+	return os.Open(s.sub("msg", id))
+}
+
+// Recover is run once at start, before anything is stored: it deletes
+// half-written files left by a crash and returns the queued envelopes,
+// oldest first.
+func (s *Spool) Recover() ([]*Envelope, error) {
+	if err := s.clearDir(s.sub("tmp")); err != nil {
+		return nil, err
+	}
+	names, err := readNames(s.sub("env"))
+	if err != nil {
+		return nil, err
+	}
+	queued := map[string]bool{}
+	var envs []*Envelope
+	for _, name := range names {
+		env, err := s.loadEnvelope(name)
+		if err != nil {
+			return nil, err
+		}
+		queued[name] = true
+		envs = append(envs, env)
+	}
+	msgs, err := readNames(s.sub("msg"))
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range msgs {
+		if !queued[name] { // data whose envelope was never committed
+			s.fs.Remove(s.sub("msg", name))
+		}
+	}
+	sort.Slice(envs, func(i, j int) bool { return envs[i].ID < envs[j].ID })
+	return envs, nil
+}
+
+func (s *Spool) loadEnvelope(name string) (*Envelope, error) {
+	data, err := os.ReadFile(s.sub("env", name))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	var env Envelope
+	if err := json.Unmarshal(data, &env); err != nil || env.ID != name {
+		return nil, fmt.Errorf("queue: envelope %s is damaged (%v); move it out of %s to start", name, err, s.sub("env"))
+	}
+	if _, err := os.Stat(s.sub("msg", name)); err != nil {
+		return nil, fmt.Errorf("queue: envelope %s has no message data: %w", name, err)
+	}
+	return &env, nil
+}
+
+func (s *Spool) clearDir(dir string) error {
+	names, err := readNames(dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := s.fs.Remove(filepath.Join(dir, n)); err != nil {
+			return fmt.Errorf("queue: clean %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+func readNames(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names, nil
+}

@@ -1,0 +1,235 @@
+// Package users is postline's account list: one file in Dovecot's
+// passwd-file format ("address:{BLF-CRYPT}bcrypt-hash::::::"), so that one
+// password serves SMTP submission and IMAP.
+//
+// users never stores or logs a plain password; it only keeps bcrypt hashes.
+package users
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// scheme is Dovecot's name for bcrypt hashes.
+const scheme = "{BLF-CRYPT}"
+
+// ErrNoSuchUser is returned by Delete for an address not in the file.
+var ErrNoSuchUser = errors.New("no such user")
+
+// DB answers "does this address exist" and "is this its password" from the
+// users file, re-reading it when it changes so that `postline user add`
+// takes effect without a restart.
+type DB struct {
+	path string
+
+	mu      sync.Mutex
+	hashes  map[string]string
+	modTime time.Time
+	size    int64
+}
+
+// Open returns a DB backed by path. A missing file means no users yet.
+func Open(path string) (*DB, error) {
+	db := &DB{path: path}
+	if err := db.refresh(); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// Exists reports whether address has an account.
+func (db *DB) Exists(address string) bool {
+	_, ok := db.hash(address)
+	return ok
+}
+
+// Authenticate checks address's password in constant time with respect to
+// the password; an unknown address costs the same bcrypt work.
+func (db *DB) Authenticate(address, password string) bool {
+	hash, ok := db.hash(address)
+	if !ok {
+		hash = dummyHash()
+	}
+	err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password))
+	return ok && err == nil
+}
+
+// dummyHash makes a check of an unknown address as slow as a real one.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := bcrypt.GenerateFromPassword([]byte("postline-dummy"), bcrypt.DefaultCost)
+	return string(h)
+})
+
+func (db *DB) hash(address string) (string, bool) {
+	// On a read error keep serving the last good list.
+	_ = db.refresh()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	h, ok := db.hashes[Normalize(address)]
+	return h, ok
+}
+
+// refresh re-reads the file when its size or modification time changed.
+func (db *DB) refresh() error {
+	st, err := os.Stat(db.path)
+	if errors.Is(err, os.ErrNotExist) {
+		db.mu.Lock()
+		db.hashes, db.modTime, db.size = map[string]string{}, time.Time{}, -1
+		db.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	db.mu.Lock()
+	unchanged := db.hashes != nil && st.ModTime().Equal(db.modTime) && st.Size() == db.size
+	db.mu.Unlock()
+	if unchanged {
+		return nil
+	}
+	entries, err := read(db.path)
+	if err != nil {
+		return err
+	}
+	hashes := make(map[string]string, len(entries))
+	for _, e := range entries {
+		hashes[e.address] = e.hash
+	}
+	db.mu.Lock()
+	db.hashes, db.modTime, db.size = hashes, st.ModTime(), st.Size()
+	db.mu.Unlock()
+	return nil
+}
+
+// Normalize lower-cases an address; postline treats local parts as
+// case-insensitive, as nearly every mail host does.
+func Normalize(address string) string {
+	return strings.ToLower(strings.TrimSpace(address))
+}
+
+type entry struct {
+	address string
+	hash    string // bcrypt hash without the {BLF-CRYPT} prefix
+}
+
+func read(path string) ([]entry, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	}
+	var entries []entry
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Split(line, ":")
+		if len(fields) < 2 || !strings.HasPrefix(fields[1], scheme) {
+			return nil, fmt.Errorf("%s:%d: expected \"address:{BLF-CRYPT}hash\"; fix the line or recreate it with `postline user add`", path, n)
+		}
+		entries = append(entries, entry{Normalize(fields[0]), strings.TrimPrefix(fields[1], scheme)})
+	}
+	return entries, sc.Err()
+}
+
+// List returns the addresses in the file, sorted.
+func List(path string) ([]string, error) {
+	entries, err := read(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.address)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Set adds address with password, or replaces its password.
+func Set(path, address, password string, cost int) error {
+	if password == "" {
+		return errors.New("users: empty password")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	if err != nil {
+		return fmt.Errorf("users: hash password: %w", err)
+	}
+	entries, err := read(path)
+	if err != nil {
+		return err
+	}
+	address = Normalize(address)
+	var out []entry
+	for _, e := range entries {
+		if e.address != address {
+			out = append(out, e)
+		}
+	}
+	return write(path, append(out, entry{address, string(hash)}))
+}
+
+// Delete removes address.
+func Delete(path, address string) error {
+	entries, err := read(path)
+	if err != nil {
+		return err
+	}
+	address = Normalize(address)
+	var out []entry
+	for _, e := range entries {
+		if e.address != address {
+			out = append(out, e)
+		}
+	}
+	if len(out) == len(entries) {
+		return fmt.Errorf("users: %s: %w", address, ErrNoSuchUser)
+	}
+	return write(path, out)
+}
+
+// write replaces the file atomically so the daemons never read half of it.
+func write(path string, entries []entry) error {
+	var buf bytes.Buffer
+	for _, e := range entries {
+		fmt.Fprintf(&buf, "%s:%s%s::::::\n", e.address, scheme, e.hash)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".users-*")
+	if err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o640); err != nil {
+		tmp.Close()
+		return fmt.Errorf("users: %w", err)
+	}
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("users: write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("users: sync: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	return nil
+}
