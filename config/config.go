@@ -124,7 +124,11 @@ func (c *Config) resolvePaths() {
 func (c *Config) validate(path, src string) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s:%d: %s: %s", path, lineOfKey(src, key), key, fmt.Sprintf(format, args...)))
+		where := path // a key left out has no line
+		if line := lineOfKey(src, key); line > 0 {
+			where = fmt.Sprintf("%s:%d", path, line)
+		}
+		errs = append(errs, fmt.Errorf("%s: %s: %s", where, key, fmt.Sprintf(format, args...)))
 	}
 	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t/@") {
 		bad("hostname", "must be this host's fully qualified name, e.g. hostname = \"mail.example.org\"")

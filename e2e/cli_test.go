@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// writeFile writes content to a new file in a test folder.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const validConfig = `hostname = "mail.example.test"
+state_dir = "var"
+domains = ["example.test"]
+[mta]
+listen = ["127.0.0.1:2525"]
+`
+
+func TestCheckAcceptsValidConfig(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{writeFile(t, "ok.toml", validConfig), "../etc/postline.toml"} {
+		if out, err := runPostline(path, "", "check"); err != nil {
+			t.Errorf("postline check %s: %v\n%s", path, err, out)
+		}
+	}
+}
+
+// Each mistake is reported with the file, the line and what to do.
+func TestCheckReportsFileLineAndFix(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ name, config, want string }{
+		{"unknown key", validConfig + "listn = [\"x\"]\n",
+			`bad.toml:6: unknown key "listn": remove it or use one of the keys known in \[mta\]: dns_server, listen, local_retry_max, remote_port`},
+		{"unknown top-level key", "hostnme = \"x\"\n" + validConfig,
+			`bad.toml:1: unknown key "hostnme": remove it or use one of the keys known at the top level: .*hostname`},
+		{"wrong type", validConfig + "remote_port = \"25\"\n",
+			`bad.toml:6: mta.remote_port: incompatible types: TOML value has type string; destination has type integer`},
+		{"bad duration", "smtp_timeout = \"5 minutes\"\n" + validConfig,
+			`bad.toml:1: smtp_timeout: invalid duration "5 minutes": write it like "30s", "4h" or "5d"`},
+		{"syntax", validConfig + "remote_port = \n",
+			`bad.toml:6: .*`},
+		{"bad listen address", strings.Replace(validConfig, "127.0.0.1:2525", "2525", 1),
+			`bad.toml:5: mta.listen: "2525" is not host:port`},
+		{"no domains", strings.Replace(validConfig, `domains = ["example.test"]`, "", 1),
+			`bad.toml: domains: list at least one local domain`},
+	}
+	for _, c := range cases {
+		path := writeFile(t, "bad.toml", c.config)
+		out, err := runPostline(path, "", "check")
+		if err == nil {
+			t.Errorf("%s: check passed", c.name)
+			continue
+		}
+		if !regexp.MustCompile(c.want).MatchString(out) {
+			t.Errorf("%s: got %q, want match for %q", c.name, out, c.want)
+		}
+		if !strings.Contains(out, path) {
+			t.Errorf("%s: message does not name the file: %q", c.name, out)
+		}
+	}
+}
+
+func TestCheckAcceptsDaysInDurations(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, "days.toml", "smtp_timeout = \"1d12h\"\n"+validConfig)
+	if out, err := runPostline(path, "", "check"); err != nil {
+		t.Errorf("%v\n%s", err, out)
+	}
+}
+
+func TestUserCommands(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "postline.toml", validConfig)
+	usersFile := filepath.Join(filepath.Dir(cfg), "users")
+	if out, err := runPostline(cfg, "s3cret\n", "user", "add", "Alice@Example.Test"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	runPostline(cfg, "pw\n", "user", "add", "bob@example.test")
+	data, _ := os.ReadFile(usersFile)
+	// Dovecot passwd-file: user:{BLF-CRYPT}bcrypt::::::
+	if !regexp.MustCompile(`(?m)^alice@example\.test:\{BLF-CRYPT\}\$2a\$10\$[./A-Za-z0-9]{53}::::::$`).Match(data) {
+		t.Errorf("users file:\n%s", data)
+	}
+	if strings.Contains(string(data), "s3cret") {
+		t.Error("plain password stored")
+	}
+	if st, _ := os.Stat(usersFile); st.Mode().Perm() != 0o640 {
+		t.Errorf("users file mode %v, want 0640", st.Mode().Perm())
+	}
+	if out, _ := runPostline(cfg, "", "user", "list"); out != "alice@example.test\nbob@example.test\n" {
+		t.Errorf("list: %q", out)
+	}
+	if out, err := runPostline(cfg, "", "user", "del", "bob@example.test"); err != nil {
+		t.Errorf("del: %v %s", err, out)
+	}
+	if out, _ := runPostline(cfg, "", "user", "list"); out != "alice@example.test\n" {
+		t.Errorf("list after del: %q", out)
+	}
+	for _, bad := range []string{"x@elsewhere.test", "../x@example.test", "noat"} {
+		if out, err := runPostline(cfg, "pw\n", "user", "add", bad); err == nil {
+			t.Errorf("user add %s accepted: %s", bad, out)
+		}
+	}
+	if out, err := runPostline(cfg, "", "user", "add", "carol@example.test"); err == nil {
+		t.Errorf("empty password accepted: %s", out)
+	}
+}

@@ -1,0 +1,297 @@
+// Package e2e tests postline as a user runs it: the real binaries started
+// by `postline start` with a config in a temporary folder, driven by real
+// SMTP clients, checked by reading the Maildir.
+package e2e
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// binDir holds the binaries built once for all tests.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "postline-bin-")
+	if err != nil {
+		panic(err)
+	}
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
+	build.Dir = ".."
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build failed:", err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const (
+	demoUser     = "demo@example.test"
+	demoPassword = "demo-password"
+)
+
+// Stack is one running postline: its folder, addresses and log.
+type Stack struct {
+	t           *testing.T
+	Dir         string // holds postline.toml, users, var/
+	Config      string
+	Submission  string
+	Submissions string
+	MTA         string
+	MailRoot    string
+
+	cmd *exec.Cmd
+	log *syncBuffer
+}
+
+// StartStack writes a config with free loopback ports, adds the demo
+// user with `postline user add` and runs `postline start` until the test
+// ends.
+func StartStack(t *testing.T) *Stack {
+	t.Helper()
+	// A short path: unix socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "pl-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := &Stack{t: t, Dir: dir, Config: filepath.Join(dir, "postline.toml"),
+		Submission: freeAddr(t), Submissions: freeAddr(t), MTA: freeAddr(t),
+		MailRoot: filepath.Join(dir, "var", "mail"), log: &syncBuffer{}}
+	s.writeConfig("")
+	s.Postline(demoPassword+"\n", "user", "add", demoUser)
+	s.start()
+	return s
+}
+
+func (s *Stack) writeConfig(extra string) {
+	cfg := fmt.Sprintf(`hostname = "mail.example.test"
+state_dir = "var"
+domains = ["example.test", "other.example"]
+[msa]
+submission = [%q]
+submissions = [%q]
+[mta]
+listen = [%q]
+local_retry_max = "2s"
+[mda]
+mail_root = "var/mail"
+%s`, s.Submission, s.Submissions, s.MTA, extra)
+	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *Stack) start() {
+	t := s.t
+	s.cmd = exec.Command(filepath.Join(binDir, "postline"), "-c", s.Config, "start")
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(s.log.String(), `"postline started"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("stack did not start; log:\n%s", s.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *Stack) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(40 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+	if s.t.Failed() {
+		s.t.Logf("postline log:\n%s", s.log.String())
+	}
+}
+
+// Postline runs the postline command with this stack's config, feeding
+// stdin, and fails the test if it does not exit 0.
+func (s *Stack) Postline(stdin string, args ...string) string {
+	s.t.Helper()
+	out, err := runPostline(s.Config, stdin, args...)
+	if err != nil {
+		s.t.Fatalf("postline %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+func runPostline(config, stdin string, args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(binDir, "postline"), append([]string{"-c", config}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Log returns everything the stack logged so far.
+func (s *Stack) Log() string { return s.log.String() }
+
+// ChildPID returns the PID of the running child daemon name ("mta"...).
+func (s *Stack) ChildPID(name string) int {
+	re := regexp.MustCompile(`"child":"` + name + `","pid":(\d+)`)
+	m := re.FindAllStringSubmatch(s.Log(), -1)
+	if m == nil {
+		s.t.Fatalf("no pid for %s in log", name)
+	}
+	pid, _ := strconv.Atoi(m[len(m)-1][1])
+	return pid
+}
+
+// WaitLog waits until the log contains substr count times in all.
+func (s *Stack) WaitLog(substr string, count int, timeout time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for strings.Count(s.Log(), substr) < count {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("log never had %q %d times", substr, count)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Mailbox returns the Maildir folder of address.
+func (s *Stack) Mailbox(address string) string {
+	local, domain, _ := strings.Cut(address, "@")
+	return filepath.Join(s.MailRoot, domain, local)
+}
+
+// WaitForMail waits until address's new/ holds n messages and returns them.
+func (s *Stack) WaitForMail(address string, n int, timeout time.Duration) [][]byte {
+	s.t.Helper()
+	dir := filepath.Join(s.Mailbox(address), "new")
+	deadline := time.Now().Add(timeout)
+	for {
+		entries, _ := os.ReadDir(dir)
+		if len(entries) >= n {
+			var msgs [][]byte
+			for _, e := range entries {
+				b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				msgs = append(msgs, b)
+			}
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s has %d messages in new/, want %d", address, len(entries), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Submission describes one message submitted through the MSA.
+type Submission struct {
+	ImplicitTLS bool
+	User, Pass  string
+	From        string
+	To          []string
+	Body        string
+}
+
+// Submit sends sub with go-smtp's client and returns the final reply
+// text, or the first error.
+func (s *Stack) Submit(sub Submission) (string, error) {
+	if sub.User == "" {
+		sub.User = demoUser
+	}
+	if sub.Pass == "" {
+		sub.Pass = demoPassword
+	}
+	if sub.From == "" {
+		sub.From = sub.User
+	}
+	tlsConfig := &tls.Config{InsecureSkipVerify: true, ServerName: "mail.example.test"}
+	var c *smtp.Client
+	var err error
+	if sub.ImplicitTLS {
+		c, err = smtp.DialTLS(s.Submissions, tlsConfig)
+	} else {
+		c, err = smtp.DialStartTLS(s.Submission, tlsConfig)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", sub.User, sub.Pass)); err != nil {
+		return "", err
+	}
+	if err := c.Mail(sub.From, nil); err != nil {
+		return "", err
+	}
+	for _, to := range sub.To {
+		if err := c.Rcpt(to, nil); err != nil {
+			return "", err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return "", err
+	}
+	if _, err := w.Write([]byte(sub.Body)); err != nil {
+		return "", err
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return "", err
+	}
+	c.Quit()
+	return resp.StatusText, nil
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for the child processes' writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func dialUnix(path string) (net.Conn, error) { return net.DialTimeout("unix", path, time.Second) }

@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"bytes"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A body that exercises what breaks naive SMTP code: lines starting with
+// dots (dot-stuffing), a lone dot inside a line, 8-bit text, a long line.
+var trickyBody = "Subject: tricky\r\nFrom: demo@example.test\r\nTo: demo@example.test\r\n" +
+	"Message-ID: <tricky-1@example.test>\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\n" +
+	"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+	".leading dot\r\n..two dots\r\n. \r\nend .\r\n" +
+	"Grüße aus Köln — ünïcödé ✓\r\n" +
+	strings.Repeat("long line ", 150) + "\r\n" +
+	"last line\r\n"
+
+func lf(s string) []byte { return []byte(strings.ReplaceAll(s, "\r\n", "\n")) }
+
+func TestSubmitStartTLSDeliversByteIdentical(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	reply, err := s.Submit(Submission{To: []string{demoUser}, Body: trickyBody})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := regexp.MustCompile(`^2\.0\.0 Ok: queued as ([0-9A-Z]{16})$`).FindStringSubmatch(reply)
+	if id == nil {
+		t.Fatalf("reply %q, want \"Ok: queued as ID\"", reply)
+	}
+	got := s.WaitForMail(demoUser, 1, 10*time.Second)[0]
+	if !bytes.Equal(got, lf(trickyBody)) {
+		t.Errorf("delivered message differs from the submitted one\n got: %q\nwant: %q", got, lf(trickyBody))
+	}
+	// One queue ID in the MSA's, the MTA's and the MDA's log lines.
+	for _, svc := range []string{"msa", "mta", "mda"} {
+		if !regexp.MustCompile(`"svc":"` + svc + `"[^\n]*"queue_id":"` + id[1] + `"`).MatchString(s.Log()) {
+			t.Errorf("no %s log line carries queue ID %s", svc, id[1])
+		}
+	}
+}
+
+func TestSubmitImplicitTLS(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	body := "Subject: implicit\r\nMessage-ID: <i-1@example.test>\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\n\r\nhello over TLS\r\n"
+	if _, err := s.Submit(Submission{ImplicitTLS: true, To: []string{demoUser}, Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.WaitForMail(demoUser, 1, 10*time.Second)[0]; !bytes.Equal(got, lf(body)) {
+		t.Errorf("got %q, want %q", got, lf(body))
+	}
+}
+
+func TestMSAAddsMessageIDAndDate(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	body := "Subject: bare\r\n\r\nno id, no date\r\n"
+	if _, err := s.Submit(Submission{To: []string{demoUser}, Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	got := string(s.WaitForMail(demoUser, 1, 10*time.Second)[0])
+	if !regexp.MustCompile(`(?m)^Message-ID: <[^@>\s]+@mail\.example\.test>$`).MatchString(got) {
+		t.Errorf("no Message-ID added:\n%s", got)
+	}
+	if !regexp.MustCompile(`(?m)^Date: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}$`).MatchString(got) {
+		t.Errorf("no Date added:\n%s", got)
+	}
+	if !strings.HasSuffix(got, "Subject: bare\n\nno id, no date\n") {
+		t.Errorf("original header or body changed:\n%s", got)
+	}
+}
+
+func TestSeveralRecipientsAndPostmaster(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	s.Postline("second-password\n", "user", "add", "Bob@Other.Example")
+	body := "Subject: many\r\nMessage-ID: <m-1@example.test>\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\n\r\nhi all\r\n"
+	to := []string{demoUser, "bob@other.example", "postmaster@example.test", "PostMaster@other.example"}
+	if _, err := s.Submit(Submission{To: to, Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rcpt := range []string{demoUser, "bob@other.example", "postmaster@example.test", "postmaster@other.example"} {
+		if got := s.WaitForMail(rcpt, 1, 10*time.Second)[0]; !bytes.Equal(got, lf(body)) {
+			t.Errorf("%s got %q", rcpt, got)
+		}
+	}
+}

@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Each daemon killed with SIGKILL comes back, and mail flows again.
+func TestSupervisorRestartsKilledChildren(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	for i, name := range []string{"mda", "mta", "msa"} {
+		old := s.ChildPID(name)
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		s.WaitLog(`"child":"`+name+`","pid"`, 2, 10*time.Second) // "child ready", then "child restarted"
+		if s.ChildPID(name) == old {
+			t.Fatalf("%s not restarted", name)
+		}
+		body := fmt.Sprintf("Subject: after killing %s\r\n\r\nstill here\r\n", name)
+		if _, err := submitRetrying(s, Submission{To: []string{demoUser}, Body: body}); err != nil {
+			t.Fatalf("after killing %s: %v", name, err)
+		}
+		s.WaitForMail(demoUser, i+1, 10*time.Second)
+	}
+}
+
+// submitRetrying resubmits for a few seconds while a restarted daemon
+// is still binding its sockets, as a real client retries a 4xx.
+func submitRetrying(s *Stack, sub Submission) (string, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		reply, err := s.Submit(sub)
+		if err == nil || time.Now().After(deadline) {
+			return reply, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A message queued while the MDA is down is delivered once it is back.
+func TestQueuedWhileMDADownIsDeliveredLater(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	// Freeze the supervisor so that it cannot bring the MDA back yet.
+	sup := s.cmd.Process.Pid
+	syscall.Kill(sup, syscall.SIGSTOP)
+	thawed := false
+	defer func() {
+		if !thawed {
+			syscall.Kill(sup, syscall.SIGCONT)
+		}
+	}()
+	syscall.Kill(s.ChildPID("mda"), syscall.SIGKILL)
+	waitGone(t, filepath.Join(s.Dir, "var/run/mda.sock"))
+
+	body := "Subject: while down\r\nMessage-ID: <down-1@example.test>\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\n\r\nqueued\r\n"
+	if _, err := s.Submit(Submission{To: []string{demoUser}, Body: body}); err != nil {
+		t.Fatalf("submission while the MDA is down: %v", err)
+	}
+	s.WaitLog(`"message":"delivery deferred"`, 1, 10*time.Second)
+	if entries, _ := os.ReadDir(filepath.Join(s.Dir, "var/queue/env")); len(entries) != 1 {
+		t.Fatalf("queue holds %d messages, want 1", len(entries))
+	}
+	syscall.Kill(sup, syscall.SIGCONT)
+	thawed = true
+	got := s.WaitForMail(demoUser, 1, 20*time.Second)[0]
+	if string(got) != string(lf(body)) {
+		t.Errorf("got %q", got)
+	}
+}
+
+// waitGone waits until the killed daemon's socket no longer answers.
+func waitGone(t *testing.T, socket string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := dialUnix(socket); err != nil {
+			return
+		} else {
+			c.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s still answers", socket)
+}
+
+// SIGTERM stops every daemon and the supervisor, leaving no process.
+func TestStopIsGraceful(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	pids := []int{s.ChildPID("mda"), s.ChildPID("mta"), s.ChildPID("msa")}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Wait()
+	if !strings.Contains(s.Log(), `"message":"postline stopped"`) {
+		t.Errorf("no clean stop in log")
+	}
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("child %d still running", pid)
+		}
+	}
+}
