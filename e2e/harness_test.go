@@ -51,7 +51,7 @@ const (
 
 // Stack is one running postline: its folder, addresses and log.
 type Stack struct {
-	t           *testing.T
+	t           testing.TB
 	Dir         string // holds postline.toml, users, var/
 	Config      string
 	Submission  string
@@ -66,7 +66,7 @@ type Stack struct {
 // StartStack writes a config with free loopback ports, adds the demo
 // user with `postline user add` and runs `postline start` until the test
 // ends.
-func StartStack(t *testing.T) *Stack {
+func StartStack(t testing.TB) *Stack {
 	t.Helper()
 	// A short path: unix socket paths are limited to 108 bytes.
 	dir, err := os.MkdirTemp("", "pl-")
@@ -267,7 +267,7 @@ func (s *Stack) Submit(sub Submission) (string, error) {
 	return resp.StatusText, nil
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

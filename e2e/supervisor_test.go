@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,5 +106,32 @@ func TestStopIsGraceful(t *testing.T) {
 		if syscall.Kill(pid, 0) == nil {
 			t.Errorf("child %d still running", pid)
 		}
+	}
+}
+
+// A daemon that cannot start (its port is taken) is retried with a
+// growing delay, logged as failing, and comes up once the port is free.
+func TestSupervisorRetriesDaemonThatCannotStart(t *testing.T) {
+	t.Parallel()
+	s := &Stack{t: t, log: &syncBuffer{}}
+	s.Dir = t.TempDir()
+	s.Config = filepath.Join(s.Dir, "postline.toml")
+	s.Submission, s.Submissions, s.MTA = freeAddr(t), freeAddr(t), freeAddr(t)
+	s.MailRoot = filepath.Join(s.Dir, "var", "mail")
+	blocker, err := net.Listen("tcp", s.Submission)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.writeConfig("")
+	go func() {
+		defer blocker.Close()
+		// Free the port once the delay has grown: 0.5 s, 1 s, 2 s.
+		for i := 0; i < 1000 && !strings.Contains(s.Log(), `"retry_in":2000`); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	s.start()
+	if n := strings.Count(s.Log(), `"child":"msa","error"`); n < 3 {
+		t.Errorf("msa start failures logged %d times, want >= 3", n)
 	}
 }

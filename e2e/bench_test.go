@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// BenchmarkSubmitToMaildir measures the whole pipeline: messages
+// submitted through the MSA (STARTTLS, AUTH, one connection each, as a
+// mail client does) until all are in the Maildir, from 1 and from 8
+// concurrent clients.
+func BenchmarkSubmitToMaildir(b *testing.B) {
+	for _, clients := range []int{1, 8} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			s := StartStack(b)
+			defer s.stop()
+			body := "Subject: bench\r\nMessage-ID: <b@example.test>\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\n\r\n" +
+				strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", 160)
+			b.SetBytes(int64(len(body)))
+			b.ResetTimer()
+			submitConcurrently(b, s, clients, b.N, body)
+			s.WaitForMail(demoUser, b.N, 5*time.Minute)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+func submitConcurrently(b *testing.B, s *Stack, clients, n int, body string) {
+	var wg sync.WaitGroup
+	next := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		next <- struct{}{}
+	}
+	close(next)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				if _, err := s.Submit(Submission{To: []string{demoUser}, Body: body}); err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkInboundToMaildir measures the MTA and MDA without the MSA's
+// per-connection TLS and bcrypt cost: plain SMTP on the MTA's port, each
+// client sending its messages over one connection, until all are in the
+// Maildir.
+func BenchmarkInboundToMaildir(b *testing.B) {
+	for _, clients := range []int{1, 8} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			s := StartStack(b)
+			defer s.stop()
+			body := "Subject: bench\r\nMessage-ID: <b@example.test>\r\n\r\n" +
+				strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", 160)
+			b.SetBytes(int64(len(body)))
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for c := 0; c < clients; c++ {
+				wg.Add(1)
+				go func(n int) {
+					defer wg.Done()
+					sendInbound(b, s, n, body)
+				}(b.N/clients + boolInt(c < b.N%clients))
+			}
+			wg.Wait()
+			s.WaitForMail(demoUser, b.N, 5*time.Minute)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+func sendInbound(b *testing.B, s *Stack, n int, body string) {
+	c, err := smtp.Dial(s.MTA)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer c.Close()
+	for i := 0; i < n; i++ {
+		if err := c.SendMail("sender@remote.test", []string{demoUser}, strings.NewReader(body)); err != nil {
+			b.Error(err)
+			return
+		}
+	}
+	c.Quit()
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
