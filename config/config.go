@@ -184,6 +184,10 @@ func (c *Config) IsLocalDomain(domain string) bool {
 	return false
 }
 
+// Postmaster is the address that the bare "<Postmaster>" of RFC 5321
+// §4.5.1 stands for: postmaster at the first local domain.
+func (c *Config) Postmaster() string { return "postmaster@" + c.Domains[0] }
+
 // QueueDir is the MTA's spool.
 func (c *Config) QueueDir() string { return filepath.Join(c.StateDir, "queue") }
 

@@ -6,6 +6,7 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -121,4 +122,24 @@ func contains(ehlo, ext string) bool {
 		}
 	}
 	return false
+}
+
+// RFC 5321 §4.5.1: "RCPT TO:<Postmaster>" without a domain must be
+// accepted; it reaches postmaster at the first local domain.
+func TestBarePostmaster(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	body := "Subject: to postmaster\r\nMessage-ID: <pm-1@example.test>\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\n\r\nhello\r\n"
+	c := dialMTA(t, s)
+	if err := c.SendMail("someone@remote.test", []string{"Postmaster"}, strings.NewReader(body)); err != nil {
+		t.Fatalf("inbound to <Postmaster>: %v", err)
+	}
+	if _, err := s.Submit(Submission{To: []string{"postmaster"}, Body: body}); err != nil {
+		t.Fatalf("submission to <postmaster>: %v", err)
+	}
+	for _, got := range s.WaitForMail("postmaster@example.test", 2, 10*time.Second) {
+		if string(got) != string(lf(body)) {
+			t.Errorf("got %q", got)
+		}
+	}
 }

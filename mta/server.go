@@ -97,6 +97,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if strings.EqualFold(to, "postmaster") { // RCPT TO:<Postmaster>, RFC 5321 §4.1.1.3
+		to = s.b.Config.Postmaster()
+	}
 	if err := s.checkRecipient(to); err != nil {
 		s.log.Info().Str("from", s.from).Str("rcpt", to).Int("code", err.Code).Msg("recipient refused")
 		return err
