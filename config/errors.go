@@ -92,6 +92,9 @@ func lineOfKey(src, dotted string) int {
 			if j := strings.IndexByte(table, '#'); j >= 0 {
 				table = strings.Trim(table[:j], "[] \t")
 			}
+			if table == dotted { // an unknown [table] itself
+				return i + 1
+			}
 			continue
 		}
 		key, _, ok := strings.Cut(line, "=")

@@ -105,7 +105,8 @@ func Write(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) erro
 // MkdirAll creates dir and its missing parents with perm and makes each
 // new entry durable by syncing its parent directory.
 func MkdirAll(fs FS, dir string, perm os.FileMode) error {
-	if st, err := os.Lstat(dir); err == nil {
+	// Stat, not Lstat: a state_dir or mail_root may be a symlink to a folder.
+	if st, err := os.Stat(dir); err == nil {
 		if !st.IsDir() {
 			return fmt.Errorf("durable: %s exists and is not a directory", dir)
 		}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -267,13 +268,21 @@ func (s *Stack) Submit(sub Submission) (string, error) {
 	return resp.StatusText, nil
 }
 
+// freeAddr returns an address no other test uses: a random 127.x.y.z
+// and a port below the ephemeral range, so that neither a parallel test
+// nor the source port of some client connection can take it before the
+// daemon binds it.
 func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ip := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(254), rand.IntN(256), 1+rand.IntN(254))
+		addr := net.JoinHostPort(ip, strconv.Itoa(10000+rand.IntN(20000)))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free loopback address")
+	return ""
 }
 
 // syncBuffer is a bytes.Buffer safe for the child processes' writes.

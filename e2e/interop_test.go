@@ -283,7 +283,7 @@ func TestDovecotReadsMaildir(t *testing.T) {
 // dovecotConf serves IMAP without TLS on one loopback port. Passwords are
 // plain text on the wire, which is acceptable on loopback in a test.
 const dovecotConf = `protocols = imap
-listen = 127.0.0.1
+listen = {{host}}
 base_dir = {{dir}}/run
 state_dir = {{dir}}/state
 log_path = /dev/stderr
@@ -334,8 +334,8 @@ func startDovecot(t *testing.T, s *Stack, dovecot string) string {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	conf := strings.NewReplacer("{{dir}}", dir, "{{mailroot}}", s.MailRoot,
+	host, port, _ := net.SplitHostPort(addr)
+	conf := strings.NewReplacer("{{host}}", host, "{{dir}}", dir, "{{mailroot}}", s.MailRoot,
 		"{{users}}", filepath.Join(s.Dir, "users"), "{{uid}}", uid, "{{gid}}", gid,
 		"{{port}}", port).Replace(dovecotConf)
 	confPath := filepath.Join(dir, "dovecot.conf")

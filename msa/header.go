@@ -17,61 +17,101 @@ const maxScannedHeader = 1 << 20
 
 // completeHeader copies the message from r to w, first adding the
 // Message-ID and Date fields a submission lacks (RFC 6409 §8.2, §8.3).
-// Everything else passes byte for byte.
+// Everything else passes byte for byte, except that a message whose text
+// starts without a header/body separator gets one, so the added fields
+// do not turn its first lines into a broken header.
 func completeHeader(w io.Writer, r io.Reader, hostname string) error {
 	br := bufio.NewReader(r)
-	var header bytes.Buffer
-	hasID, hasDate, complete := false, false, false
-	midLine := false // the previous read ended inside a long line
-	for header.Len() < maxScannedHeader {
-		line, err := br.ReadSlice('\n')
-		header.Write(line)
-		if !midLine {
-			if isBlankLine(line) {
-				complete = true
-				break
-			}
-			if name, ok := fieldName(line); ok {
-				hasID = hasID || strings.EqualFold(name, "Message-ID")
-				hasDate = hasDate || strings.EqualFold(name, "Date")
-			}
-		}
-		midLine = err == bufio.ErrBufferFull
-		if err == io.EOF {
-			complete = true
-			break
-		}
-		if err != nil && !midLine {
-			return err
-		}
+	h, err := scanHeader(br)
+	if err != nil {
+		return err
 	}
-	if complete {
-		if !hasID {
+	if h.complete {
+		if !h.hasID {
 			fmt.Fprintf(w, "Message-ID: <%s@%s>\r\n", randomID(), hostname)
 		}
-		if !hasDate {
+		if !h.hasDate {
 			fmt.Fprintf(w, "Date: %s\r\n", time.Now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 		}
 	}
-	if _, err := w.Write(header.Bytes()); err != nil {
+	if _, err := w.Write(h.header.Bytes()); err != nil {
 		return err
 	}
-	_, err := io.Copy(w, br)
+	if h.body != nil {
+		if _, err := w.Write(append([]byte("\r\n"), h.body...)); err != nil {
+			return err
+		}
+	}
+	_, err = io.Copy(w, br)
 	return err
+}
+
+// scannedHeader is what scanHeader learnt of a message's start.
+type scannedHeader struct {
+	header         bytes.Buffer // the header block as read, with its blank line
+	body           []byte       // a first body line met without a blank line before it
+	hasID, hasDate bool
+	complete       bool // the whole header block was read
+}
+
+func scanHeader(br *bufio.Reader) (*scannedHeader, error) {
+	h := &scannedHeader{}
+	midLine := false // the previous read ended inside a long line
+	for h.header.Len() < maxScannedHeader {
+		line, err := br.ReadSlice('\n')
+		if !midLine {
+			name, isField := fieldName(line)
+			switch {
+			case isBlankLine(line):
+				h.header.Write(line)
+				h.complete = true
+				return h, nil
+			case !isField && !isContinuation(line) && len(line) > 0:
+				h.body = append([]byte(nil), line...) // text before any blank line: the body
+				h.complete = true
+				return h, nil
+			}
+			h.hasID = h.hasID || strings.EqualFold(name, "Message-ID")
+			h.hasDate = h.hasDate || strings.EqualFold(name, "Date")
+		}
+		h.header.Write(line)
+		midLine = err == bufio.ErrBufferFull
+		if err == io.EOF {
+			h.complete = true
+			return h, nil
+		}
+		if err != nil && !midLine {
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 func isBlankLine(line []byte) bool {
 	return len(line) > 0 && len(bytes.TrimRight(line, "\r\n")) == 0
 }
 
-// fieldName returns the name of a header field starting on line; a
-// continuation line (leading white space) has none.
+func isContinuation(line []byte) bool {
+	return len(line) > 0 && (line[0] == ' ' || line[0] == '\t')
+}
+
+// fieldName returns the name of a header field starting on line: printable
+// ASCII up to a colon (RFC 5322 §2.2). Other lines have none.
 func fieldName(line []byte) (string, bool) {
-	if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+	if isContinuation(line) {
 		return "", false
 	}
 	name, _, ok := bytes.Cut(line, []byte(":"))
-	return string(bytes.TrimSpace(name)), ok
+	name = bytes.TrimRight(name, " \t")
+	if !ok || len(name) == 0 {
+		return "", false
+	}
+	for _, c := range name {
+		if c < 33 || c > 126 {
+			return "", false
+		}
+	}
+	return string(name), true
 }
 
 func randomID() string {

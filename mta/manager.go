@@ -114,9 +114,13 @@ func (m *Manager) takeDue(now time.Time, max int) ([]*entry, time.Time) {
 		at, ok := m.nextAttempt(e.env)
 		switch {
 		case !ok:
-		case !at.After(now) && len(due) < max:
-			e.busy = true
-			due = append(due, e)
+		case !at.After(now):
+			// Due; without a free worker it waits for one, and a worker
+			// that finishes wakes Run, so it must not make Run spin.
+			if len(due) < max {
+				e.busy = true
+				due = append(due, e)
+			}
 		case at.Before(next):
 			next = at
 		}
@@ -195,7 +199,10 @@ func (m *Manager) deliverLocal(ctx context.Context, env *queue.Envelope, rcpts [
 func (m *Manager) record(log zerolog.Logger, r *queue.Recipient, res lmtp.Result, err error, now time.Time) {
 	var serr *smtp.SMTPError
 	if err == nil {
-		serr = res[r.Address]
+		var answered bool
+		if serr, answered = res[r.Address]; !answered {
+			err = fmt.Errorf("no result for %s", r.Address) // never count silence as delivery
+		}
 	}
 	l := log.With().Str("rcpt", r.Address).Int("attempt", r.Attempts).Logger()
 	switch {

@@ -116,6 +116,7 @@ func (s *session) checkRecipient(to string) *smtp.SMTPError {
 	if !ok {
 		return errUnknownUser
 	}
+	domain = strings.ToLower(strings.TrimSuffix(domain, ".")) // RFC 1034 absolute form
 	if !s.b.Config.IsLocalDomain(domain) {
 		if s.b.Trusted {
 			return nil

@@ -63,7 +63,11 @@ func (e *Envelope) Clone() *Envelope {
 	return &c
 }
 
-var idEncoding = base32.NewEncoding("0123456789BCDFGHJKLMNPQRSTVWXYZA").WithPadding(base32.NoPadding)
+// idAlphabet is in ASCII order, so IDs sort as their times do; vowels
+// but A are left out, so IDs spell no words.
+const idAlphabet = "0123456789ABCDFGHJKLMNPQRSTVWXYZ"
+
+var idEncoding = base32.NewEncoding(idAlphabet).WithPadding(base32.NoPadding)
 
 // NewID returns a queue ID: 48 bits of milliseconds then 32 random bits,
 // so IDs sort by arrival, never repeat in practice, and are safe as file
@@ -81,5 +85,5 @@ func ValidID(id string) bool {
 	if len(id) != 16 {
 		return false
 	}
-	return strings.Trim(id, "0123456789BCDFGHJKLMNPQRSTVWXYZA") == ""
+	return strings.Trim(id, idAlphabet) == ""
 }

@@ -58,6 +58,10 @@ func (s *Spool) Store(env *Envelope, data io.Reader) error {
 		return fmt.Errorf("queue: store %s: %w", env.ID, err)
 	}
 	if err := s.Update(env); err != nil {
+		// The envelope may have been renamed into place before a failed
+		// directory fsync: remove it first, so no envelope is left
+		// without its data.
+		s.fs.Remove(s.sub("env", env.ID))
 		s.fs.Remove(s.sub("msg", env.ID))
 		return err
 	}

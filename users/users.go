@@ -32,10 +32,10 @@ var ErrNoSuchUser = errors.New("no such user")
 type DB struct {
 	path string
 
-	mu      sync.Mutex
-	hashes  map[string]string
-	modTime time.Time
-	size    int64
+	mu     sync.Mutex
+	hashes map[string]string
+	info   os.FileInfo // of the file when hashes were read
+	readAt time.Time
 }
 
 // Open returns a DB backed by path. A missing file means no users yet.
@@ -79,12 +79,16 @@ func (db *DB) hash(address string) (string, bool) {
 	return h, ok
 }
 
-// refresh re-reads the file when its size or modification time changed.
+// refresh re-reads the file unless it is surely unchanged since the last
+// read: same file (`postline user` replaces it by rename), same size and
+// mtime, and that mtime older than the read by more than the timestamp
+// granularity of common filesystems, so an edit in the same second as
+// the read is not missed.
 func (db *DB) refresh() error {
 	st, err := os.Stat(db.path)
 	if errors.Is(err, os.ErrNotExist) {
 		db.mu.Lock()
-		db.hashes, db.modTime, db.size = map[string]string{}, time.Time{}, -1
+		db.hashes, db.info = map[string]string{}, nil
 		db.mu.Unlock()
 		return nil
 	}
@@ -92,11 +96,13 @@ func (db *DB) refresh() error {
 		return fmt.Errorf("users: %w", err)
 	}
 	db.mu.Lock()
-	unchanged := db.hashes != nil && st.ModTime().Equal(db.modTime) && st.Size() == db.size
+	old, readAt := db.info, db.readAt
 	db.mu.Unlock()
-	if unchanged {
+	if old != nil && os.SameFile(old, st) && st.Size() == old.Size() &&
+		st.ModTime().Equal(old.ModTime()) && readAt.Sub(st.ModTime()) > 2*time.Second {
 		return nil
 	}
+	now := time.Now()
 	entries, err := read(db.path)
 	if err != nil {
 		return err
@@ -106,7 +112,7 @@ func (db *DB) refresh() error {
 		hashes[e.address] = e.hash
 	}
 	db.mu.Lock()
-	db.hashes, db.modTime, db.size = hashes, st.ModTime(), st.Size()
+	db.hashes, db.info, db.readAt = hashes, st, now
 	db.mu.Unlock()
 	return nil
 }
@@ -174,13 +180,7 @@ func Set(path, address, password string, cost int) error {
 		return err
 	}
 	address = Normalize(address)
-	var out []entry
-	for _, e := range entries {
-		if e.address != address {
-			out = append(out, e)
-		}
-	}
-	return write(path, append(out, entry{address, string(hash)}))
+	return write(path, append(without(entries, address), entry{address, string(hash)}))
 }
 
 // Delete removes address.
@@ -190,16 +190,21 @@ func Delete(path, address string) error {
 		return err
 	}
 	address = Normalize(address)
+	out := without(entries, address)
+	if len(out) == len(entries) {
+		return fmt.Errorf("users: %s: %w", address, ErrNoSuchUser)
+	}
+	return write(path, out)
+}
+
+func without(entries []entry, address string) []entry {
 	var out []entry
 	for _, e := range entries {
 		if e.address != address {
 			out = append(out, e)
 		}
 	}
-	if len(out) == len(entries) {
-		return fmt.Errorf("users: %s: %w", address, ErrNoSuchUser)
-	}
-	return write(path, out)
+	return out
 }
 
 // write replaces the file atomically so the daemons never read half of it.

@@ -1,0 +1,158 @@
+package lmtp_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
+
+	"postline/config"
+	"postline/durable"
+	"postline/lmtp"
+	"postline/mda"
+	"postline/users"
+)
+
+// mdaServer is the real MDA, serving LMTP in-process on a unix socket.
+type mdaServer struct {
+	socket   string
+	mailRoot string
+}
+
+// startMDA serves mda.Backend as postline-mda does, with the one user
+// alice@example.test.
+func startMDA(t *testing.T) *mdaServer {
+	t.Helper()
+	// Not t.TempDir(): unix socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "lmtp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	usersFile := filepath.Join(dir, "users")
+	if err := users.Set(usersFile, "alice@example.test", "secret", bcrypt.MinCost); err != nil {
+		t.Fatal(err)
+	}
+	db, err := users.Open(usersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mdaServer{socket: filepath.Join(dir, "mda.sock"), mailRoot: filepath.Join(dir, "mail")}
+	cfg := &config.Config{Hostname: "mx.example.test", Domains: []string{"example.test"},
+		MDA: config.MDA{MailRoot: m.mailRoot}}
+	be := &mda.Backend{
+		Mailboxes: &mda.Mailboxes{Config: cfg, Users: db},
+		Maildir:   &mda.Maildir{FS: durable.OS{}, Hostname: cfg.Hostname},
+		SpoolDir:  dir,
+		Log:       zerolog.Nop(),
+	}
+	srv := smtp.NewServer(be)
+	srv.LMTP, srv.EnableDSN, srv.EnableSMTPUTF8 = true, true, true
+	srv.Domain = cfg.Hostname
+	ln, err := net.Listen("unix", m.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return m
+}
+
+// messages returns the contents of the files in new/ of a user's Maildir.
+func (m *mdaServer) messages(t *testing.T, user string) []string {
+	t.Helper()
+	dir := filepath.Join(m.mailRoot, "example.test", user, "new")
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(data))
+	}
+	return out
+}
+
+func deliver(t *testing.T, socket string, body string, rcpts ...string) (lmtp.Result, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return lmtp.Deliver(ctx, socket, "mta.example.test", lmtp.Message{
+		QueueID: "06K040MXZS16B70B", From: "sender@example.org", Recipients: rcpts,
+		Body8Bit: true, SMTPUTF8: true, Data: strings.NewReader(body)})
+}
+
+func TestDeliverToRealMDA(t *testing.T) {
+	m := startMDA(t)
+	body := "Subject: hi\r\n\r\nline 1\r\n.leading dot\r\nbare\rCR\r\n"
+	res, err := deliver(t, m.socket, body, "Alice@example.test", "bob@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if serr, ok := res["Alice@example.test"]; !ok || serr != nil {
+		t.Errorf("known user: result %v (present %v), want nil", serr, ok)
+	}
+	if serr := res["bob@example.test"]; serr == nil || serr.Code != 550 || serr.EnhancedCode != (smtp.EnhancedCode{5, 1, 1}) {
+		t.Errorf("unknown user: result %v, want 550 5.1.1", serr)
+	}
+	if len(res) != 2 {
+		t.Errorf("result has %d entries, want 2: %v", len(res), res)
+	}
+	got := m.messages(t, "alice")
+	want := "Subject: hi\n\nline 1\n.leading dot\nbare\rCR\n"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("alice's Maildir has %q, want [%q]", got, want)
+	}
+}
+
+// With every recipient refused there is no DATA and no error: each
+// refusal is a per-recipient result the MTA records.
+func TestDeliverAllRefused(t *testing.T) {
+	m := startMDA(t)
+	res, err := deliver(t, m.socket, "x\r\n", "bob@example.test", "carol@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res["bob@example.test"] == nil || res["bob@example.test"].Code != 550 ||
+		res["carol@example.org"] == nil || res["carol@example.org"].EnhancedCode != (smtp.EnhancedCode{5, 1, 2}) {
+		t.Errorf("results %v, want 550 5.1.1 and 550 5.1.2", res)
+	}
+	if _, err := os.Stat(m.mailRoot); !os.IsNotExist(err) {
+		t.Errorf("mail_root created although nothing was delivered (%v)", err)
+	}
+}
+
+// A recipient named twice gets one copy (the MDA remembers the first
+// result), not two.
+func TestDeliverRepeatedRecipient(t *testing.T) {
+	m := startMDA(t)
+	res, err := deliver(t, m.socket, "x\r\n", "alice@example.test", "alice@example.test")
+	if err != nil || res["alice@example.test"] != nil {
+		t.Fatalf("Deliver = %v, %v", res, err)
+	}
+	if got := m.messages(t, "alice"); len(got) != 1 {
+		t.Errorf("alice got %d copies, want 1", len(got))
+	}
+}
+
+// No MDA listening is a transport error: nothing may count as delivered.
+func TestDeliverNoServer(t *testing.T) {
+	res, err := deliver(t, filepath.Join(t.TempDir(), "absent.sock"), "x\r\n", "alice@example.test")
+	if err == nil || res != nil {
+		t.Errorf("Deliver to a missing socket = %v, %v; want an error and no result", res, err)
+	}
+}

@@ -1,0 +1,133 @@
+package mda
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"postline/durable"
+)
+
+func assertMode(t *testing.T, path string, want fs.FileMode) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != want {
+		t.Errorf("%s: mode %v, want %v", path, st.Mode().Perm(), want)
+	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func TestMaildirDeliver(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mail")
+	dir := filepath.Join(root, "example.test", "alice")
+	md := &Maildir{FS: durable.OS{}, Hostname: "mx.example.test"}
+
+	key, err := md.Deliver(dir, strings.NewReader("Subject: x\n\nhello\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "new", key))
+	if err != nil || string(data) != "Subject: x\n\nhello\n" {
+		t.Fatalf("new/%s = %q, %v", key, data, err)
+	}
+	assertMode(t, filepath.Join(dir, "new", key), 0o600)
+	// A Maildir holds private mail: no folder may be readable by others.
+	for _, d := range []string{root, filepath.Dir(dir), dir, dir + "/tmp", dir + "/new", dir + "/cur"} {
+		assertMode(t, d, 0o700)
+	}
+	if n := dirNames(t, filepath.Join(dir, "tmp")); len(n) != 0 {
+		t.Errorf("tmp/ after delivery: %q", n)
+	}
+
+	// The Maildir exists now: a second delivery adds a second file.
+	key2, err := md.Deliver(dir, strings.NewReader("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key2 == key || len(dirNames(t, filepath.Join(dir, "new"))) != 2 {
+		t.Errorf("second delivery: key %q (first %q), new/ = %q", key2, key, dirNames(t, filepath.Join(dir, "new")))
+	}
+}
+
+// Keys follow go-maildir: <secs>.<pid><counter><20 hex>.<host>, with "/"
+// and ":" of the host name escaped as octal so the key stays one path
+// element and ":" keeps meaning the start of the flags.
+func TestMaildirKeyFormat(t *testing.T) {
+	md := &Maildir{FS: durable.OS{}, Hostname: "mx/1:2.example.test"}
+	dir := filepath.Join(t.TempDir(), "alice")
+	for counter := 1; counter <= 2; counter++ {
+		before := time.Now().Unix()
+		key, err := md.Deliver(dir, strings.NewReader("x"))
+		after := time.Now().Unix()
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := regexp.MustCompile(fmt.Sprintf(`^(\d+)\.%d%d[0-9a-f]{20}\.%s$`,
+			os.Getpid(), counter, regexp.QuoteMeta(`mx\0571\0722.example.test`)))
+		m := re.FindStringSubmatch(key)
+		if m == nil {
+			t.Fatalf("key %q does not match %s", key, re)
+		}
+		if secs, _ := strconv.ParseInt(m[1], 10, 64); secs < before || secs > after {
+			t.Errorf("key time %d not in [%d, %d]", secs, before, after)
+		}
+	}
+}
+
+// enospcFS is the real filesystem whose files fail to grow, like a full disk.
+type enospcFS struct{ durable.OS }
+
+func (f enospcFS) CreateExcl(name string, perm os.FileMode) (durable.File, error) {
+	file, err := f.OS.CreateExcl(name, perm)
+	if err != nil {
+		return nil, err
+	}
+	return enospcFile{file}, nil
+}
+
+type enospcFile struct{ durable.File }
+
+func (enospcFile) Write([]byte) (int, error) {
+	return 0, &os.PathError{Op: "write", Path: "maildir file", Err: syscall.ENOSPC}
+}
+
+// A full disk must give a temporary 452 and leave no partial message.
+func TestMaildirDeliverDiskFull(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "alice")
+	md := &Maildir{FS: enospcFS{}, Hostname: "mx"}
+	_, err := md.Deliver(dir, strings.NewReader("x"))
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("err = %v, want ENOSPC", err)
+	}
+	if serr := deliveryError(err); serr.Code != 452 {
+		t.Errorf("reply %d %v, want 452 4.3.1", serr.Code, serr.EnhancedCode)
+	}
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if n := dirNames(t, filepath.Join(dir, sub)); len(n) != 0 {
+			t.Errorf("%s/ after a failed delivery: %q", sub, n)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package mta
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/users/userstest"
+)
+
+// newTestSession returns a session of the MTA's SMTP listener, trusted
+// (the MSA's socket) or not (the internet), with one real local user.
+func newTestSession(t *testing.T, trusted bool) *session {
+	t.Helper()
+	db := userstest.DB(t, "alice@example.test", "secret")
+	b := &Backend{Config: testConfig(), Users: db, Trusted: trusted, Log: zerolog.Nop()}
+	return &session{b: b, log: b.Log}
+}
+
+func TestCheckRecipient(t *testing.T) {
+	tests := []struct {
+		to       string
+		trusted  bool
+		wantCode int // 0: accepted
+		wantEnh  smtp.EnhancedCode
+	}{
+		{"alice@example.test", false, 0, smtp.EnhancedCode{}},
+		{"Alice@EXAMPLE.test", false, 0, smtp.EnhancedCode{}},
+		{"bob@example.test", false, 550, smtp.EnhancedCode{5, 1, 1}},
+		{"bob@example.test", true, 550, smtp.EnhancedCode{5, 1, 1}}, // trust is no excuse for a typo
+		{"postmaster@example.test", false, 0, smtp.EnhancedCode{}},
+		{"PostMaster@Example.Test", false, 0, smtp.EnhancedCode{}},
+		{"POSTMASTER@example.test", true, 0, smtp.EnhancedCode{}},
+		{"someone@example.org", false, 554, smtp.EnhancedCode{5, 7, 1}},
+		{"postmaster@example.org", false, 554, smtp.EnhancedCode{5, 7, 1}},
+		{"alice@example.test@example.org", false, 554, smtp.EnhancedCode{5, 7, 1}},
+		{"someone@example.org", true, 0, smtp.EnhancedCode{}},
+		{"", false, 550, smtp.EnhancedCode{5, 1, 1}},
+		{"@example.test", false, 550, smtp.EnhancedCode{5, 1, 1}},
+		{"alice@", true, 550, smtp.EnhancedCode{5, 1, 1}},
+		{"alice", true, 550, smtp.EnhancedCode{5, 1, 1}},
+	}
+	sessions := map[bool]*session{false: newTestSession(t, false), true: newTestSession(t, true)}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/trusted=%v", tt.to, tt.trusted), func(t *testing.T) {
+			err := sessions[tt.trusted].checkRecipient(tt.to)
+			switch {
+			case tt.wantCode == 0 && err != nil:
+				t.Errorf("refused: %v", err)
+			case tt.wantCode != 0 && err == nil:
+				t.Errorf("accepted, want %d %v", tt.wantCode, tt.wantEnh)
+			case err != nil && (err.Code != tt.wantCode || err.EnhancedCode != tt.wantEnh):
+				t.Errorf("got %d %v, want %d %v", err.Code, err.EnhancedCode, tt.wantCode, tt.wantEnh)
+			}
+		})
+	}
+}
+
+// Rcpt keeps accepted recipients for Data, and Mail starts afresh.
+func TestSessionRcptCollects(t *testing.T) {
+	s := newTestSession(t, false)
+	if err := s.Mail("x@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Rcpt("alice@example.test", nil)
+	s.Rcpt("nobody@example.test", nil)
+	s.Rcpt("postmaster@example.test", nil)
+	if len(s.rcpts) != 2 || s.rcpts[0] != "alice@example.test" || s.rcpts[1] != "postmaster@example.test" {
+		t.Errorf("rcpts = %q", s.rcpts)
+	}
+	s.Mail("y@example.org", nil)
+	if s.from != "y@example.org" || len(s.rcpts) != 0 {
+		t.Errorf("after a new MAIL: from %q rcpts %q", s.from, s.rcpts)
+	}
+}
+
+// Only the trusted socket may name the submitter with AUTH=.
+func TestSessionAuthParameter(t *testing.T) {
+	user := "alice@example.test"
+	for _, trusted := range []bool{false, true} {
+		s := newTestSession(t, trusted)
+		s.Mail("alice@example.test", &smtp.MailOptions{Auth: &user})
+		if want := map[bool]string{false: "", true: user}[trusted]; s.authUser != want {
+			t.Errorf("trusted=%v: authUser = %q, want %q", trusted, s.authUser, want)
+		}
+	}
+}
+
+func TestStoreError(t *testing.T) {
+	sizeErr := &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "too big"}
+	tests := []struct {
+		err      error
+		wantCode int
+		wantEnh  smtp.EnhancedCode
+	}{
+		{fmt.Errorf("queue: store: %w", syscall.ENOSPC), 452, smtp.EnhancedCode{4, 3, 1}},
+		{fmt.Errorf("queue: store: %w", syscall.EDQUOT), 452, smtp.EnhancedCode{4, 3, 1}},
+		{fmt.Errorf("queue: store: %w", sizeErr), 552, smtp.EnhancedCode{5, 3, 4}},
+		{errors.New("queue: store: input/output error"), 451, smtp.EnhancedCode{4, 3, 0}},
+	}
+	for _, tt := range tests {
+		got := storeError(tt.err)
+		if got.Code != tt.wantCode || got.EnhancedCode != tt.wantEnh {
+			t.Errorf("storeError(%v) = %d %v, want %d %v", tt.err, got.Code, got.EnhancedCode, tt.wantCode, tt.wantEnh)
+		}
+	}
+}

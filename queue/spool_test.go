@@ -1,0 +1,187 @@
+package queue_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"postline/durable"
+	"postline/queue"
+)
+
+var errInjected = errors.New("injected failure")
+
+// faultFS is the real filesystem with chosen steps failing, to check what
+// a failed Store leaves behind.
+type faultFS struct {
+	durable.OS
+	writeErr    error                  // returned by every file write when set
+	failCreate  func(name string) bool // CreateExcl fails for these paths
+	failSyncDir func(dir string) bool  // SyncDir fails for these folders
+}
+
+func (f *faultFS) CreateExcl(name string, perm os.FileMode) (durable.File, error) {
+	if f.failCreate != nil && f.failCreate(name) {
+		return nil, errInjected
+	}
+	file, err := f.OS.CreateExcl(name, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{File: file, err: f.writeErr}, nil
+}
+
+func (f *faultFS) SyncDir(dir string) error {
+	if f.failSyncDir != nil && f.failSyncDir(dir) {
+		return errInjected
+	}
+	return f.OS.SyncDir(dir)
+}
+
+type faultFile struct {
+	durable.File
+	err error
+}
+
+func (f *faultFile) Write(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, &os.PathError{Op: "write", Path: "spool file", Err: f.err}
+	}
+	return f.File.Write(p)
+}
+
+func openSpool(t *testing.T, dir string, fs durable.FS) *queue.Spool {
+	t.Helper()
+	s, err := queue.Open(dir, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newEnvelope returns an envelope as the MTA makes one at time at.
+func newEnvelope(at time.Time, rcpts ...string) *queue.Envelope {
+	env := &queue.Envelope{ID: queue.NewID(at), From: "sender@example.org",
+		AuthUser: "sender@example.org", Received: at.UTC().Truncate(time.Millisecond)}
+	for _, r := range rcpts {
+		env.Recipients = append(env.Recipients, &queue.Recipient{Address: r, State: queue.Pending})
+	}
+	return env
+}
+
+// names lists a folder of the spool.
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func recoverAll(t *testing.T, dir string) []*queue.Envelope {
+	t.Helper()
+	envs, err := openSpool(t, dir, durable.OS{}).Recover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envs
+}
+
+func readMessage(t *testing.T, s *queue.Spool, id string) []byte {
+	t.Helper()
+	f, err := s.OpenMessage(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestStoreThenRecover(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, durable.OS{})
+	msg := []byte("Subject: hi\r\n\r\nbinary \x00\xff and CRLF\r\n.\r\n")
+	env := newEnvelope(time.Now(), "a@example.test", "b@example.net")
+	env.Body8Bit = true
+	if err := s.Store(env, bytes.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if env.Size != int64(len(msg)) {
+		t.Errorf("Size = %d, want %d", env.Size, len(msg))
+	}
+
+	// A fresh Open stands for a restart after a crash.
+	envs := recoverAll(t, dir)
+	if len(envs) != 1 {
+		t.Fatalf("Recover returned %d envelopes, want 1", len(envs))
+	}
+	got := envs[0]
+	if got.ID != env.ID || got.From != env.From || got.AuthUser != env.AuthUser ||
+		!got.Received.Equal(env.Received) || got.Size != env.Size || !got.Body8Bit ||
+		len(got.Recipients) != 2 || *got.Recipients[1] != *env.Recipients[1] {
+		t.Errorf("recovered %+v, stored %+v", got, env)
+	}
+	if b := readMessage(t, s, env.ID); !bytes.Equal(b, msg) {
+		t.Errorf("message bytes = %q, want %q", b, msg)
+	}
+}
+
+func TestUpdateSeenByRecover(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, durable.OS{})
+	env := newEnvelope(time.Now(), "a@example.test", "b@example.test")
+	if err := s.Store(env, strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	next := time.Now().Add(time.Minute).UTC().Truncate(time.Second)
+	env.Recipients[0].State = queue.Delivered
+	env.Recipients[1].Attempts, env.Recipients[1].NextAttempt = 2, next
+	env.Recipients[1].LastError = "451 4.3.0 try later"
+	if err := s.Update(env); err != nil {
+		t.Fatal(err)
+	}
+	got := recoverAll(t, dir)[0]
+	r0, r1 := got.Recipients[0], got.Recipients[1]
+	if r0.State != queue.Delivered || r1.State != queue.Pending || r1.Attempts != 2 ||
+		!r1.NextAttempt.Equal(next) || r1.LastError != "451 4.3.0 try later" {
+		t.Errorf("recovered recipients %+v %+v", r0, r1)
+	}
+	if n := names(t, filepath.Join(dir, "tmp")); len(n) != 0 {
+		t.Errorf("tmp/ not empty after Update: %q", n)
+	}
+}
+
+func TestRemove(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, durable.OS{})
+	env := newEnvelope(time.Now(), "a@example.test")
+	if err := s.Store(env, strings.NewReader("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(env.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"env", "msg", "tmp"} {
+		if n := names(t, filepath.Join(dir, sub)); len(n) != 0 {
+			t.Errorf("%s/ not empty after Remove: %q", sub, n)
+		}
+	}
+	// Removing again (a retry after a crash) is not an error.
+	if err := s.Remove(env.ID); err != nil {
+		t.Errorf("second Remove: %v", err)
+	}
+}
