@@ -212,8 +212,12 @@ func (c *Conn) protocolError(code int, ec EnhancedCode, msg string) {
 	c.writeResponse(code, ec, msg)
 
 	c.errCount++
-	if c.errCount > errThreshold {
-		c.writeResponse(500, EnhancedCode{5, 5, 1}, "Too many errors. Quiting now")
+	limit := errThreshold
+	if c.server.MaxErrors > 0 {
+		limit = c.server.MaxErrors
+	}
+	if c.errCount > limit { // [postline patch] 421, the code for closing a session
+		c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many errors, closing connection")
 		c.Close()
 	}
 }
@@ -986,6 +990,10 @@ func (c *Conn) handleData(arg string) {
 		return
 	}
 
+	// [postline patch] no command line limit inside the message.
+	c.lineLimitReader.LineLimit = 0
+	defer func() { c.lineLimitReader.LineLimit = c.server.MaxLineLength }()
+
 	r := newDataReader(c)
 	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
 	r.limited = false
@@ -1211,6 +1219,10 @@ func (s *statusCollector) SetStatus(rcptTo string, err error) {
 }
 
 func (c *Conn) handleDataLMTP() {
+	// [postline patch] no command line limit inside the message.
+	c.lineLimitReader.LineLimit = 0
+	defer func() { c.lineLimitReader.LineLimit = c.server.MaxLineLength }()
+
 	r := newDataReader(c)
 	status := c.createStatusCollector()
 

@@ -31,10 +31,17 @@ type Server struct {
 	// Enable LMTP mode, as defined in RFC 2033.
 	LMTP bool
 
-	Domain            string
-	MaxRecipients     int
-	MaxMessageBytes   int64
-	MaxLineLength     int
+	Domain          string
+	MaxRecipients   int
+	MaxMessageBytes int64
+	MaxLineLength   int
+	// [postline patch] MaxLineLength applies to command lines only; message
+	// lines (DATA) are the session's to limit, as BDAT chunks already were.
+	// MaxErrors is how many protocol errors end the session with 421
+	// (0: upstream's 3); MaxCommands bounds the commands of one session
+	// (0: no bound).
+	MaxErrors         int
+	MaxCommands       int
 	AllowInsecureAuth bool
 	Debug             io.Writer
 	ErrorLog          Logger
@@ -175,8 +182,14 @@ func (s *Server) handleConn(c *Conn) error {
 
 	c.greet()
 
+	commands := 0
 	for {
 		line, err := c.readLine()
+		if commands++; err == nil && s.MaxCommands > 0 && commands > s.MaxCommands {
+			// [postline patch] bound the work one session may cause.
+			c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many commands, closing connection")
+			return nil
+		}
 		if err == nil {
 			cmd, arg, err := parseCmd(line)
 			if err != nil {
@@ -189,8 +202,8 @@ func (s *Server) handleConn(c *Conn) error {
 			if err == io.EOF || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			if err == ErrTooLongLine {
-				c.writeResponse(500, EnhancedCode{5, 4, 0}, "Too long line, closing connection")
+			if err == ErrTooLongLine { // [postline patch] RFC 5321 §4.5.3.1.4 code
+				c.writeResponse(500, EnhancedCode{5, 5, 2}, "Line too long, closing connection")
 				return nil
 			}
 
