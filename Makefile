@@ -2,7 +2,12 @@
 GO      ?= go
 CONFIG  ?= etc/postline.toml
 
-.PHONY: build run test bench vet clean
+FUZZTIME ?= 20s
+# package:target pairs run by `make fuzz`
+FUZZ_TARGETS = address:FuzzParse guard:FuzzDataReader queue:FuzzDecodeEnvelope \
+	mda:FuzzResolve msa:FuzzCompleteHeader
+
+.PHONY: build run test bench fuzz vet clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -16,6 +21,13 @@ test:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t#*:}; \
+		echo "fuzz $$fn in ./$$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
 
 vet:
 	gofmt -l . | (! grep .)

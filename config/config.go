@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"postline/address"
 )
 
 // Config is the whole postline configuration, shared by all daemons.
@@ -30,16 +32,28 @@ type Config struct {
 	SMTPTimeout    Duration `toml:"smtp_timeout"`
 	LogLevel       string   `toml:"log_level"`
 
-	MSA MSA `toml:"msa"`
-	MTA MTA `toml:"mta"`
-	MDA MDA `toml:"mda"`
-	TLS TLS `toml:"tls"`
+	MSA    MSA    `toml:"msa"`
+	MTA    MTA    `toml:"mta"`
+	MDA    MDA    `toml:"mda"`
+	TLS    TLS    `toml:"tls"`
+	Limits Limits `toml:"limits"`
 }
 
 // MSA configures the submission daemon.
 type MSA struct {
 	Submission  []string `toml:"submission"`
 	Submissions []string `toml:"submissions"`
+	User        string   `toml:"user"`
+	// CheckHeaderFrom also requires the From: header's addresses to be
+	// the authenticated user's.
+	CheckHeaderFrom bool `toml:"check_header_from"`
+	// Password guessing: each failure delays the 535 reply by one more
+	// second up to AuthMaxDelay; this many failures from one IP or for
+	// one account within AuthLockout lock further attempts out for it.
+	AuthMaxDelay       Duration `toml:"auth_max_delay"`
+	AuthFailuresPerIP  int      `toml:"auth_failures_per_ip"`
+	AuthFailuresPerAcc int      `toml:"auth_failures_per_account"`
+	AuthLockout        Duration `toml:"auth_lockout"`
 }
 
 // MTA configures the transfer daemon and its queue.
@@ -48,11 +62,30 @@ type MTA struct {
 	DNSServer     string   `toml:"dns_server"`
 	RemotePort    int      `toml:"remote_port"`
 	LocalRetryMax Duration `toml:"local_retry_max"`
+	User          string   `toml:"user"`
 }
 
 // MDA configures the delivery daemon.
 type MDA struct {
 	MailRoot string `toml:"mail_root"`
+	User     string `toml:"user"`
+}
+
+// Limits bound what one client may make the SMTP servers do. They apply
+// to the MSA's and the MTA's listeners alike.
+type Limits struct {
+	MaxRecipients       int      `toml:"max_recipients"`
+	MaxCommandLine      int      `toml:"max_command_line"`
+	MaxLineLength       int      `toml:"max_line_length"`
+	MaxHeaderSize       int      `toml:"max_header_size"`
+	MaxCommands         int      `toml:"max_commands"`
+	MaxErrors           int      `toml:"max_errors"`
+	MaxConnections      int      `toml:"max_connections"`
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"`
+	TrustedNetworks     []string `toml:"trusted_networks"`
+	// BareNewline is what to do with a bare LF or CR inside a message:
+	// "normalize" or "reject", as Postfix's smtpd_forbid_bare_newline.
+	BareNewline string `toml:"bare_newline"`
 }
 
 // TLS names the certificate used by every TLS listener.
@@ -70,6 +103,14 @@ func defaults() Config {
 		LogLevel:       "info",
 		MTA:            MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute)},
 		MDA:            MDA{MailRoot: "/var/mail/postline"},
+		MSA: MSA{AuthMaxDelay: Duration(5 * time.Second), AuthFailuresPerIP: 10,
+			AuthFailuresPerAcc: 5, AuthLockout: Duration(15 * time.Minute)},
+		Limits: Limits{
+			MaxRecipients: 1000, MaxCommandLine: 512, MaxLineLength: 64 << 10,
+			MaxHeaderSize: 256 << 10, MaxCommands: 10000, MaxErrors: 20,
+			MaxConnections: 1000, MaxConnectionsPerIP: 50,
+			TrustedNetworks: []string{"127.0.0.0/8", "::1/128"}, BareNewline: "normalize",
+		},
 	}
 }
 
@@ -116,7 +157,9 @@ func (c *Config) resolvePaths() {
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)
 	for i, d := range c.Domains {
-		c.Domains[i] = strings.ToLower(strings.TrimSuffix(d, "."))
+		if n, err := address.NormalizeDomain(d); err == nil {
+			c.Domains[i] = n // else kept as written, for validate to report
+		}
 	}
 	c.Hostname = strings.ToLower(c.Hostname)
 }
@@ -137,7 +180,7 @@ func (c *Config) validate(path, src string) error {
 		bad("domains", "list at least one local domain, e.g. domains = [\"example.org\"]")
 	}
 	for _, d := range c.Domains {
-		if d == "" || strings.ContainsAny(d, " \t/@[]") {
+		if _, err := address.NormalizeDomain(d); err != nil || strings.HasPrefix(d, "[") {
 			bad("domains", "%q is not a domain name", d)
 		}
 	}
@@ -166,6 +209,7 @@ func (c *Config) validate(path, src string) error {
 	if c.MTA.LocalRetryMax.D() < time.Second {
 		bad("mta.local_retry_max", "must be at least \"1s\"")
 	}
+	c.validateLimits(bad)
 	if _, err := c.ZerologLevel(); err != nil {
 		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}
@@ -175,7 +219,10 @@ func (c *Config) validate(path, src string) error {
 // IsLocalDomain reports whether domain (any case, optional trailing dot) is
 // one of the domains this host receives mail for.
 func (c *Config) IsLocalDomain(domain string) bool {
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	domain, err := address.NormalizeDomain(domain)
+	if err != nil {
+		return false
+	}
 	for _, d := range c.Domains {
 		if d == domain {
 			return true

@@ -1,6 +1,7 @@
 // Package daemon is what every postline daemon does at start and stop:
-// read the config named by -c, set up the logger, tell the supervisor it
-// is ready, and wait for a stop signal.
+// read the config named by -c, set up the logger, prepare its folders
+// with their owners, drop root once its sockets are bound, tell the
+// supervisor it is ready, and wait for a stop signal.
 //
 // daemon holds no mail logic; msa, mta and mda know nothing of it.
 package daemon

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -29,7 +30,13 @@ func ListenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale socket: %w", err)
 	}
+	// bind(2) makes the socket file with the umask's mode; a strict umask
+	// keeps it closed to everyone until the Chmod (and, as root, the
+	// Chown in Owners.ListenSocket) below. Nothing else creates files
+	// while a daemon starts.
+	old := syscall.Umask(0o177)
 	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
 	if err != nil {
 		return nil, err
 	}

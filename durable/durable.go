@@ -15,6 +15,11 @@
 //
 // Every step goes through the FS interface, so tests can make each one
 // fail, and a later group commit can batch the fsyncs behind it.
+//
+// OS is the plain filesystem. Rooted confines every step, and the making
+// of folders, to the tree below one root, and follows no symlink in that
+// tree: a symlink planted below the root fails the step instead of
+// sending the write elsewhere.
 package durable
 
 import (

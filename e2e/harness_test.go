@@ -64,10 +64,23 @@ type Stack struct {
 	log *syncBuffer
 }
 
+// StackConfig adds lines to the test config, table by table; each field
+// holds TOML lines (e.g. Limits: "max_recipients = 3\n").
+type StackConfig struct {
+	TopLevel, MSA, MTA, MDA, Limits string
+	Domains                         string // default ["example.test", "other.example"]
+}
+
 // StartStack writes a config with free loopback ports, adds the demo
 // user with `postline user add` and runs `postline start` until the test
 // ends.
 func StartStack(t testing.TB) *Stack {
+	t.Helper()
+	return StartStackWith(t, StackConfig{})
+}
+
+// StartStackWith is StartStack with extra config lines.
+func StartStackWith(t testing.TB, extra StackConfig) *Stack {
 	t.Helper()
 	// A short path: unix socket paths are limited to 108 bytes.
 	dir, err := os.MkdirTemp("", "pl-")
@@ -78,25 +91,34 @@ func StartStack(t testing.TB) *Stack {
 	s := &Stack{t: t, Dir: dir, Config: filepath.Join(dir, "postline.toml"),
 		Submission: freeAddr(t), Submissions: freeAddr(t), MTA: freeAddr(t),
 		MailRoot: filepath.Join(dir, "var", "mail"), log: &syncBuffer{}}
-	s.writeConfig("")
+	s.writeConfig(extra)
 	s.Postline(demoPassword+"\n", "user", "add", demoUser)
 	s.start()
 	return s
 }
 
-func (s *Stack) writeConfig(extra string) {
+func (s *Stack) writeConfig(extra StackConfig) {
+	domains := extra.Domains
+	if domains == "" {
+		domains = `["example.test", "other.example"]`
+	}
 	cfg := fmt.Sprintf(`hostname = "mail.example.test"
 state_dir = "var"
-domains = ["example.test", "other.example"]
+domains = %s
+%s
 [msa]
 submission = [%q]
 submissions = [%q]
+%s
 [mta]
 listen = [%q]
 local_retry_max = "2s"
+%s
 [mda]
 mail_root = "var/mail"
-%s`, s.Submission, s.Submissions, s.MTA, extra)
+%s
+[limits]
+%s`, domains, extra.TopLevel, s.Submission, s.Submissions, extra.MSA, s.MTA, extra.MTA, extra.MDA, extra.Limits)
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)
 	}

@@ -122,7 +122,7 @@ func TestSupervisorRetriesDaemonThatCannotStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.writeConfig("")
+	s.writeConfig(StackConfig{})
 	go func() {
 		defer blocker.Close()
 		// Free the port once the delay has grown: 0.5 s, 1 s, 2 s.

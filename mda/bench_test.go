@@ -11,8 +11,9 @@ import (
 // BenchmarkDeliver measures one durable 10 KiB Maildir delivery: write,
 // fsync, rename into new/, fsync new/.
 func BenchmarkDeliver(b *testing.B) {
-	m := &Maildir{FS: durable.OS{}, Hostname: "mail.example.test"}
-	dir := filepath.Join(b.TempDir(), "example.test", "demo")
+	root := b.TempDir()
+	m := &Maildir{FS: durable.Rooted{Root: root}, Hostname: "mail.example.test"}
+	dir := filepath.Join(root, "example.test", "demo")
 	msg := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\n"), 160)
 	b.SetBytes(int64(len(msg)))
 	for b.Loop() {

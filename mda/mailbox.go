@@ -6,6 +6,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"postline/address"
 	"postline/config"
 	"postline/users"
 )
@@ -25,12 +26,12 @@ var (
 
 // Resolve returns the Maildir for address, or the LMTP reply refusing it.
 // postmaster@ every local domain always exists (RFC 5321 §4.5.1).
-func (m *Mailboxes) Resolve(address string) (string, *smtp.SMTPError) {
-	i := strings.LastIndexByte(address, '@')
-	if i < 0 {
+func (m *Mailboxes) Resolve(addr string) (string, *smtp.SMTPError) {
+	a, err := address.Parse(addr)
+	if err != nil {
 		return "", errUnknownUser
 	}
-	local, domain := strings.ToLower(address[:i]), strings.ToLower(strings.TrimSuffix(address[i+1:], "."))
+	local, domain := strings.ToLower(a.Local), a.Domain
 	if !m.Config.IsLocalDomain(domain) {
 		return "", errNotLocal
 	}

@@ -11,23 +11,35 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-maildir"
-
 	"postline/durable"
 )
 
-// Maildir writes messages into Maildirs durably: tmp/KEY is written and
-// fsynced, renamed to new/KEY, and new/ is fsynced, all through package
-// durable, before Deliver returns. go-maildir creates the folders; it
-// does not fsync, so it is not used for the message itself.
+// FS is what Maildir needs of the filesystem: package durable's steps
+// plus making folders, all confined to the mail root without following
+// symlinks. durable.Rooted{Root: mail_root} is the real one; tests wrap
+// it to make a step fail.
+type FS interface {
+	durable.FS
+	MkdirAll(dir string, perm os.FileMode) error
+}
+
+// Maildir writes messages into Maildirs below the mail root durably:
+// tmp/KEY is written and fsynced, renamed to new/KEY, and new/ is
+// fsynced, all through FS, before Deliver returns.
+//
+// Keys keep go-maildir's format (newKey), but go-maildir cannot make the
+// folders or files: its Dir.Init and Dir.Create call os.Mkdir and
+// os.OpenFile on whole paths, which follow a symlink planted in mail_root
+// (say example.test/alice -> /etc), and they do not fsync.
 type Maildir struct {
-	FS       durable.FS
+	FS       FS
 	Hostname string
 	counter  atomic.Uint64
 }
 
-// Deliver copies msg into a new file in the Maildir at dir, creating the
-// Maildir first if needed, and returns the file's unique key.
+// Deliver copies msg into a new file in the Maildir at dir (below FS's
+// root), creating the Maildir first if needed, and returns the file's
+// unique key. A symlink on the way fails the delivery, naming the path.
 func (m *Maildir) Deliver(dir string, msg io.Reader) (string, error) {
 	if err := m.ensure(dir); err != nil {
 		return "", err
@@ -44,20 +56,14 @@ func (m *Maildir) Deliver(dir string, msg io.Reader) (string, error) {
 	return key, nil
 }
 
-// ensure creates the Maildir (mode 0700) and makes its folders durable.
+// ensure creates the Maildir's missing folders (mode 0700); FS.MkdirAll
+// fsyncs the parent of each one it creates. For an existing Maildir it
+// only walks the folders, a few openat calls next to the fsyncs of the
+// delivery, so there is no separate "already there" check to go stale.
 func (m *Maildir) ensure(dir string) error {
-	if st, err := os.Stat(filepath.Join(dir, "new")); err == nil && st.IsDir() {
-		return nil
-	}
-	if err := durable.MkdirAll(m.FS, filepath.Dir(dir), 0o700); err != nil {
-		return fmt.Errorf("maildir %s: %w", dir, err)
-	}
-	if err := maildir.Dir(dir).Init(); err != nil {
-		return fmt.Errorf("maildir %s: create: %w", dir, err)
-	}
-	for _, d := range []string{dir, filepath.Dir(dir)} {
-		if err := m.FS.SyncDir(d); err != nil {
-			return fmt.Errorf("maildir %s: fsync %s: %w", dir, d, err)
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := m.FS.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
 	return nil

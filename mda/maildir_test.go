@@ -7,11 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-maildir"
 
 	"postline/durable"
 )
@@ -40,10 +43,16 @@ func dirNames(t *testing.T, dir string) []string {
 	return names
 }
 
+// newMaildir returns a Maildir writing below a new mail root.
+func newMaildir(t *testing.T, hostname string) (md *Maildir, root string) {
+	t.Helper()
+	root = filepath.Join(t.TempDir(), "mail") // Deliver creates it
+	return &Maildir{FS: durable.Rooted{Root: root}, Hostname: hostname}, root
+}
+
 func TestMaildirDeliver(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "mail")
+	md, root := newMaildir(t, "mx.example.test")
 	dir := filepath.Join(root, "example.test", "alice")
-	md := &Maildir{FS: durable.OS{}, Hostname: "mx.example.test"}
 
 	key, err := md.Deliver(dir, strings.NewReader("Subject: x\n\nhello\n"))
 	if err != nil {
@@ -70,14 +79,71 @@ func TestMaildirDeliver(t *testing.T) {
 	if key2 == key || len(dirNames(t, filepath.Join(dir, "new"))) != 2 {
 		t.Errorf("second delivery: key %q (first %q), new/ = %q", key2, key, dirNames(t, filepath.Join(dir, "new")))
 	}
+	// A Maildir reader (go-maildir, standing in for Dovecot) takes both
+	// from new/ under the keys Deliver returned.
+	unseen, err := maildir.Dir(dir).Unseen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, m := range unseen {
+		keys = append(keys, m.Key())
+	}
+	if slices.Sort(keys); !slices.Equal(keys, slices.Sorted(slices.Values([]string{key, key2}))) {
+		t.Errorf("go-maildir read keys %q, want %q and %q", keys, key, key2)
+	}
+}
+
+// A symlink planted in the mail root, as a Maildir or as one of its
+// folders, fails the delivery with 451 4.3.0 and an error naming it, and
+// nothing is written where it points.
+func TestMaildirDeliverRefusesSymlinks(t *testing.T) {
+	for _, at := range []string{"example.test", "example.test/alice", "example.test/alice/new", "example.test/alice/tmp"} {
+		t.Run(at, func(t *testing.T) {
+			md, root := newMaildir(t, "mx")
+			outside := t.TempDir()
+			link := filepath.Join(root, at)
+			if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, link); err != nil {
+				t.Fatal(err)
+			}
+			_, err := md.Deliver(filepath.Join(root, "example.test", "alice"), strings.NewReader("x"))
+			var serr *durable.SymlinkError
+			if !errors.As(err, &serr) || serr.Path != link {
+				t.Fatalf("err = %v, want a SymlinkError naming %s", err, link)
+			}
+			if reply := deliveryError(err); reply.Code != 451 {
+				t.Errorf("reply %d %v, want 451 4.3.0", reply.Code, reply.EnhancedCode)
+			}
+			if n := dirNames(t, outside); len(n) != 0 {
+				t.Errorf("written outside the mail root: %q", n)
+			}
+		})
+	}
+}
+
+// Deliver never writes outside the mail root, whatever dir it is given.
+func TestMaildirDeliverOutsideRoot(t *testing.T) {
+	md, root := newMaildir(t, "mx")
+	outside := t.TempDir()
+	for _, dir := range []string{outside, filepath.Join(root, "..", filepath.Base(outside))} {
+		if _, err := md.Deliver(dir, strings.NewReader("x")); err == nil {
+			t.Errorf("Deliver(%s) succeeded", dir)
+		}
+	}
+	if n := dirNames(t, outside); len(n) != 0 {
+		t.Errorf("written outside the mail root: %q", n)
+	}
 }
 
 // Keys follow go-maildir: <secs>.<pid><counter><20 hex>.<host>, with "/"
 // and ":" of the host name escaped as octal so the key stays one path
 // element and ":" keeps meaning the start of the flags.
 func TestMaildirKeyFormat(t *testing.T) {
-	md := &Maildir{FS: durable.OS{}, Hostname: "mx/1:2.example.test"}
-	dir := filepath.Join(t.TempDir(), "alice")
+	md, root := newMaildir(t, "mx/1:2.example.test")
+	dir := filepath.Join(root, "alice")
 	for counter := 1; counter <= 2; counter++ {
 		before := time.Now().Unix()
 		key, err := md.Deliver(dir, strings.NewReader("x"))
@@ -98,10 +164,10 @@ func TestMaildirKeyFormat(t *testing.T) {
 }
 
 // enospcFS is the real filesystem whose files fail to grow, like a full disk.
-type enospcFS struct{ durable.OS }
+type enospcFS struct{ durable.Rooted }
 
 func (f enospcFS) CreateExcl(name string, perm os.FileMode) (durable.File, error) {
-	file, err := f.OS.CreateExcl(name, perm)
+	file, err := f.Rooted.CreateExcl(name, perm)
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +182,9 @@ func (enospcFile) Write([]byte) (int, error) {
 
 // A full disk must give a temporary 452 and leave no partial message.
 func TestMaildirDeliverDiskFull(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "alice")
-	md := &Maildir{FS: enospcFS{}, Hostname: "mx"}
+	root := t.TempDir()
+	dir := filepath.Join(root, "alice")
+	md := &Maildir{FS: enospcFS{durable.Rooted{Root: root}}, Hostname: "mx"}
 	_, err := md.Deliver(dir, strings.NewReader("x"))
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("err = %v, want ENOSPC", err)

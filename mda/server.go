@@ -10,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"syscall"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
+
+	"postline/guard"
 )
 
 // Backend is the go-smtp backend of the LMTP server.
@@ -24,12 +27,15 @@ type Backend struct {
 	// SpoolDir holds each incoming message once, while it is copied to
 	// its recipients.
 	SpoolDir string
-	Log      zerolog.Logger
+	// Policy is applied again here, so that the LMTP hop holds to the
+	// same line-end rules as the SMTP servers in front of it.
+	Policy guard.DataPolicy
+	Log    zerolog.Logger
 }
 
 // NewSession implements smtp.Backend.
 func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{b: b}, nil
+	return &session{b: b, conn: c.Conn()}, nil
 }
 
 type recipient struct {
@@ -39,6 +45,7 @@ type recipient struct {
 
 type session struct {
 	b       *Backend
+	conn    net.Conn
 	from    string
 	queueID string
 	rcpts   []recipient
@@ -76,7 +83,7 @@ func (s *session) Data(r io.Reader) error {
 // LMTPData stores the message once, then delivers a copy per recipient
 // and reports each recipient's result as soon as it is known.
 func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
-	f, err := s.spool(r)
+	f, err := s.spool(guard.NewDataReader(r, s.conn, s.b.Policy))
 	if err != nil {
 		s.b.Log.Error().Err(err).Str("queue_id", s.queueID).Msg("cannot spool message")
 		return deliveryError(err)

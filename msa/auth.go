@@ -2,6 +2,7 @@ package msa
 
 import (
 	"errors"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -43,6 +44,7 @@ func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err er
 
 var (
 	errAuthFailed  = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
+	errAuthLocked  = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed authentications, try again later"}
 	errNeedTLS     = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
 	errNeedAuth    = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	errUnknownMech = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
@@ -77,12 +79,25 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	return nil, errUnknownMech
 }
 
+// login checks a password, slowing down and locking out guessing. The
+// log lines carry "ip" and "user" for fail2ban-style tools.
 func (s *session) login(username, password string) error {
+	account := normalizeUser(username)
+	if s.b.limiter.locked(s.ip, account) {
+		s.log.Warn().Str("ip", s.ip).Str("user", sanitize(account)).Msg("authentication locked out")
+		return errAuthLocked
+	}
 	if !s.b.Users.Authenticate(username, password) {
-		s.log.Warn().Str("user", sanitize(username)).Msg("authentication failed")
+		delay, nowLocked := s.b.limiter.failed(s.ip, account)
+		s.log.Warn().Str("ip", s.ip).Str("user", sanitize(account)).Dur("delay", delay).Msg("authentication failed")
+		if nowLocked {
+			s.log.Warn().Str("ip", s.ip).Str("user", sanitize(account)).Msg("authentication lockout started")
+		}
+		time.Sleep(delay)
 		return errAuthFailed
 	}
-	s.user = normalizeUser(username)
+	s.b.limiter.succeeded(account)
+	s.user = account
 	s.log = s.log.With().Str("user", s.user).Logger()
 	s.log.Info().Msg("authenticated")
 	return nil

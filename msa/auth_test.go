@@ -3,11 +3,13 @@ package msa
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
+	"postline/config"
 	"postline/users/userstest"
 )
 
@@ -16,7 +18,9 @@ import (
 func newAuthSession(t *testing.T, tls bool) *session {
 	t.Helper()
 	db := userstest.DB(t, "alice@example.test", "secret")
-	return &session{b: &Backend{Users: db, Log: zerolog.Nop()}, tls: tls, log: zerolog.Nop()}
+	cfg := &config.Config{MSA: config.MSA{AuthFailuresPerIP: 100, AuthFailuresPerAcc: 100,
+		AuthLockout: config.Duration(time.Minute)}} // no delay, no lockout here
+	return &session{b: NewBackend(cfg, db, zerolog.Nop(), nil), tls: tls, ip: "192.0.2.1", log: zerolog.Nop()}
 }
 
 // step is one client response and the server's expected answer.

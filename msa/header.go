@@ -26,6 +26,11 @@ func completeHeader(w io.Writer, r io.Reader, hostname string) error {
 	if err != nil {
 		return err
 	}
+	return writeCompleted(w, h, br, hostname)
+}
+
+// writeCompleted writes the added fields, the scanned header and the rest.
+func writeCompleted(w io.Writer, h *scannedHeader, br *bufio.Reader, hostname string) error {
 	if h.complete {
 		if !h.hasID {
 			fmt.Fprintf(w, "Message-ID: <%s@%s>\r\n", randomID(), hostname)
@@ -42,7 +47,7 @@ func completeHeader(w io.Writer, r io.Reader, hostname string) error {
 			return err
 		}
 	}
-	_, err = io.Copy(w, br)
+	_, err := io.Copy(w, br)
 	return err
 }
 
@@ -51,7 +56,23 @@ type scannedHeader struct {
 	header         bytes.Buffer // the header block as read, with its blank line
 	body           []byte       // a first body line met without a blank line before it
 	hasID, hasDate bool
-	complete       bool // the whole header block was read
+	from           []byte // the From field's value, unfolded lines included
+	complete       bool   // the whole header block was read
+	inFrom         bool   // the last field seen is From
+}
+
+// collectFrom keeps the From field's lines for the sender check.
+func (h *scannedHeader) collectFrom(name string, isField bool, line []byte) {
+	switch {
+	case isField && strings.EqualFold(name, "From"):
+		_, value, _ := bytes.Cut(line, []byte(":"))
+		h.from = append(h.from, value...)
+		h.inFrom = true
+	case isField:
+		h.inFrom = false
+	case h.inFrom && isContinuation(line):
+		h.from = append(h.from, line...)
+	}
 }
 
 func scanHeader(br *bufio.Reader) (*scannedHeader, error) {
@@ -73,6 +94,7 @@ func scanHeader(br *bufio.Reader) (*scannedHeader, error) {
 			}
 			h.hasID = h.hasID || strings.EqualFold(name, "Message-ID")
 			h.hasDate = h.hasDate || strings.EqualFold(name, "Date")
+			h.collectFrom(name, isField, line)
 		}
 		h.header.Write(line)
 		midLine = err == bufio.ErrBufferFull

@@ -8,15 +8,20 @@
 package msa
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/mail"
 	"strings"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
+	"postline/address"
 	"postline/config"
+	"postline/guard"
 	"postline/users"
 )
 
@@ -27,19 +32,32 @@ type Backend struct {
 	Log    zerolog.Logger
 	// DialMTA opens a connection to the MTA's trusted socket.
 	DialMTA func() (*smtp.Client, error)
+	Policy  guard.DataPolicy
+	limiter *authLimiter
+}
+
+// NewBackend returns the submission backend for cfg.
+func NewBackend(cfg *config.Config, db *users.DB, log zerolog.Logger, dialMTA func() (*smtp.Client, error)) *Backend {
+	m := cfg.MSA
+	return &Backend{Config: cfg, Users: db, Log: log, DialMTA: dialMTA, Policy: guard.Policy(cfg),
+		limiter: newAuthLimiter(m.AuthFailuresPerIP, m.AuthFailuresPerAcc, m.AuthLockout.D(), m.AuthMaxDelay.D())}
 }
 
 // NewSession implements smtp.Backend. go-smtp calls it at EHLO and again
 // after STARTTLS, so a session never carries state across the TLS start.
 func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
-	log := b.Log.With().Str("remote", c.Conn().RemoteAddr().String()).Logger()
-	return &session{b: b, tls: isTLS, log: log}, nil
+	remote := c.Conn().RemoteAddr().String()
+	ip, _, _ := net.SplitHostPort(remote)
+	log := b.Log.With().Str("remote", remote).Logger()
+	return &session{b: b, tls: isTLS, conn: c.Conn(), ip: ip, log: log}, nil
 }
 
 type session struct {
 	b    *Backend
 	tls  bool
+	conn net.Conn
+	ip   string
 	user string // authenticated address, "" before AUTH
 	log  zerolog.Logger
 
@@ -49,8 +67,9 @@ type session struct {
 }
 
 var (
-	errSenderNotOwned = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address rejected: not owned by the authenticated user"}
-	errMTAUnavailable = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Mail transport unavailable, try again later"}
+	errSenderNotOwned     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address rejected: not owned by the authenticated user"}
+	errHeaderFromNotOwned = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "From header address not owned by the authenticated user"}
+	errMTAUnavailable     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Mail transport unavailable, try again later"}
 )
 
 func (s *session) Reset() {
@@ -74,7 +93,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	// RFC 6409 §6.1 lets the MSA refuse senders the user may not use. The
 	// null sender is allowed, as Postfix's reject_sender_login_mismatch
 	// does, for auto-replies that must not bounce.
-	if from != "" && normalizeUser(from) != s.user {
+	if from != "" && !s.owns(from) {
 		s.log.Warn().Str("from", sanitize(from)).Msg("sender refused")
 		return errSenderNotOwned
 	}
@@ -112,11 +131,20 @@ func (s *session) Data(r io.Reader) error {
 	if s.mta == nil {
 		return errMTAUnavailable
 	}
+	br := bufio.NewReader(guard.NewDataReader(r, s.conn, s.b.Policy))
+	h, err := scanHeader(br)
+	if err == nil && s.b.Config.MSA.CheckHeaderFrom {
+		err = s.checkHeaderFrom(h.from)
+	}
+	if err != nil {
+		s.Reset()
+		return dataError(err)
+	}
 	w, err := s.mta.Data()
 	if err != nil {
 		return s.mtaError("DATA", err)
 	}
-	if err := completeHeader(w, r, s.b.Config.Hostname); err != nil {
+	if err := writeCompleted(w, h, br, s.b.Config.Hostname); err != nil {
 		s.Reset() // the MTA must not queue a truncated message
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) {
@@ -132,6 +160,38 @@ func (s *session) Data(r io.Reader) error {
 	text := stripEnhancedCode(resp.StatusText)
 	s.log.Info().Str("queue_id", queuedAs(text)).Str("from", s.from).Strs("rcpt", s.rcpts).Msg("submitted")
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text}
+}
+
+// owns reports whether the authenticated user may use addr as a sender.
+// Aliases will widen this; for now a user owns its own address.
+func (s *session) owns(addr string) bool {
+	a, err := address.Parse(addr)
+	return err == nil && a.Key() == s.user
+}
+
+// checkHeaderFrom applies the sender rule to the From: header as well
+// (msa.check_header_from), so a user cannot sign as someone else there.
+func (s *session) checkHeaderFrom(value []byte) error {
+	list, err := mail.ParseAddressList(strings.TrimSpace(string(value)))
+	if err != nil || len(list) == 0 {
+		return errHeaderFromNotOwned
+	}
+	for _, a := range list {
+		if !s.owns(a.Address) {
+			s.log.Warn().Str("header_from", sanitize(a.Address)).Msg("From header refused")
+			return errHeaderFromNotOwned
+		}
+	}
+	return nil
+}
+
+// dataError is the reply when the message could not be read.
+func dataError(err error) error {
+	var serr *smtp.SMTPError
+	if errors.As(err, &serr) {
+		return serr
+	}
+	return errMTAUnavailable
 }
 
 // mtaError passes an MTA refusal through unchanged; anything else (the

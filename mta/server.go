@@ -10,6 +10,7 @@ package mta
 import (
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"syscall"
 	"time"
@@ -18,7 +19,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
+	"postline/address"
 	"postline/config"
+	"postline/guard"
 	"postline/queue"
 	"postline/users"
 )
@@ -30,6 +33,7 @@ type Backend struct {
 	Spool   *queue.Spool
 	Manager *Manager
 	Log     zerolog.Logger
+	Policy  guard.DataPolicy
 	// Trusted is set on the backend of the MSA's unix socket: its
 	// clients may relay, and pass the submitter as MAIL FROM AUTH=.
 	Trusted bool
@@ -41,11 +45,12 @@ func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if addr := c.Conn().RemoteAddr(); addr != nil && addr.String() != "" && addr.String() != "@" {
 		remote = addr.String()
 	}
-	return &session{b: b, log: b.Log.With().Str("remote", remote).Logger()}, nil
+	return &session{b: b, conn: c.Conn(), log: b.Log.With().Str("remote", remote).Logger()}, nil
 }
 
 type session struct {
 	b        *Backend
+	conn     net.Conn
 	log      zerolog.Logger
 	from     string
 	authUser string
@@ -55,10 +60,14 @@ type session struct {
 
 var (
 	errRelayDenied = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
-	errUnknownUser = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown in local recipient table"}
-	errNoAuth      = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH is not offered here; submit mail on the submission port"}
-	errStorage     = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
-	errQueue       = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error in processing, try again later"}
+	errBadRcpt     = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	errBadSender   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+	// RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8 on MAIL FROM.
+	errNeedSMTPUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
+	errUnknownUser  = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown in local recipient table"}
+	errNoAuth       = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH is not offered here; submit mail on the submission port"}
+	errStorage      = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
+	errQueue        = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error in processing, try again later"}
 )
 
 func (s *session) Reset() {
@@ -86,6 +95,14 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
+	if from != "" { // "" is the null reverse-path of bounces
+		if _, err := address.Parse(from); err != nil {
+			return errBadSender
+		}
+		if !address.IsASCII(from) && (opts == nil || !opts.UTF8) {
+			return errNeedSMTPUTF8
+		}
+	}
 	s.from = from
 	if opts != nil {
 		s.opts = *opts
@@ -100,33 +117,40 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if strings.EqualFold(to, "postmaster") { // RCPT TO:<Postmaster>, RFC 5321 §4.1.1.3
 		to = s.b.Config.Postmaster()
 	}
-	if err := s.checkRecipient(to); err != nil {
+	rcpt, err := s.checkRecipient(to)
+	if err == nil && !address.IsASCII(to) && !s.opts.UTF8 {
+		err = errNeedSMTPUTF8
+	}
+	if err != nil {
 		s.log.Info().Str("from", s.from).Str("rcpt", to).Int("code", err.Code).Msg("recipient refused")
 		return err
 	}
-	s.rcpts = append(s.rcpts, to)
+	s.rcpts = append(s.rcpts, rcpt)
 	return nil
 }
 
 // checkRecipient accepts known local users and postmaster@ each local
 // domain (RFC 5321 §4.5.1), and other domains only from trusted clients:
-// the MTA is never an open relay.
-func (s *session) checkRecipient(to string) *smtp.SMTPError {
-	local, domain, ok := splitAddress(to)
-	if !ok {
-		return errUnknownUser
+// the MTA is never an open relay. Whatever the tricks in the address
+// ("user%remote@local", quoted "@", "@local:user@remote" source routes,
+// which go-smtp strips, IDN spellings, trailing dots), the domain that
+// decides is the one mail would be delivered to. It returns the address
+// in the form the queue keeps.
+func (s *session) checkRecipient(to string) (string, *smtp.SMTPError) {
+	a, err := address.Parse(to)
+	if err != nil {
+		return "", errBadRcpt
 	}
-	domain = strings.ToLower(strings.TrimSuffix(domain, ".")) // RFC 1034 absolute form
-	if !s.b.Config.IsLocalDomain(domain) {
+	if !s.b.Config.IsLocalDomain(a.Domain) {
 		if s.b.Trusted {
-			return nil
+			return a.String(), nil
 		}
-		return errRelayDenied
+		return "", errRelayDenied
 	}
-	if strings.EqualFold(local, "postmaster") || s.b.Users.Exists(local+"@"+domain) {
-		return nil
+	if strings.EqualFold(a.Local, "postmaster") || s.b.Users.Exists(a.Key()) {
+		return a.Key(), nil
 	}
-	return errUnknownUser
+	return "", errUnknownUser
 }
 
 func splitAddress(addr string) (local, domain string, ok bool) {
@@ -149,7 +173,7 @@ func (s *session) Data(r io.Reader) error {
 		env.Recipients = append(env.Recipients, &queue.Recipient{Address: rc, State: queue.Pending})
 	}
 	log := s.log.With().Str("queue_id", env.ID).Logger()
-	if err := s.b.Spool.Store(env, r); err != nil {
+	if err := s.b.Spool.Store(env, guard.NewDataReader(r, s.conn, s.b.Policy)); err != nil {
 		serr := storeError(err)
 		log.Warn().Err(err).Int("code", serr.Code).Msg("message not queued")
 		return serr

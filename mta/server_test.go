@@ -37,17 +37,24 @@ func TestCheckRecipient(t *testing.T) {
 		{"POSTMASTER@example.test", true, 0, smtp.EnhancedCode{}},
 		{"someone@example.org", false, 554, smtp.EnhancedCode{5, 7, 1}},
 		{"postmaster@example.org", false, 554, smtp.EnhancedCode{5, 7, 1}},
-		{"alice@example.test@example.org", false, 554, smtp.EnhancedCode{5, 7, 1}},
+		{"alice@example.test@example.org", false, 501, smtp.EnhancedCode{5, 1, 3}},
 		{"someone@example.org", true, 0, smtp.EnhancedCode{}},
-		{"", false, 550, smtp.EnhancedCode{5, 1, 1}},
-		{"@example.test", false, 550, smtp.EnhancedCode{5, 1, 1}},
-		{"alice@", true, 550, smtp.EnhancedCode{5, 1, 1}},
-		{"alice", true, 550, smtp.EnhancedCode{5, 1, 1}},
+		{"", false, 501, smtp.EnhancedCode{5, 1, 3}},
+		{"@example.test", false, 501, smtp.EnhancedCode{5, 1, 3}},
+		{"alice@", true, 501, smtp.EnhancedCode{5, 1, 3}},
+		{"alice", true, 501, smtp.EnhancedCode{5, 1, 3}},
+		// Relay tricks: each stays local (and unknown) or is refused.
+		{"alice%example.org@example.test", false, 550, smtp.EnhancedCode{5, 1, 1}},
+		{`"alice@example.org"@example.test`, false, 550, smtp.EnhancedCode{5, 1, 1}},
+		{"alice@[192.0.2.1]", false, 554, smtp.EnhancedCode{5, 7, 1}},
+		{"alice@example.test.", false, 0, smtp.EnhancedCode{}},
+		{"someone@example.org.", false, 554, smtp.EnhancedCode{5, 7, 1}},
+		{"someone@exämple.org", false, 554, smtp.EnhancedCode{5, 7, 1}},
 	}
 	sessions := map[bool]*session{false: newTestSession(t, false), true: newTestSession(t, true)}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/trusted=%v", tt.to, tt.trusted), func(t *testing.T) {
-			err := sessions[tt.trusted].checkRecipient(tt.to)
+			_, err := sessions[tt.trusted].checkRecipient(tt.to)
 			switch {
 			case tt.wantCode == 0 && err != nil:
 				t.Errorf("refused: %v", err)

@@ -75,15 +75,16 @@ func TestRecoverDamagedEnvelope(t *testing.T) {
 		{"bad JSON", `{"id": "trunc`, true, "damaged"},
 		{"ID mismatch", `{"id":"0123456789BCDFGH"}`, true, "damaged"},
 		{"no message data", "", false, "no message data"},
+		{"no recipients", "{\"id\":\"ID\"}", true, "no recipients"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			openSpool(t, dir, durable.OS{})
 			id := queue.NewID(time.Now())
-			envJSON := tt.env
+			envJSON := strings.ReplaceAll(tt.env, "ID", id)
 			if envJSON == "" {
-				envJSON = `{"id":"` + id + `"}`
+				envJSON = `{"id":"` + id + `","recipients":[{"address":"b@example.test","state":"pending"}]}`
 			}
 			os.WriteFile(filepath.Join(dir, "env", id), []byte(envJSON), 0o600)
 			if tt.withMsg {

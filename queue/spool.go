@@ -147,12 +147,39 @@ func (s *Spool) loadEnvelope(name string) (*Envelope, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	var env Envelope
-	if err := json.Unmarshal(data, &env); err != nil || env.ID != name {
+	env, err := decodeEnvelope(name, data)
+	if err != nil {
 		return nil, fmt.Errorf("queue: envelope %s is damaged (%v); move it out of %s to start", name, err, s.sub("env"))
 	}
 	if _, err := os.Stat(s.sub("msg", name)); err != nil {
 		return nil, fmt.Errorf("queue: envelope %s has no message data: %w", name, err)
+	}
+	return env, nil
+}
+
+// decodeEnvelope parses the envelope file of message id and checks what
+// the rest of the MTA relies on, so a damaged file stops the start with
+// a message instead of crashing a delivery later.
+func decodeEnvelope(id string, data []byte) (*Envelope, error) {
+	var env Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, err
+	}
+	if env.ID != id || !ValidID(id) {
+		return nil, fmt.Errorf("id %q in file %s", env.ID, id)
+	}
+	if len(env.Recipients) == 0 {
+		return nil, errors.New("no recipients")
+	}
+	for i, r := range env.Recipients {
+		if r == nil || r.Address == "" {
+			return nil, fmt.Errorf("recipient %d is empty", i)
+		}
+		switch r.State {
+		case Pending, Delivered, Failed:
+		default:
+			return nil, fmt.Errorf("recipient %s: unknown state %q", r.Address, r.State)
+		}
 	}
 	return &env, nil
 }

@@ -15,9 +15,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"postline/address"
 )
 
 // scheme is Dovecot's name for bcrypt hashes.
@@ -119,8 +122,11 @@ func (db *DB) refresh() error {
 
 // Normalize lower-cases an address; postline treats local parts as
 // case-insensitive, as nearly every mail host does.
-func Normalize(address string) string {
-	return strings.ToLower(strings.TrimSpace(address))
+func Normalize(addr string) string {
+	if a, err := address.Parse(strings.TrimSpace(addr)); err == nil {
+		return a.Key()
+	}
+	return strings.ToLower(strings.TrimSpace(addr))
 }
 
 type entry struct {
@@ -222,6 +228,10 @@ func write(path string, entries []entry) error {
 		tmp.Close()
 		return fmt.Errorf("users: %w", err)
 	}
+	if err := keepOwner(tmp, path); err != nil {
+		tmp.Close()
+		return err
+	}
 	if _, err := tmp.Write(buf.Bytes()); err != nil {
 		tmp.Close()
 		return fmt.Errorf("users: write %s: %w", tmp.Name(), err)
@@ -235,6 +245,21 @@ func write(path string, entries []entry) error {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("users: %w", err)
+	}
+	return nil
+}
+
+// keepOwner gives tmp the owner and group of the file it replaces, when
+// run as root: the daemons, once they have dropped to their users, read
+// the file through its group (see README, Privileges).
+func keepOwner(tmp *os.File, path string) error {
+	st, err := os.Stat(path)
+	if err != nil || os.Geteuid() != 0 {
+		return nil // a new file, or not ours to give away
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if err := tmp.Chown(int(sys.Uid), int(sys.Gid)); err != nil {
+		return fmt.Errorf("users: keep owner of %s: %w", path, err)
 	}
 	return nil
 }

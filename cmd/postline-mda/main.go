@@ -5,49 +5,52 @@ package main
 
 import (
 	"net"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"postline/daemon"
 	"postline/durable"
+	"postline/guard"
 	"postline/mda"
 	"postline/users"
 )
 
 func main() {
 	cfg, log := daemon.Start("mda")
+	// Creates the spool and mail_root, owned by the mda user.
+	own, err := daemon.Prepare(cfg, "mda")
+	if err != nil {
+		daemon.Fatal(log, "cannot prepare state_dir", err)
+	}
 	db, err := users.Open(cfg.UsersFile)
 	if err != nil {
 		daemon.Fatal(log, "cannot read users", err)
 	}
-	spoolDir := filepath.Join(cfg.StateDir, "mda")
-	for _, d := range []string{spoolDir, cfg.MDA.MailRoot} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			daemon.Fatal(log, "cannot create directory", err)
-		}
-	}
+	spoolDir := daemon.MDASpoolDir(cfg)
 	be := &mda.Backend{
 		Mailboxes: &mda.Mailboxes{Config: cfg, Users: db},
-		Maildir:   &mda.Maildir{FS: durable.OS{}, Hostname: cfg.Hostname},
+		Maildir:   &mda.Maildir{FS: durable.Rooted{Root: cfg.MDA.MailRoot}, Hostname: cfg.Hostname},
 		SpoolDir:  spoolDir,
+		Policy:    guard.Policy(cfg),
 		Log:       log,
 	}
 	srv := smtp.NewServer(be)
 	srv.LMTP = true
 	srv.Domain = cfg.Hostname
 	srv.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for trace headers added on the way
-	srv.ReadTimeout = cfg.SMTPTimeout.D()
-	srv.WriteTimeout = cfg.SMTPTimeout.D()
+	guard.Configure(srv, cfg)
 	srv.EnableDSN = true // carries the queue ID as ENVID, see package lmtp
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = daemon.StdLogger(log)
 
-	l, err := daemon.ListenUnix(cfg.MDASocket(), 0o600)
+	l, err := own.ListenSocket("mda", cfg.MDASocket())
 	if err != nil {
 		daemon.Fatal(log, "cannot listen", err)
+	}
+	// Before the first delivery: every Maildir file belongs to the mda user.
+	if err := daemon.DropPrivileges(log, cfg.MDA.User); err != nil {
+		daemon.Fatal(log, "cannot drop privileges", err)
 	}
 	ctx, stop := daemon.SignalContext()
 	defer stop()

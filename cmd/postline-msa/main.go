@@ -16,12 +16,16 @@ import (
 	"postline/certs"
 	"postline/config"
 	"postline/daemon"
+	"postline/guard"
 	"postline/msa"
 	"postline/users"
 )
 
 func main() {
 	cfg, log := daemon.Start("msa")
+	if _, err := daemon.Prepare(cfg, "msa"); err != nil {
+		daemon.Fatal(log, "cannot prepare state_dir", err)
+	}
 	db, err := users.Open(cfg.UsersFile)
 	if err != nil {
 		daemon.Fatal(log, "cannot read users", err)
@@ -30,16 +34,21 @@ func main() {
 	if err != nil {
 		daemon.Fatal(log, "cannot set up TLS", err)
 	}
-	be := &msa.Backend{Config: cfg, Users: db, Log: log, DialMTA: dialMTA(cfg)}
+	be := msa.NewBackend(cfg, db, log, dialMTA(cfg))
 
 	starttls := newServer(cfg, log, be, tlsConfig)
 	implicit := newServer(cfg, log, be, tlsConfig)
 	var plainListeners, tlsListeners []net.Listener
 	for _, a := range cfg.MSA.Submission {
-		plainListeners = append(plainListeners, listen(log, a))
+		plainListeners = append(plainListeners, guard.LimitListener(listen(log, a), guard.Limits(cfg, log, true)))
 	}
 	for _, a := range cfg.MSA.Submissions {
-		tlsListeners = append(tlsListeners, tls.NewListener(listen(log, a), tlsConfig))
+		limited := guard.LimitListener(listen(log, a), guard.Limits(cfg, log, false))
+		tlsListeners = append(tlsListeners, tls.NewListener(limited, tlsConfig))
+	}
+	// Ports bound and TLS key loaded: nothing left needs root.
+	if err := daemon.DropPrivileges(log, cfg.MSA.User); err != nil {
+		daemon.Fatal(log, "cannot drop privileges", err)
 	}
 
 	ctx, stop := daemon.SignalContext()
@@ -64,8 +73,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend, tlsConfi
 	// as Postfix does, rather than go-smtp's 523.
 	s.AllowInsecureAuth = true
 	s.MaxMessageBytes = cfg.MaxMessageSize
-	s.ReadTimeout = cfg.SMTPTimeout.D()
-	s.WriteTimeout = cfg.SMTPTimeout.D()
+	guard.Configure(s, cfg)
 	s.EnableSMTPUTF8 = true
 	s.ErrorLog = daemon.StdLogger(log)
 	return s

@@ -17,6 +17,7 @@ import (
 	"postline/config"
 	"postline/daemon"
 	"postline/durable"
+	"postline/guard"
 	"postline/lmtp"
 	"postline/mta"
 	"postline/queue"
@@ -25,6 +26,10 @@ import (
 
 func main() {
 	cfg, log := daemon.Start("mta")
+	own, err := daemon.Prepare(cfg, "mta")
+	if err != nil {
+		daemon.Fatal(log, "cannot prepare state_dir", err)
+	}
 	db, err := users.Open(cfg.UsersFile)
 	if err != nil {
 		daemon.Fatal(log, "cannot read users", err)
@@ -32,6 +37,16 @@ func main() {
 	tlsConfig, err := certs.ServerConfig(cfg)
 	if err != nil {
 		daemon.Fatal(log, "cannot set up TLS", err)
+	}
+	trustedListener, err := own.ListenSocket("mta", cfg.MTASocket())
+	if err != nil {
+		daemon.Fatal(log, "cannot listen on trusted socket", err)
+	}
+	publicListeners := listenTCP(cfg, log, cfg.MTA.Listen)
+	// Port 25, the socket and the TLS key are ours: drop root before the
+	// queue is opened, so that every spool file belongs to the mta user.
+	if err := daemon.DropPrivileges(log, cfg.MTA.User); err != nil {
+		daemon.Fatal(log, "cannot drop privileges", err)
 	}
 	spool, err := queue.Open(cfg.QueueDir(), durable.OS{})
 	if err != nil {
@@ -50,17 +65,12 @@ func main() {
 	}
 	log.Info().Int("messages", len(envs)).Msg("queue recovered")
 
-	public := newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log})
+	policy := guard.Policy(cfg)
+	public := newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log, Policy: policy})
 	public.TLSConfig = tlsConfig
-	trusted := newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log, Trusted: true})
+	trusted := newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log, Policy: policy, Trusted: true})
 	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
 	trusted.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for the headers the MSA adds
-
-	trustedListener, err := daemon.ListenUnix(cfg.MTASocket(), 0o600)
-	if err != nil {
-		daemon.Fatal(log, "cannot listen on trusted socket", err)
-	}
-	publicListeners := listenTCP(log, cfg.MTA.Listen)
 
 	ctx, stop := daemon.SignalContext()
 	defer stop()
@@ -84,21 +94,20 @@ func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend) *smtp.Se
 	s := smtp.NewServer(be)
 	s.Domain = cfg.Hostname
 	s.MaxMessageBytes = cfg.MaxMessageSize
-	s.ReadTimeout = cfg.SMTPTimeout.D()
-	s.WriteTimeout = cfg.SMTPTimeout.D()
+	guard.Configure(s, cfg)
 	s.EnableSMTPUTF8 = true
 	s.ErrorLog = daemon.StdLogger(log)
 	return s
 }
 
-func listenTCP(log zerolog.Logger, addrs []string) []net.Listener {
+func listenTCP(cfg *config.Config, log zerolog.Logger, addrs []string) []net.Listener {
 	var ls []net.Listener
 	for _, a := range addrs {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			daemon.Fatal(log, "cannot listen", err)
 		}
-		ls = append(ls, l)
+		ls = append(ls, guard.LimitListener(l, guard.Limits(cfg, log, true)))
 	}
 	return ls
 }

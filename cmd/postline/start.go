@@ -17,7 +17,6 @@ import (
 	"postline/certs"
 	"postline/config"
 	"postline/daemon"
-	"postline/durable"
 )
 
 // Start order: each daemon is ready before the one that hands it mail is
@@ -78,10 +77,14 @@ func start(cfg *config.Config) int {
 	return 0
 }
 
-// prepare creates state_dir and the self-signed certificate once, before
-// the children that share them start.
+// prepare creates state_dir, each daemon's folders with their owners
+// (see daemon.Owners) and the self-signed certificate once, before the
+// children that share them start: a folder a daemon could not reach
+// after dropping privileges fails `postline start` here, by name, rather
+// than a child in a crash loop. The supervisor itself stays root, to
+// restart children that bind privileged ports.
 func prepare(cfg *config.Config) error {
-	if err := durable.MkdirAll(durable.OS{}, cfg.StateDir, 0o700); err != nil {
+	if _, err := daemon.Prepare(cfg, daemons...); err != nil {
 		return err
 	}
 	if cert, key, generated := cfg.CertFiles(); generated {

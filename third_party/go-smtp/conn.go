@@ -997,8 +997,21 @@ func (c *Conn) handleData(arg string) {
 	r := newDataReader(c)
 	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
 	r.limited = false
-	io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
+	// [postline patch] the idle timeout counts from each read here too.
+	if _, err := io.Copy(ioutil.Discard, c.idleReader(r)); err != nil { // Make sure all the data has been consumed
+		c.closeOnDataError()
+		return
+	}
 	c.writeResponse(code, enhancedCode, msg)
+}
+
+// closeOnDataError ends a session whose message data could not be read to
+// its end (the client went silent or the connection broke): the stream
+// position is lost, and reading on would take the rest of the message
+// for commands (emersion/go-smtp#196). [postline patch]
+func (c *Conn) closeOnDataError() {
+	c.writeResponse(421, EnhancedCode{4, 4, 2}, "Error reading message data, closing connection")
+	c.Close()
 }
 
 func (c *Conn) handleBdat(arg string) {
@@ -1031,7 +1044,7 @@ func (c *Conn) handleBdat(arg string) {
 	if !c.fromReceived || len(c.recipients) == 0 {
 		c.writeResponse(502, EnhancedCode{5, 5, 1}, "Missing RCPT TO command.")
 		// The chunk follows the command even when the command is rejected.
-		io.Copy(ioutil.Discard, io.LimitReader(c.text.R, int64(size)))
+		c.discardChunk(size)
 		return
 	}
 
@@ -1039,7 +1052,9 @@ func (c *Conn) handleBdat(arg string) {
 		c.writeResponse(552, EnhancedCode{5, 3, 4}, "Max message size exceeded")
 
 		// Discard chunk itself without passing it to backend.
-		io.Copy(ioutil.Discard, io.LimitReader(c.text.R, int64(size)))
+		if !c.discardChunk(size) {
+			return
+		}
 
 		c.reset()
 		return
@@ -1090,12 +1105,17 @@ func (c *Conn) handleBdat(arg string) {
 		c.lineLimitReader.LineLimit = c.server.MaxLineLength
 	}()
 
-	chunk := io.LimitReader(c.text.R, int64(size))
+	chunk := &readErrRecorder{r: io.LimitReader(c.idleReader(c.text.R), int64(size))}
 	_, err = io.Copy(c.bdatPipe, chunk)
-	if err != nil {
+	if err != nil || chunk.err != nil {
 		// Backend might return an error early using CloseWithError without consuming
 		// the whole chunk.
 		io.Copy(ioutil.Discard, chunk)
+		if chunk.err != nil { // [postline patch] see closeOnDataError
+			c.bdatPipe.CloseWithError(chunk.err)
+			c.closeOnDataError()
+			return
+		}
 
 		c.writeResponse(dataErrorToStatus(err))
 
@@ -1233,11 +1253,11 @@ func (c *Conn) handleDataLMTP() {
 		// Fallback to using a single status for all recipients.
 		err := c.Session().Data(r)
 		r.limited = false
-		io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
+		_, drainErr := io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
 		for _, rcpt := range c.recipients {
 			status.SetStatus(rcpt, err)
 		}
-		done <- true
+		done <- drainErr == nil // [postline patch] see closeOnDataError
 	} else {
 		go func() {
 			defer func() {
@@ -1256,8 +1276,8 @@ func (c *Conn) handleDataLMTP() {
 
 			status.fillRemaining(lmtpSession.LMTPData(r, status))
 			r.limited = false
-			io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
-			done <- true
+			_, drainErr := io.Copy(ioutil.Discard, r) // Make sure all the data has been consumed
+			done <- drainErr == nil                   // [postline patch] see closeOnDataError
 		}()
 	}
 
@@ -1367,3 +1387,47 @@ func (c *Conn) reset() {
 	c.fromReceived = false
 	c.recipients = nil
 }
+
+// readErrRecorder remembers the first read error other than EOF, so that
+// a silent or broken client stream can be told from a session's refusal.
+// (A client hanging up mid-chunk is upstream's ErrDataReset case.)
+// [postline patch]
+type readErrRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErrRecorder) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// discardChunk reads and drops a refused BDAT chunk; if its end never
+// comes, see closeOnDataError. [postline patch]
+func (c *Conn) discardChunk(size uint64) bool {
+	n, err := io.Copy(ioutil.Discard, io.LimitReader(c.idleReader(c.text.R), int64(size)))
+	if err != nil || n < int64(size) {
+		c.closeOnDataError()
+		return false
+	}
+	return true
+}
+
+// idleReader refreshes the connection's read deadline before each read
+// of r, so that ReadTimeout bounds silence, not a whole message or chunk.
+// [postline patch]
+func (c *Conn) idleReader(r io.Reader) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		if d := c.server.ReadTimeout; d != 0 {
+			c.conn.SetReadDeadline(time.Now().Add(d))
+		}
+		return r.Read(p)
+	})
+}
+
+type readerFunc func(p []byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

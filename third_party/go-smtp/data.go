@@ -92,6 +92,12 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 		stateEOF              // reached .\r\n end marker line
 	)
 	for n < len(b) && r.state != stateEOF {
+		// [postline patch] return what has arrived rather than wait for a
+		// full buffer, so the caller sees slow clients' bytes as they come
+		// (and can refresh its idle deadline between reads).
+		if n > 0 && r.r.Buffered() == 0 {
+			break
+		}
 		var c byte
 		c, err = r.r.ReadByte()
 		if err != nil {
@@ -122,6 +128,11 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 				r.state = stateEOF
 				continue
 			}
+			// [postline patch] not part of .\r\n: drop the leading dot but
+			// keep the \r, as net/textproto does, so the session sees the
+			// bare CR (upstream dropped it, hiding "\r\n.\r" from checks).
+			r.r.UnreadByte()
+			c = '\r'
 			r.state = stateData
 		case stateCR:
 			if c == '\n' {

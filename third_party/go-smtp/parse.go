@@ -212,8 +212,8 @@ func (p *parser) parseLocalPart() (string, error) {
 			switch ch {
 			case '\\':
 				ch, ok = p.readByte()
-			case '"':
-				return sb.String(), nil
+			case '"': // [postline patch] keep the quotes where they matter
+				return requote(sb.String()), nil
 			}
 			if !ok {
 				return "", fmt.Errorf("malformed quoted-string")
@@ -252,4 +252,22 @@ func (p *parser) parsePostmaster() (string, error) {
 	}
 	p.s = p.s[len(path):]
 	return "postmaster", nil
+}
+
+// requote returns a quoted local part's content as a dot-string when it
+// is one ("demo" is demo, RFC 5321 §4.1.2), else quoted again, so that a
+// quoted "@" stays visibly inside the local part. [postline patch]
+func requote(content string) string {
+	atom := content != "" && !strings.HasPrefix(content, ".") && !strings.HasSuffix(content, ".") &&
+		!strings.Contains(content, "..")
+	for _, ch := range content {
+		if !(ch == '.' || ch > 127 || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", ch) ||
+			ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9') {
+			atom = false
+		}
+	}
+	if atom {
+		return content
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(content) + `"`
 }

@@ -20,3 +20,16 @@ func TestParsePostmaster(t *testing.T) {
 		}
 	}
 }
+
+// [postline patch] a quoted local part keeps its quotes unless it is a
+// plain dot-string, so a quoted "@" cannot pass for a domain separator.
+func TestRequote(t *testing.T) {
+	for in, want := range map[string]string{
+		"demo": "demo", "first.last": "first.last", "user@remote": `"user@remote"`,
+		"john smith": `"john smith"`, `a"b`: `"a\"b"`, ".lead": `".lead"`, "": `""`,
+	} {
+		if got := requote(in); got != want {
+			t.Errorf("requote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

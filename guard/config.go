@@ -1,0 +1,37 @@
+package guard
+
+import (
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/config"
+)
+
+// Configure applies cfg's [limits] and timeouts to an SMTP or LMTP server.
+func Configure(srv *smtp.Server, cfg *config.Config) {
+	srv.MaxRecipients = cfg.Limits.MaxRecipients
+	srv.MaxLineLength = cfg.Limits.MaxCommandLine // commands only: see third_party/go-smtp/POSTLINE.md
+	srv.MaxErrors = cfg.Limits.MaxErrors
+	srv.MaxCommands = cfg.Limits.MaxCommands
+	srv.ReadTimeout = cfg.SMTPTimeout.D()
+	srv.WriteTimeout = cfg.SMTPTimeout.D()
+}
+
+// Policy returns the data rules of cfg.
+func Policy(cfg *config.Config) DataPolicy {
+	return DataPolicy{
+		RejectBareNewline: cfg.Limits.BareNewline == "reject",
+		MaxLineLength:     cfg.Limits.MaxLineLength,
+		MaxHeaderSize:     cfg.Limits.MaxHeaderSize,
+		IdleTimeout:       cfg.SMTPTimeout.D(),
+	}
+}
+
+// Limits returns the connection limits of cfg for one listener; greeting
+// is false where the client expects TLS first (implicit TLS).
+func Limits(cfg *config.Config, log zerolog.Logger, greeting bool) ConnLimits {
+	return ConnLimits{
+		Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP,
+		Trusted: cfg.IsTrusted, Greeting: greeting, Log: log,
+	}
+}

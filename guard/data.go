@@ -1,0 +1,179 @@
+// Package guard is what every postline SMTP and LMTP server applies to
+// its clients before their input reaches a session: line-end rules
+// against SMTP smuggling, line and header size caps, an idle timeout
+// inside DATA and BDAT, and connection limits. MSA, MTA and MDA share it
+// so that one rule reads the same everywhere.
+//
+// guard never decides where mail goes; it only refuses or repairs input.
+package guard
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// DataPolicy is how message data is checked.
+type DataPolicy struct {
+	// RejectBareNewline refuses a bare LF or CR (550 5.5.2); otherwise a
+	// bare LF ends a line and a stray CR becomes a space, as Postfix 3.9's
+	// smtpd_forbid_bare_newline = normalize does, so that what is stored
+	// and passed on always has CRLF line ends.
+	RejectBareNewline bool
+	MaxLineLength     int           // octets per line, CRLF excluded
+	MaxHeaderSize     int           // octets of the header block
+	IdleTimeout       time.Duration // longest silence while data arrives
+}
+
+var (
+	// ErrBareNewline is the reply to a bare LF or CR in reject mode.
+	ErrBareNewline = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Message contains a bare CR or LF; lines must end with CRLF"}
+	// ErrIdle is returned when the client went silent inside the data.
+	ErrIdle = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Idle timeout inside message data, closing connection"}
+)
+
+func tooLarge(what string, limit int) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
+		Message: fmt.Sprintf("Message %s too large (limit %d octets)", what, limit)}
+}
+
+// dataReader applies a DataPolicy to the message data go-smtp hands to a
+// session (after dot-unstuffing; the same reader serves BDAT chunks).
+type dataReader struct {
+	r      io.Reader
+	conn   net.Conn
+	policy DataPolicy
+
+	in, out   []byte
+	err       error // sticky error, returned once out is drained
+	pendingCR bool  // last byte read was a CR not yet resolved
+	lineLen   int   // octets of the current line so far
+	inHeader  bool
+	header    int // octets of the header block so far
+}
+
+// NewDataReader returns r checked and repaired by p. conn, if not nil, is
+// the client's connection: its read deadline is refreshed before every
+// read, and it is closed when the client stays silent too long (go-smtp
+// would otherwise keep reading the rest of the body as commands).
+func NewDataReader(r io.Reader, conn net.Conn, p DataPolicy) io.Reader {
+	return &dataReader{r: r, conn: conn, policy: p, in: make([]byte, 32<<10), inHeader: true}
+}
+
+func (d *dataReader) Read(p []byte) (int, error) {
+	for len(d.out) == 0 && d.err == nil {
+		d.fill()
+	}
+	if len(d.out) > 0 {
+		n := copy(p, d.out)
+		d.out = d.out[n:]
+		return n, nil
+	}
+	return 0, d.err
+}
+
+// fill reads one chunk from the client and converts it into d.out.
+func (d *dataReader) fill() {
+	if d.conn != nil && d.policy.IdleTimeout > 0 {
+		d.conn.SetReadDeadline(time.Now().Add(d.policy.IdleTimeout))
+	}
+	n, err := d.r.Read(d.in)
+	d.out = d.out[:0]
+	for _, b := range d.in[:n] {
+		if d.err = d.feed(b); d.err != nil {
+			return
+		}
+	}
+	var nerr net.Error
+	switch {
+	case err == io.EOF:
+		d.err = d.finish()
+	case errors.As(err, &nerr) && nerr.Timeout():
+		d.conn.Close() // the reply could not be read anyway; free the slot
+		d.err = ErrIdle
+	case err != nil:
+		d.err = err
+	}
+}
+
+// feed processes one input byte.
+func (d *dataReader) feed(b byte) error {
+	if d.pendingCR {
+		d.pendingCR = false
+		if b == '\n' {
+			return d.endLine()
+		}
+		if err := d.bare(); err != nil { // a CR not followed by LF
+			return err
+		}
+	}
+	switch b {
+	case '\r':
+		d.pendingCR = true
+		return nil
+	case '\n': // a LF without CR
+		if d.policy.RejectBareNewline {
+			return ErrBareNewline
+		}
+		return d.endLine()
+	}
+	return d.emit(b)
+}
+
+// bare handles a stray CR: refused, or turned into a space.
+func (d *dataReader) bare() error {
+	if d.policy.RejectBareNewline {
+		return ErrBareNewline
+	}
+	return d.emit(' ')
+}
+
+func (d *dataReader) emit(b byte) error {
+	d.lineLen++
+	if d.policy.MaxLineLength > 0 && d.lineLen > d.policy.MaxLineLength {
+		return tooLarge("line", d.policy.MaxLineLength)
+	}
+	if err := d.countHeader(1); err != nil {
+		return err
+	}
+	d.out = append(d.out, b)
+	return nil
+}
+
+func (d *dataReader) endLine() error {
+	if d.lineLen == 0 {
+		d.inHeader = false // the blank line ending the header block
+	}
+	d.lineLen = 0
+	if err := d.countHeader(2); err != nil {
+		return err
+	}
+	d.out = append(d.out, '\r', '\n')
+	return nil
+}
+
+func (d *dataReader) countHeader(n int) error {
+	if !d.inHeader {
+		return nil
+	}
+	d.header += n
+	if d.policy.MaxHeaderSize > 0 && d.header > d.policy.MaxHeaderSize {
+		return tooLarge("header", d.policy.MaxHeaderSize)
+	}
+	return nil
+}
+
+// finish resolves a CR left at the very end of the data.
+func (d *dataReader) finish() error {
+	if d.pendingCR {
+		d.pendingCR = false
+		if err := d.bare(); err != nil {
+			return err
+		}
+	}
+	return io.EOF
+}

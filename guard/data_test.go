@@ -1,0 +1,95 @@
+package guard
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/emersion/go-smtp"
+)
+
+func read(t *testing.T, in string, p DataPolicy) (string, error) {
+	t.Helper()
+	// One byte at a time, so that every rule is tested across reads.
+	b, err := io.ReadAll(NewDataReader(iotest.OneByteReader(strings.NewReader(in)), nil, p))
+	return string(b), err
+}
+
+// The smuggling vectors of CVE-2023-51764 and kin, as go-smtp passes them
+// on inside one message: normalized, each becomes plain CRLF lines.
+func TestNormalize(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"a\r\nb\r\n", "a\r\nb\r\n"},
+		{"a\nb\n", "a\r\nb\r\n"},
+		{"a\n.\nMAIL FROM:<x@y>\r\n", "a\r\n.\r\nMAIL FROM:<x@y>\r\n"},
+		{"a\r\n.\nRCPT\r\n", "a\r\n.\r\nRCPT\r\n"},
+		{"a\n.\r\nX\r\n", "a\r\n.\r\nX\r\n"},
+		{"a\r.\r\nX\r\n", "a .\r\nX\r\n"},
+		{"stray\rCR\r\n", "stray CR\r\n"},
+		{"end with CR\r", "end with CR "},
+		{"\r\r\n", " \r\n"},
+	}
+	for _, tt := range tests {
+		got, err := read(t, tt.in, DataPolicy{})
+		if err != nil || got != tt.want {
+			t.Errorf("%q: got %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestRejectBareNewline(t *testing.T) {
+	for _, in := range []string{"a\nb\r\n", "a\rb\r\n", "a\r\n.\nb\r\n", "end\r"} {
+		if _, err := read(t, in, DataPolicy{RejectBareNewline: true}); err != ErrBareNewline {
+			t.Errorf("%q: err %v, want ErrBareNewline", in, err)
+		}
+	}
+	if got, err := read(t, "fine\r\n", DataPolicy{RejectBareNewline: true}); err != nil || got != "fine\r\n" {
+		t.Errorf("clean input: %q, %v", got, err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	p := DataPolicy{MaxLineLength: 10, MaxHeaderSize: 20}
+	if _, err := read(t, "A: 1\r\n\r\n0123456789\r\n", p); err != nil {
+		t.Errorf("line of exactly 10: %v", err)
+	}
+	wantTooLarge(t, "line", read2(t, "A: 1\r\n\r\n01234567890\r\n", p))
+	wantTooLarge(t, "header", read2(t, "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\nbody\r\n", p))
+	// The header limit ends at the blank line: a long body is fine.
+	if _, err := read(t, "A: 1\r\n\r\n"+strings.Repeat("012345678\r\n", 10), p); err != nil {
+		t.Errorf("body counted as header: %v", err)
+	}
+}
+
+func read2(t *testing.T, in string, p DataPolicy) error {
+	_, err := read(t, in, p)
+	return err
+}
+
+func wantTooLarge(t *testing.T, what string, err error) {
+	t.Helper()
+	var serr *smtp.SMTPError
+	if !errors.As(err, &serr) || serr.Code != 552 || serr.EnhancedCode != (smtp.EnhancedCode{5, 3, 4}) {
+		t.Errorf("%s over the limit: %v, want 552 5.3.4", what, err)
+	}
+}
+
+func FuzzDataReader(f *testing.F) {
+	for _, s := range []string{"a\r\nb\r\n", "a\n.\nb", "\r\r\n\n", "x\r"} {
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, in string, reject bool) {
+		out, err := read(t, in, DataPolicy{RejectBareNewline: reject})
+		if err != nil {
+			return
+		}
+		// Whatever comes out has only CRLF line ends: no bare CR or LF.
+		for i := 0; i < len(out); i++ {
+			if out[i] == '\n' && (i == 0 || out[i-1] != '\r') || out[i] == '\r' && (i+1 == len(out) || out[i+1] != '\n') {
+				t.Fatalf("%q became %q, with a bare line end at %d", in, out, i)
+			}
+		}
+	})
+}

@@ -1,0 +1,266 @@
+package mta
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/miekg/dns"
+
+	"postline/address"
+)
+
+// Host is one place to deliver a domain's mail: an MX target, or the
+// domain itself when it has no MX (RFC 5321 §5.1 "implicit MX").
+type Host struct {
+	Name  string // no trailing dot; an address literal ("[192.0.2.1]") as given
+	Pref  uint16
+	Addrs []netip.Addr
+}
+
+// Resolver finds the hosts to deliver a domain's mail to. It asks one
+// DNS server itself, with miekg/dns, because the MX rules need the
+// difference between "no such domain" (bounce) and "no MX record"
+// (use the domain's own address), which net.Resolver hides.
+type Resolver struct {
+	// Server is the DNS server, "host:port"; "" is the first nameserver
+	// of /etc/resolv.conf (mta.dns_server).
+	Server string
+	// Timeout bounds each query; 0 means 5 seconds.
+	Timeout time.Duration
+	// Shuffle orders MX hosts of equal preference; nil is math/rand/v2's
+	// Shuffle. Tests pass a seeded one.
+	Shuffle func(n int, swap func(i, j int))
+}
+
+// maxMXHosts bounds the DNS work one domain can cause, as Postfix's
+// smtp_mx_address_limit does: hosts beyond it are never tried anyway.
+const maxMXHosts = 10
+
+// resolvConf is read when Resolver.Server is empty; a variable for tests.
+var resolvConf = "/etc/resolv.conf"
+
+// Route returns the hosts to try for domain, best first: MX targets by
+// preference, equal preferences in random order (RFC 5321 §5.1), each
+// with its IPv4 and IPv6 addresses. Hosts without addresses are left
+// out. Errors are *smtp.SMTPError: 5.1.2 for a domain that does not
+// exist, 5.1.10 for a null MX (RFC 7505), and temporary 4.4.3 (DNS
+// failure) or 4.4.4 (no usable host) otherwise.
+func (r *Resolver) Route(ctx context.Context, domain string) ([]Host, error) {
+	d, err := address.NormalizeDomain(domain)
+	if err != nil {
+		return nil, routeError(550, 5, 1, 2, "bad destination domain %q: %v", domain, err)
+	}
+	if strings.HasPrefix(d, "[") {
+		return literalRoute(d)
+	}
+	hosts, err := r.lookupMX(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	var usable []Host
+	for _, h := range hosts {
+		if h.Addrs, err = r.lookupAddrs(ctx, h.Name); err == nil && len(h.Addrs) > 0 {
+			usable = append(usable, h)
+		}
+	}
+	if len(usable) == 0 {
+		// RFC 5321 §5.1: no usable MX host MUST be reported as an error;
+		// transient, since an address record may appear (and a lookup
+		// that failed may succeed) before the queue lifetime runs out.
+		return nil, routeError(451, 4, 4, 4, "no address for any mail host of %s", d)
+	}
+	return usable, nil
+}
+
+// lookupMX returns d's MX hosts in the order to try them, without addresses.
+func (r *Resolver) lookupMX(ctx context.Context, d string) ([]Host, error) {
+	in, err := r.query(ctx, d, dns.TypeMX)
+	if err != nil {
+		return nil, err
+	}
+	switch in.Rcode {
+	case dns.RcodeSuccess:
+	case dns.RcodeNameError:
+		return nil, routeError(550, 5, 1, 2, "domain %s does not exist (NXDOMAIN)", d)
+	default:
+		return nil, routeError(451, 4, 4, 3, "DNS lookup of MX for %s failed: %s", d, dns.RcodeToString[in.Rcode])
+	}
+	var hosts []Host
+	for _, rr := range in.Answer {
+		if mx, ok := rr.(*dns.MX); ok {
+			hosts = append(hosts, Host{Name: strings.ToLower(strings.TrimSuffix(mx.Mx, ".")), Pref: mx.Preference})
+		}
+	}
+	if len(hosts) == 0 {
+		// No MX: the domain is its own mail host (implicit MX, RFC 5321 §5.1).
+		return []Host{{Name: d}}, nil
+	}
+	// RFC 7505 §3: "MX 0 ." alone says the domain accepts no mail at all;
+	// a "." target among real ones is a misconfiguration and skipped.
+	if len(hosts) == 1 && hosts[0].Name == "" {
+		return nil, routeError(556, 5, 1, 10, "domain %s accepts no mail (null MX, RFC 7505)", d)
+	}
+	hosts = slices.DeleteFunc(hosts, func(h Host) bool { return h.Name == "" })
+	return r.order(hosts), nil
+}
+
+// order sorts hosts by preference, shuffles each run of equal
+// preference (RFC 5321 §5.1: no reason to favour one, so pick at
+// random), drops repeated names and keeps the first maxMXHosts.
+func (r *Resolver) order(hosts []Host) []Host {
+	shuffle := r.Shuffle
+	if shuffle == nil {
+		shuffle = rand.Shuffle
+	}
+	slices.SortStableFunc(hosts, func(a, b Host) int { return cmp.Compare(a.Pref, b.Pref) })
+	for i := 0; i < len(hosts); {
+		j := i + 1
+		for j < len(hosts) && hosts[j].Pref == hosts[i].Pref {
+			j++
+		}
+		run := hosts[i:j]
+		shuffle(len(run), func(a, b int) { run[a], run[b] = run[b], run[a] })
+		i = j
+	}
+	seen := map[string]bool{}
+	hosts = slices.DeleteFunc(hosts, func(h Host) bool {
+		dup := seen[h.Name]
+		seen[h.Name] = true
+		return dup
+	})
+	return hosts[:min(len(hosts), maxMXHosts)]
+}
+
+// lookupAddrs returns name's A then AAAA addresses. A name that does not
+// exist or has no address records gives none and no error.
+func (r *Resolver) lookupAddrs(ctx context.Context, name string) ([]netip.Addr, error) {
+	var addrs []netip.Addr
+	var errs []error
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		in, err := r.query(ctx, name, qtype)
+		if err == nil && in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
+			err = fmt.Errorf("lookup %s %s: %s", name, dns.TypeToString[qtype], dns.RcodeToString[in.Rcode])
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, rr := range in.Answer {
+			switch rr := rr.(type) {
+			case *dns.A:
+				addrs = appendAddr(addrs, rr.A)
+			case *dns.AAAA:
+				addrs = appendAddr(addrs, rr.AAAA)
+			}
+		}
+	}
+	if len(addrs) > 0 {
+		return addrs, nil
+	}
+	return nil, errors.Join(errs...)
+}
+
+func appendAddr(addrs []netip.Addr, ip net.IP) []netip.Addr {
+	if a, ok := netip.AddrFromSlice(ip); ok {
+		return append(addrs, a.Unmap())
+	}
+	return addrs
+}
+
+// query asks the server about name over UDP, and again over TCP when the
+// answer was truncated (RFC 1035 §4.2.1, RFC 7766). A timeout or network
+// error is a temporary *smtp.SMTPError.
+func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+	server, err := r.server()
+	if err != nil {
+		return nil, err
+	}
+	m := new(dns.Msg).SetQuestion(dns.Fqdn(name), qtype)
+	m.SetEdns0(1232, false) // the size DNS Flag Day 2020 settled on
+	timeout := cmp.Or(r.Timeout, 5*time.Second)
+	in, _, err := (&dns.Client{Net: "udp", Timeout: timeout}).ExchangeContext(ctx, m, server)
+	if err == nil && in.Truncated {
+		in, _, err = (&dns.Client{Net: "tcp", Timeout: timeout}).ExchangeContext(ctx, m, server)
+	}
+	if err != nil {
+		return nil, routeError(451, 4, 4, 3, "DNS lookup of %s %s at %s failed: %v",
+			dns.TypeToString[qtype], name, server, err)
+	}
+	return in, nil
+}
+
+func (r *Resolver) server() (string, error) {
+	if r.Server != "" {
+		return r.Server, nil
+	}
+	conf, err := dns.ClientConfigFromFile(resolvConf)
+	if err != nil || len(conf.Servers) == 0 {
+		return "", routeError(451, 4, 4, 3, "no DNS server: mta.dns_server is empty and %s has none (%v)", resolvConf, err)
+	}
+	return net.JoinHostPort(conf.Servers[0], conf.Port), nil
+}
+
+// literalRoute is RFC 5321 §5.1 for an address literal: deliver to that
+// address, no DNS involved.
+func literalRoute(d string) ([]Host, error) {
+	s := strings.TrimSuffix(strings.TrimPrefix(d, "["), "]")
+	if v6, ok := strings.CutPrefix(s, "ipv6:"); ok { // NormalizeDomain lower-cased the tag
+		s = v6
+	} else if strings.Contains(s, ":") {
+		s = "" // RFC 5321 §4.1.3: IPv6 literals need the tag
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return nil, routeError(550, 5, 1, 2, "bad address literal %s", d)
+	}
+	return []Host{{Name: d, Addrs: []netip.Addr{a.Unmap()}}}, nil
+}
+
+// WithoutSelf applies RFC 5321 §5.1's loop rule to hosts: when this
+// host is among them, by its name or by an address self recognises
+// as its own (nil: by name only), it is dropped together with every
+// host of equal or lower preference, which would only hand the mail
+// back (as Postfix's smtp_truncate_self). found says it was there.
+func WithoutSelf(hosts []Host, hostname string, self func(netip.Addr) bool) (rest []Host, found bool) {
+	hostname = strings.TrimSuffix(hostname, ".")
+	var selfPref uint16
+	for _, h := range hosts {
+		if strings.EqualFold(h.Name, hostname) || self != nil && slices.ContainsFunc(h.Addrs, self) {
+			if !found || h.Pref < selfPref {
+				selfPref, found = h.Pref, true
+			}
+		}
+	}
+	if !found {
+		return hosts, false
+	}
+	for _, h := range hosts {
+		if h.Pref < selfPref {
+			rest = append(rest, h)
+		}
+	}
+	return rest, true
+}
+
+// SelfIsBestMX reports whether this host is among the most preferred
+// of hosts: then no host is left to try, and RFC 5321 §5.1 says to
+// treat it as an error (postline bounces with 5.4.6) rather than
+// connect to itself. A backup MX behind others is not best.
+func SelfIsBestMX(hosts []Host, hostname string, self func(netip.Addr) bool) bool {
+	rest, found := WithoutSelf(hosts, hostname, self)
+	return found && len(rest) == 0
+}
+
+func routeError(code, class, subject, detail int, format string, args ...any) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{class, subject, detail},
+		Message: fmt.Sprintf(format, args...)}
+}
