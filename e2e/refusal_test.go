@@ -143,3 +143,20 @@ func TestBarePostmaster(t *testing.T) {
 		}
 	}
 }
+
+// Refused recipients count as errors (Postfix's smtpd_hard_error_limit):
+// a client probing for addresses is cut off with 421 4.7.0.
+func TestAddressProbingIsCutOff(t *testing.T) {
+	t.Parallel()
+	s := StartStackWith(t, StackConfig{Limits: "max_errors = 3\n"})
+	c := dialMTA(t, s)
+	if err := c.Mail("prober@remote.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	wantReply(t, "1st unknown", c.Rcpt("a@example.test", nil), 550, smtp.EnhancedCode{5, 1, 1})
+	wantReply(t, "2nd unknown", c.Rcpt("b@example.test", nil), 550, smtp.EnhancedCode{5, 1, 1})
+	wantReply(t, "3rd unknown", c.Rcpt("c@example.test", nil), 421, smtp.EnhancedCode{4, 7, 0})
+	if err := c.Noop(); err == nil {
+		t.Error("connection still open after 421")
+	}
+}

@@ -56,6 +56,7 @@ type session struct {
 	authUser string
 	opts     smtp.MailOptions
 	rcpts    []string
+	refused  int // recipients refused in this connection
 }
 
 var (
@@ -63,11 +64,12 @@ var (
 	errBadRcpt     = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 	errBadSender   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
 	// RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8 on MAIL FROM.
-	errNeedSMTPUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
-	errUnknownUser  = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown in local recipient table"}
-	errNoAuth       = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH is not offered here; submit mail on the submission port"}
-	errStorage      = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
-	errQueue        = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error in processing, try again later"}
+	errNeedSMTPUTF8  = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
+	errTooManyErrors = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many errors, closing connection"}
+	errUnknownUser   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown in local recipient table"}
+	errNoAuth        = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH is not offered here; submit mail on the submission port"}
+	errStorage       = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
+	errQueue         = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error in processing, try again later"}
 )
 
 func (s *session) Reset() {
@@ -123,6 +125,12 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if err != nil {
 		s.log.Info().Str("from", s.from).Str("rcpt", to).Int("code", err.Code).Msg("recipient refused")
+		// Refused recipients count as errors, as Postfix's
+		// smtpd_hard_error_limit counts them: no endless address probing.
+		if s.refused++; s.b.Config.Limits.MaxErrors > 0 && s.refused >= s.b.Config.Limits.MaxErrors {
+			s.log.Warn().Int("refused", s.refused).Msg("too many refused recipients")
+			return errTooManyErrors
+		}
 		return err
 	}
 	s.rcpts = append(s.rcpts, rcpt)

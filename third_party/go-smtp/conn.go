@@ -444,7 +444,7 @@ func (c *Conn) handleMail(arg string) {
 	}
 
 	if err := c.Session().Mail(from, opts); err != nil {
-		c.writeError(451, EnhancedCode{4, 0, 0}, err)
+		c.writeSessionError(err)
 		return
 	}
 
@@ -791,7 +791,7 @@ func (c *Conn) handleRcpt(arg string) {
 	}
 
 	if err := c.Session().Rcpt(recipient, opts); err != nil {
-		c.writeError(451, EnhancedCode{4, 0, 0}, err)
+		c.writeSessionError(err)
 		return
 	}
 	c.recipients = append(c.recipients, recipient)
@@ -1431,3 +1431,14 @@ func (c *Conn) idleReader(r io.Reader) io.Reader {
 type readerFunc func(p []byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// writeSessionError replies with a MAIL or RCPT error from the session;
+// a 421 also closes the connection, as RFC 5321 §3.8 means it, so a
+// session can end a client's abuse (e.g. probing for addresses).
+// [postline patch]
+func (c *Conn) writeSessionError(err error) {
+	c.writeError(451, EnhancedCode{4, 0, 0}, err)
+	if smtpErr, ok := err.(*SMTPError); ok && smtpErr.Code == 421 {
+		c.Close()
+	}
+}
