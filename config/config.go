@@ -63,6 +63,11 @@ type MTA struct {
 	RemotePort    int      `toml:"remote_port"`
 	LocalRetryMax Duration `toml:"local_retry_max"`
 	User          string   `toml:"user"`
+	// Remote deliveries: a deferred recipient is retried after RetryMin,
+	// doubling up to RetryMax, and bounced after QueueLifetime.
+	RetryMin      Duration `toml:"retry_min"`
+	RetryMax      Duration `toml:"retry_max"`
+	QueueLifetime Duration `toml:"queue_lifetime"`
 }
 
 // MDA configures the delivery daemon.
@@ -101,8 +106,9 @@ func defaults() Config {
 		MaxMessageSize: 35 << 20,
 		SMTPTimeout:    Duration(5 * time.Minute),
 		LogLevel:       "info",
-		MTA:            MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute)},
-		MDA:            MDA{MailRoot: "/var/mail/postline"},
+		MTA: MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute), RetryMin: Duration(5 * time.Minute),
+			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour)},
+		MDA: MDA{MailRoot: "/var/mail/postline"},
 		MSA: MSA{AuthMaxDelay: Duration(5 * time.Second), AuthFailuresPerIP: 10,
 			AuthFailuresPerAcc: 5, AuthLockout: Duration(15 * time.Minute)},
 		Limits: Limits{
@@ -208,6 +214,12 @@ func (c *Config) validate(path, src string) error {
 	}
 	if c.MTA.LocalRetryMax.D() < time.Second {
 		bad("mta.local_retry_max", "must be at least \"1s\"")
+	}
+	if c.MTA.RetryMin.D() < time.Second || c.MTA.RetryMax < c.MTA.RetryMin {
+		bad("mta.retry_min", "must be at least \"1s\" and at most mta.retry_max")
+	}
+	if c.MTA.QueueLifetime.D() < time.Second {
+		bad("mta.queue_lifetime", "must be at least \"1s\"; the default is \"5d\"")
 	}
 	c.validateLimits(bad)
 	if _, err := c.ZerologLevel(); err != nil {

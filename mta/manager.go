@@ -2,11 +2,9 @@ package mta
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
 	"postline/config"
@@ -24,7 +22,9 @@ type Manager struct {
 	Config  *config.Config
 	Spool   *queue.Spool
 	Deliver DeliverFunc
-	Log     zerolog.Logger
+	// Relay delivers to other domains; nil keeps such recipients queued.
+	Relay RelayFunc
+	Log   zerolog.Logger
 	// Workers bounds concurrent deliveries to the MDA.
 	Workers int
 
@@ -49,12 +49,6 @@ func (m *Manager) Add(env *queue.Envelope) {
 	m.mu.Lock()
 	m.queued[env.ID] = &entry{env: env}
 	m.mu.Unlock()
-	for _, r := range env.Recipients {
-		if r.State == queue.Pending && !m.isLocal(r.Address) {
-			m.Log.Warn().Str("queue_id", env.ID).Str("rcpt", r.Address).
-				Msg("remote recipient kept in queue: outbound relay is not implemented yet")
-		}
-	}
 	m.poke()
 }
 
@@ -63,6 +57,12 @@ func (m *Manager) poke() {
 	case m.wake <- struct{}{}:
 	default:
 	}
+}
+
+func (m *Manager) has(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.queued[id] != nil
 }
 
 // Len returns the number of queued messages.
@@ -131,11 +131,11 @@ func (m *Manager) takeDue(now time.Time, max int) ([]*entry, time.Time) {
 	return due, next
 }
 
-// nextAttempt is the earliest attempt time of env's pending local
-// recipients; ok is false when it has none.
+// nextAttempt is the earliest attempt time of env's pending recipients
+// that can be delivered; ok is false when it has none.
 func (m *Manager) nextAttempt(env *queue.Envelope) (at time.Time, ok bool) {
 	for _, r := range env.Recipients {
-		if r.State != queue.Pending || !m.isLocal(r.Address) {
+		if r.State != queue.Pending || !m.deliverable(env, r) {
 			continue
 		}
 		if !ok || r.NextAttempt.Before(at) {
@@ -145,91 +145,15 @@ func (m *Manager) nextAttempt(env *queue.Envelope) (at time.Time, ok bool) {
 	return at, ok
 }
 
+// deliverable reports whether r can be tried: local recipients always,
+// others only when relaying is set up and allowed for this message.
+func (m *Manager) deliverable(env *queue.Envelope, r *queue.Recipient) bool {
+	return m.isLocal(r.Address) || m.Relay != nil && env.Relay
+}
+
 func (m *Manager) isLocal(addr string) bool {
 	_, domain, ok := splitAddress(addr)
 	return ok && m.Config.IsLocalDomain(domain)
-}
-
-// attempt delivers e's due local recipients over LMTP and records each
-// result in the spool.
-func (m *Manager) attempt(ctx context.Context, e *entry) {
-	env := e.env.Clone()
-	log := m.Log.With().Str("queue_id", env.ID).Logger()
-	now := time.Now()
-	var rcpts []*queue.Recipient
-	for _, r := range env.Recipients {
-		if r.State == queue.Pending && m.isLocal(r.Address) && !r.NextAttempt.After(now) {
-			rcpts = append(rcpts, r)
-		}
-	}
-	res, err := m.deliverLocal(ctx, env, rcpts)
-	if ctx.Err() != nil && err != nil {
-		m.release(e, nil) // shutting down: the spool still has the last state
-		return
-	}
-	for _, r := range rcpts {
-		r.Attempts++
-		m.record(log, r, res, err, now)
-	}
-	if err := m.Spool.Update(env); err != nil {
-		log.Error().Err(err).Msg("cannot record delivery results; will retry")
-		m.release(e, nil)
-		return
-	}
-	m.release(e, env)
-}
-
-func (m *Manager) deliverLocal(ctx context.Context, env *queue.Envelope, rcpts []*queue.Recipient) (lmtp.Result, error) {
-	f, err := m.Spool.OpenMessage(env.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	msg := lmtp.Message{QueueID: env.ID, From: env.From, Body8Bit: env.Body8Bit, SMTPUTF8: env.SMTPUTF8, Data: f}
-	for _, r := range rcpts {
-		msg.Recipients = append(msg.Recipients, r.Address)
-	}
-	dctx, cancel := context.WithTimeout(ctx, m.Config.SMTPTimeout.D()*2)
-	defer cancel()
-	return m.Deliver(dctx, msg)
-}
-
-// record applies one recipient's outcome: delivered, failed for good
-// (5xx), or deferred with a backoff from 1s doubling to local_retry_max.
-func (m *Manager) record(log zerolog.Logger, r *queue.Recipient, res lmtp.Result, err error, now time.Time) {
-	var serr *smtp.SMTPError
-	if err == nil {
-		var answered bool
-		if serr, answered = res[r.Address]; !answered {
-			err = fmt.Errorf("no result for %s", r.Address) // never count silence as delivery
-		}
-	}
-	l := log.With().Str("rcpt", r.Address).Int("attempt", r.Attempts).Logger()
-	switch {
-	case err == nil && serr == nil:
-		r.State, r.LastError = queue.Delivered, ""
-		l.Info().Str("relay", "mda").Msg("delivered")
-	case err == nil && serr.Code >= 500:
-		r.State, r.LastError = queue.Failed, fmt.Sprintf("%d %d.%d.%d %s", serr.Code,
-			serr.EnhancedCode[0], serr.EnhancedCode[1], serr.EnhancedCode[2], serr.Message)
-		l.Error().Int("code", serr.Code).Str("error", serr.Message).Msg("delivery failed permanently")
-	default:
-		if err != nil {
-			r.LastError = err.Error()
-		} else {
-			r.LastError = fmt.Sprintf("%d %s", serr.Code, serr.Message)
-		}
-		r.NextAttempt = now.Add(localBackoff(r.Attempts, m.Config.MTA.LocalRetryMax.D()))
-		l.Warn().Str("error", r.LastError).Time("next_attempt", r.NextAttempt).Msg("delivery deferred")
-	}
-}
-
-func localBackoff(attempts int, max time.Duration) time.Duration {
-	d := time.Second
-	for i := 1; i < attempts && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
 }
 
 // release ends an attempt: with a new envelope state, or nil to keep the

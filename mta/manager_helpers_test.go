@@ -26,7 +26,8 @@ func testConfig() *config.Config {
 		Hostname:    "mx.example.test",
 		Domains:     []string{"example.test"},
 		SMTPTimeout: config.Duration(5 * time.Second),
-		MTA:         config.MTA{LocalRetryMax: config.Duration(time.Minute)},
+		MTA: config.MTA{LocalRetryMax: config.Duration(time.Minute), RetryMin: config.Duration(time.Minute),
+			RetryMax: config.Duration(time.Hour), QueueLifetime: config.Duration(24 * time.Hour)},
 	}
 }
 
@@ -141,7 +142,7 @@ func waitRemoved(t *testing.T, m *Manager, f *fakeMDA, id string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		_, err := os.Stat(filepath.Join(f.spoolDir, "msg", id))
-		if m.Len() == 0 && errors.Is(err, os.ErrNotExist) && readEnvelope(t, f.spoolDir, id) == nil {
+		if !m.has(id) && errors.Is(err, os.ErrNotExist) && readEnvelope(t, f.spoolDir, id) == nil {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)

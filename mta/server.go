@@ -175,7 +175,7 @@ func (s *session) Data(r io.Reader) error {
 	now := time.Now()
 	env := &queue.Envelope{
 		ID: queue.NewID(now), From: s.from, AuthUser: s.authUser, Received: now,
-		Body8Bit: s.opts.Body == smtp.Body8BitMIME, SMTPUTF8: s.opts.UTF8,
+		Body8Bit: s.opts.Body == smtp.Body8BitMIME, SMTPUTF8: s.opts.UTF8, Relay: s.b.Trusted,
 	}
 	for _, rc := range s.rcpts {
 		env.Recipients = append(env.Recipients, &queue.Recipient{Address: rc, State: queue.Pending})

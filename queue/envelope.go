@@ -38,6 +38,9 @@ type Envelope struct {
 	Size     int64     `json:"size"`
 	Body8Bit bool      `json:"body_8bit,omitempty"`
 	SMTPUTF8 bool      `json:"smtputf8,omitempty"`
+	// Relay allows delivery to other domains: set for mail from the MSA's
+	// trusted socket and for bounces, never for mail from the internet.
+	Relay bool `json:"relay,omitempty"`
 
 	Recipients []*Recipient `json:"recipients"`
 }

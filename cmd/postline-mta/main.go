@@ -60,6 +60,10 @@ func main() {
 		return lmtp.Deliver(ctx, cfg.MDASocket(), cfg.Hostname, m)
 	}
 	manager := mta.NewManager(cfg, spool, deliver, log)
+	relayer := &mta.Relayer{Config: cfg, Log: log, Self: mta.SelfAddrs(cfg),
+		Resolver: &mta.Resolver{Server: cfg.MTA.DNSServer},
+		Dialer:   &mta.Dialer{Hostname: cfg.Hostname}}
+	manager.Relay = relayer.Relay
 	for _, env := range envs {
 		manager.Add(env)
 	}

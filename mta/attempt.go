@@ -1,0 +1,167 @@
+package mta
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/lmtp"
+	"postline/queue"
+)
+
+// localGroup is the group key of recipients delivered to the MDA.
+const localGroup = ""
+
+// attempt delivers e's due recipients, the local ones to the MDA and the
+// others per domain, records each result in the spool and bounces what
+// failed for good.
+func (m *Manager) attempt(ctx context.Context, e *entry) {
+	env := e.env.Clone()
+	log := m.Log.With().Str("queue_id", env.ID).Logger()
+	now := time.Now()
+	var failed []FailedRecipient
+	for group, rcpts := range m.dueGroups(env, now) {
+		out := m.deliverGroup(ctx, env, group, rcpts)
+		if ctx.Err() != nil {
+			m.release(e, nil) // shutting down: the spool still has the last state
+			return
+		}
+		for _, r := range rcpts {
+			r.Attempts++
+			if f := m.record(log, env, r, out, now); f != nil {
+				failed = append(failed, *f)
+			}
+		}
+	}
+	m.bounce(log, env, failed, now)
+	if err := m.Spool.Update(env); err != nil {
+		log.Error().Err(err).Msg("cannot record delivery results; will retry")
+		m.release(e, nil)
+		return
+	}
+	m.release(e, env)
+}
+
+// dueGroups returns env's due recipients: local ones under localGroup,
+// others under their domain (one transaction per destination domain).
+func (m *Manager) dueGroups(env *queue.Envelope, now time.Time) map[string][]*queue.Recipient {
+	groups := map[string][]*queue.Recipient{}
+	for _, r := range env.Recipients {
+		if r.State != queue.Pending || r.NextAttempt.After(now) || !m.deliverable(env, r) {
+			continue
+		}
+		group := localGroup
+		if !m.isLocal(r.Address) {
+			_, group, _ = splitAddress(r.Address)
+		}
+		groups[group] = append(groups[group], r)
+	}
+	return groups
+}
+
+func (m *Manager) deliverGroup(ctx context.Context, env *queue.Envelope, group string, rcpts []*queue.Recipient) Outcome {
+	addrs := make([]string, len(rcpts))
+	for i, r := range rcpts {
+		addrs[i] = r.Address
+	}
+	open := func() (io.ReadCloser, error) { return m.Spool.OpenMessage(env.ID) }
+	if group != localGroup {
+		return m.Relay(ctx, env, group, addrs, open)
+	}
+	res, err := m.deliverLocal(ctx, env, addrs, open)
+	if err != nil {
+		return allSame(addrs, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1},
+			Message: err.Error()}, "")
+	}
+	return Outcome{Results: res}
+}
+
+func (m *Manager) deliverLocal(ctx context.Context, env *queue.Envelope, rcpts []string,
+	open func() (io.ReadCloser, error)) (lmtp.Result, error) {
+	f, err := open()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	msg := lmtp.Message{QueueID: env.ID, From: env.From, Recipients: rcpts,
+		Body8Bit: env.Body8Bit, SMTPUTF8: env.SMTPUTF8, Data: f}
+	dctx, cancel := context.WithTimeout(ctx, m.Config.SMTPTimeout.D()*2)
+	defer cancel()
+	return m.Deliver(dctx, msg)
+}
+
+// record applies one recipient's outcome: delivered; failed for good (a
+// 5xx, or a 4xx once the queue lifetime is over), returned for the
+// bounce; or deferred with a growing backoff.
+func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recipient, out Outcome, now time.Time) *FailedRecipient {
+	reply, answered := out.Results[r.Address]
+	if !answered { // never count silence as delivery
+		reply = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "no result for this recipient"}
+	}
+	relay := out.RemoteMTA
+	if m.isLocal(r.Address) {
+		relay = "mda"
+	}
+	l := log.With().Str("rcpt", r.Address).Int("attempt", r.Attempts).Str("relay", relay).Logger()
+	if reply == nil {
+		r.State, r.LastError = queue.Delivered, ""
+		l.Info().Msg("delivered")
+		return nil
+	}
+	r.LastError = formatReply(reply)
+	expired := now.Sub(env.Received) >= m.Config.MTA.QueueLifetime.D()
+	if reply.Code < 500 && !expired {
+		r.NextAttempt = now.Add(m.backoff(r))
+		l.Warn().Str("error", r.LastError).Time("next_attempt", r.NextAttempt).Msg("delivery deferred")
+		return nil
+	}
+	r.State = queue.Failed
+	status := statusOf(reply)
+	if reply.Code < 500 { // RFC 3463 4.4.7: delivery time expired
+		status = "4.4.7"
+		r.LastError = fmt.Sprintf("gave up after %s; last error: %s", m.Config.MTA.QueueLifetime.D(), r.LastError)
+	}
+	l.Error().Int("code", reply.Code).Str("error", r.LastError).Msg("delivery failed permanently")
+	return &FailedRecipient{Address: r.Address, Action: ActionFailed, Status: status,
+		RemoteMTA: out.RemoteMTA, Diagnostic: formatReply(reply), LastAttempt: now}
+}
+
+// backoff is the wait before r's next attempt: from 1 s doubling to
+// mta.local_retry_max for the MDA, from mta.retry_min doubling to
+// mta.retry_max for other hosts.
+func (m *Manager) backoff(r *queue.Recipient) time.Duration {
+	c := m.Config.MTA
+	if m.isLocal(r.Address) {
+		return localBackoff(r.Attempts, c.LocalRetryMax.D())
+	}
+	return doubling(c.RetryMin.D(), r.Attempts, c.RetryMax.D())
+}
+
+func localBackoff(attempts int, max time.Duration) time.Duration {
+	return doubling(time.Second, attempts, max)
+}
+
+func doubling(first time.Duration, attempts int, max time.Duration) time.Duration {
+	d := first
+	for i := 1; i < attempts && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+func formatReply(r *smtp.SMTPError) string {
+	return fmt.Sprintf("%d %s %s", r.Code, statusOf(r), r.Message)
+}
+
+// statusOf is the reply's enhanced status code, or class.0.0 without one.
+func statusOf(r *smtp.SMTPError) string {
+	e := r.EnhancedCode
+	if e == smtp.EnhancedCodeNotSet || e == smtp.NoEnhancedCode {
+		return fmt.Sprintf("%d.0.0", r.Code/100)
+	}
+	return fmt.Sprintf("%d.%d.%d", e[0], e[1], e[2])
+}

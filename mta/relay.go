@@ -1,0 +1,137 @@
+package mta
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/config"
+	"postline/queue"
+)
+
+// Outcome is what one delivery attempt to one destination gave: a reply
+// per recipient (nil: accepted) and the host that gave them, "" when no
+// remote host was reached.
+type Outcome struct {
+	Results   map[string]*smtp.SMTPError
+	RemoteMTA string
+}
+
+// RelayFunc delivers env to rcpts, all in one remote domain, reading the
+// message from open.
+type RelayFunc func(ctx context.Context, env *queue.Envelope, domain string, rcpts []string,
+	open func() (io.ReadCloser, error)) Outcome
+
+// Relayer delivers to other domains: MX lookup (RFC 5321 §5.1), then
+// each address of each host in turn until one takes the transaction.
+type Relayer struct {
+	Config   *config.Config
+	Resolver *Resolver
+	Dialer   *Dialer
+	Self     func(netip.Addr) bool // this host's own addresses
+	Log      zerolog.Logger
+}
+
+var errLoop = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6},
+	Message: "mail for this domain loops back to myself"}
+
+// Relay implements RelayFunc.
+func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string, rcpts []string,
+	open func() (io.ReadCloser, error)) Outcome {
+	log := r.Log.With().Str("queue_id", env.ID).Str("domain", domain).Logger()
+	hosts, err := r.Resolver.Route(ctx, domain)
+	if err != nil {
+		log.Warn().Err(err).Msg("no route")
+		return allSame(rcpts, ErrorReply(err), "")
+	}
+	hosts, self := WithoutSelf(hosts, r.Config.Hostname, r.Self)
+	if len(hosts) == 0 && self {
+		return allSame(rcpts, errLoop, "")
+	}
+	var last *smtp.SMTPError
+	for _, h := range hosts {
+		for _, a := range h.Addrs {
+			addr := net.JoinHostPort(a.String(), strconv.Itoa(r.Config.MTA.RemotePort))
+			out, err := r.try(ctx, log, env, h.Name, addr, rcpts, open)
+			if err == nil {
+				return out
+			}
+			last = ErrorReply(err)
+			log.Info().Str("host", h.Name).Str("addr", addr).Err(err).Msg("host not usable, trying the next")
+		}
+	}
+	if last == nil || !last.Temporary() {
+		// Unreachable hosts are a temporary condition: mail waits, as
+		// RFC 5321 §4.5.4.1 asks, rather than bouncing at the first try.
+		last = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1}, Message: "no MX host accepted a connection"}
+	}
+	return allSame(rcpts, last, "")
+}
+
+// try runs one session with one address; an error means the host could
+// not take the transaction at all, and the next one should be tried.
+func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelope, host, addr string,
+	rcpts []string, open func() (io.ReadCloser, error)) (Outcome, error) {
+	c, err := r.Dialer.Dial(ctx, host, addr)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer c.Close()
+	ev := log.Info().Str("host", host).Str("addr", addr).Bool("tls", c.TLS).Str("tls_version", c.TLSVersion)
+	if c.TLS && !c.Verified {
+		ev = ev.Str("certificate", "untrusted").AnErr("verify_error", c.VerifyError)
+	}
+	if c.TLSFallback != nil {
+		ev = ev.AnErr("tls_failed", c.TLSFallback)
+	}
+	ev.Msg("connected")
+	data, err := open()
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer data.Close()
+	res, err := Send(ctx, c, env.From, rcpts, data, SendOptions{Size: env.Size, SMTPUTF8: env.SMTPUTF8})
+	if err == nil {
+		c.Quit()
+	}
+	return Outcome{Results: res, RemoteMTA: host}, nil
+}
+
+func allSame(rcpts []string, reply *smtp.SMTPError, remote string) Outcome {
+	res := make(map[string]*smtp.SMTPError, len(rcpts))
+	for _, rc := range rcpts {
+		res[rc] = reply
+	}
+	return Outcome{Results: res, RemoteMTA: remote}
+}
+
+// SelfAddrs returns a test for this host's own addresses: those
+// mta.listen names, or every interface address for a wildcard listener.
+func SelfAddrs(cfg *config.Config) func(netip.Addr) bool {
+	own := map[netip.Addr]bool{}
+	wildcard := false
+	for _, l := range cfg.MTA.Listen {
+		host, _, _ := net.SplitHostPort(l)
+		a, err := netip.ParseAddr(host)
+		if host == "" || err == nil && a.IsUnspecified() {
+			wildcard = true
+		} else if err == nil {
+			own[a.Unmap()] = true
+		}
+	}
+	if wildcard {
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, ia := range addrs {
+				if p, err := netip.ParsePrefix(ia.String()); err == nil {
+					own[p.Addr().Unmap()] = true
+				}
+			}
+		}
+	}
+	return func(a netip.Addr) bool { return own[a.Unmap()] }
+}
