@@ -68,6 +68,8 @@ type MTA struct {
 	RetryMin      Duration `toml:"retry_min"`
 	RetryMax      Duration `toml:"retry_max"`
 	QueueLifetime Duration `toml:"queue_lifetime"`
+	// HopLimit is how many Received: fields a message may carry (554 5.4.6).
+	HopLimit int `toml:"hop_limit"`
 }
 
 // MDA configures the delivery daemon.
@@ -107,7 +109,7 @@ func defaults() Config {
 		SMTPTimeout:    Duration(5 * time.Minute),
 		LogLevel:       "info",
 		MTA: MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute), RetryMin: Duration(5 * time.Minute),
-			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour)},
+			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour), HopLimit: 50},
 		MDA: MDA{MailRoot: "/var/mail/postline"},
 		MSA: MSA{AuthMaxDelay: Duration(5 * time.Second), AuthFailuresPerIP: 10,
 			AuthFailuresPerAcc: 5, AuthLockout: Duration(15 * time.Minute)},

@@ -160,3 +160,21 @@ func TestAddressProbingIsCutOff(t *testing.T) {
 		t.Error("connection still open after 421")
 	}
 }
+
+// RFC 5321 §6.3: a message with more Received: fields than mta.hop_limit
+// is in a loop and is refused with 554 5.4.6, never queued.
+func TestHopLimitStopsLoops(t *testing.T) {
+	t.Parallel()
+	s := StartStackWith(t, StackConfig{MTA: "hop_limit = 3\n"})
+	hops := strings.Repeat("Received: from a.example by b.example; Sun, 22 Nov 2026 06:00:00 +0000\r\n", 4)
+	c := dialMTA(t, s)
+	err := c.SendMail("someone@remote.test", []string{demoUser}, strings.NewReader(hops+"Subject: loop\r\n\r\nx\r\n"))
+	wantReply(t, "4 hops", err, 554, smtp.EnhancedCode{5, 4, 6})
+	ok := strings.Repeat("Received: from a.example by b.example; Sun, 22 Nov 2026 06:00:00 +0000\r\n", 3)
+	if err := c.SendMail("someone@remote.test", []string{demoUser}, strings.NewReader(ok+"Subject: fine\r\n\r\nx\r\n")); err != nil {
+		t.Fatalf("3 hops: %v", err)
+	}
+	if got := s.WaitForMail(demoUser, 1, 10*time.Second); !strings.Contains(string(got[0]), "Subject: fine") {
+		t.Errorf("delivered %q", got[0])
+	}
+}

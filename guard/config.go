@@ -24,6 +24,7 @@ func Policy(cfg *config.Config) DataPolicy {
 		MaxLineLength:     cfg.Limits.MaxLineLength,
 		MaxHeaderSize:     cfg.Limits.MaxHeaderSize,
 		IdleTimeout:       cfg.SMTPTimeout.D(),
+		MaxReceived:       cfg.MTA.HopLimit,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -27,11 +28,16 @@ type DataPolicy struct {
 	MaxLineLength     int           // octets per line, CRLF excluded
 	MaxHeaderSize     int           // octets of the header block
 	IdleTimeout       time.Duration // longest silence while data arrives
+	// MaxReceived bounds the Received: fields, the hop count of RFC 5321
+	// §6.3, so a mail loop ends with 554 5.4.6 (Postfix's hopcount_limit).
+	MaxReceived int
 }
 
 var (
 	// ErrBareNewline is the reply to a bare LF or CR in reject mode.
 	ErrBareNewline = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Message contains a bare CR or LF; lines must end with CRLF"}
+	// ErrIdle is returned when the client went silent inside the data.
+	ErrLoop = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "Too many hops (Received: fields): mail loop?"}
 	// ErrIdle is returned when the client went silent inside the data.
 	ErrIdle = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Idle timeout inside message data, closing connection"}
 )
@@ -53,7 +59,9 @@ type dataReader struct {
 	pendingCR bool  // last byte read was a CR not yet resolved
 	lineLen   int   // octets of the current line so far
 	inHeader  bool
-	header    int // octets of the header block so far
+	header    int    // octets of the header block so far
+	lineHead  []byte // the first octets of the current header line
+	received  int    // Received: fields seen
 }
 
 // NewDataReader returns r checked and repaired by p. conn, if not nil, is
@@ -140,7 +148,28 @@ func (d *dataReader) emit(b byte) error {
 	if err := d.countHeader(1); err != nil {
 		return err
 	}
+	if err := d.countHop(b); err != nil {
+		return err
+	}
 	d.out = append(d.out, b)
+	return nil
+}
+
+// countHop counts header lines that start a Received: field.
+func (d *dataReader) countHop(b byte) error {
+	const field = "received:"
+	if !d.inHeader || d.policy.MaxReceived <= 0 || d.lineLen > len(field) {
+		return nil
+	}
+	if d.lineLen == 1 {
+		d.lineHead = d.lineHead[:0]
+	}
+	d.lineHead = append(d.lineHead, b)
+	if d.lineLen == len(field) && strings.EqualFold(string(d.lineHead), field) {
+		if d.received++; d.received > d.policy.MaxReceived {
+			return ErrLoop
+		}
+	}
 	return nil
 }
 

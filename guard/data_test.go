@@ -93,3 +93,15 @@ func FuzzDataReader(f *testing.F) {
 		}
 	})
 }
+
+// RFC 5321 §6.3: a message that went through too many hops is a loop.
+func TestHopLimit(t *testing.T) {
+	p := DataPolicy{MaxReceived: 2}
+	two := "Received: from a\r\nreceived: from b\r\n\tby c\r\nSubject: x\r\n\r\nReceived: in the body\r\n"
+	if _, err := read(t, two, p); err != nil {
+		t.Errorf("2 hops refused: %v", err)
+	}
+	if _, err := read(t, "RECEIVED: x\r\n"+two, p); err != ErrLoop {
+		t.Errorf("3 hops: %v, want ErrLoop", err)
+	}
+}
