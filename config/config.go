@@ -70,6 +70,10 @@ type MTA struct {
 	QueueLifetime Duration `toml:"queue_lifetime"`
 	// HopLimit is how many Received: fields a message may carry (554 5.4.6).
 	HopLimit int `toml:"hop_limit"`
+	// Outbound concurrency: deliveries in flight in all, and SMTP
+	// connections to one destination domain.
+	MaxDeliveries           int `toml:"max_deliveries"`
+	MaxConnectionsPerDomain int `toml:"max_connections_per_domain"`
 }
 
 // MDA configures the delivery daemon.
@@ -109,7 +113,8 @@ func defaults() Config {
 		SMTPTimeout:    Duration(5 * time.Minute),
 		LogLevel:       "info",
 		MTA: MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute), RetryMin: Duration(5 * time.Minute),
-			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour), HopLimit: 50},
+			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour), HopLimit: 50,
+			MaxDeliveries: 100, MaxConnectionsPerDomain: 10},
 		MDA: MDA{MailRoot: "/var/mail/postline"},
 		MSA: MSA{AuthMaxDelay: Duration(5 * time.Second), AuthFailuresPerIP: 10,
 			AuthFailuresPerAcc: 5, AuthLockout: Duration(15 * time.Minute)},

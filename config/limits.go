@@ -12,9 +12,11 @@ func (c *Config) validateLimits(bad func(key, format string, args ...any)) {
 		"limits.max_recipients": l.MaxRecipients, "limits.max_line_length": l.MaxLineLength,
 		"limits.max_header_size": l.MaxHeaderSize, "limits.max_commands": l.MaxCommands,
 		"limits.max_errors": l.MaxErrors, "limits.max_connections": l.MaxConnections,
-		"limits.max_connections_per_ip": l.MaxConnectionsPerIP,
-		"msa.auth_failures_per_ip":      c.MSA.AuthFailuresPerIP,
-		"msa.auth_failures_per_account": c.MSA.AuthFailuresPerAcc,
+		"limits.max_connections_per_ip":  l.MaxConnectionsPerIP,
+		"msa.auth_failures_per_ip":       c.MSA.AuthFailuresPerIP,
+		"mta.max_deliveries":             c.MTA.MaxDeliveries,
+		"mta.max_connections_per_domain": c.MTA.MaxConnectionsPerDomain,
+		"msa.auth_failures_per_account":  c.MSA.AuthFailuresPerAcc,
 	}
 	for key, v := range positive {
 		if v < 1 {

@@ -40,7 +40,7 @@ type entry struct {
 
 // NewManager returns a manager for cfg's queue delivering with deliver.
 func NewManager(cfg *config.Config, spool *queue.Spool, deliver DeliverFunc, log zerolog.Logger) *Manager {
-	return &Manager{Config: cfg, Spool: spool, Deliver: deliver, Log: log, Workers: 4,
+	return &Manager{Config: cfg, Spool: spool, Deliver: deliver, Log: log, Workers: max(4, cfg.MTA.MaxDeliveries),
 		queued: map[string]*entry{}, wake: make(chan struct{}, 1)}
 }
 

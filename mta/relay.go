@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
@@ -35,6 +36,9 @@ type Relayer struct {
 	Dialer   *Dialer
 	Self     func(netip.Addr) bool // this host's own addresses
 	Log      zerolog.Logger
+
+	mu      sync.Mutex
+	perDest map[string]chan struct{} // connection slots per destination domain
 }
 
 var errLoop = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6},
@@ -53,6 +57,11 @@ func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string,
 	if len(hosts) == 0 && self {
 		return allSame(rcpts, errLoop, "")
 	}
+	release, err := r.acquire(ctx, domain)
+	if err != nil {
+		return allSame(rcpts, ErrorReply(err), "")
+	}
+	defer release()
 	var last *smtp.SMTPError
 	for _, h := range hosts {
 		for _, a := range h.Addrs {
@@ -134,4 +143,26 @@ func SelfAddrs(cfg *config.Config) func(netip.Addr) bool {
 		}
 	}
 	return func(a netip.Addr) bool { return own[a.Unmap()] }
+}
+
+// acquire waits for one of the destination's connection slots
+// (mta.max_connections_per_domain), so a busy domain gets no more
+// parallel sessions than a polite MTA opens.
+func (r *Relayer) acquire(ctx context.Context, domain string) (func(), error) {
+	r.mu.Lock()
+	if r.perDest == nil {
+		r.perDest = map[string]chan struct{}{}
+	}
+	slots := r.perDest[domain]
+	if slots == nil {
+		slots = make(chan struct{}, max(1, r.Config.MTA.MaxConnectionsPerDomain))
+		r.perDest[domain] = slots
+	}
+	r.mu.Unlock()
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
