@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
@@ -39,6 +40,7 @@ type Relayer struct {
 
 	mu      sync.Mutex
 	perDest map[string]chan struct{} // connection slots per destination domain
+	conns   *connCache               // sessions kept open for the next message
 }
 
 var errLoop = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6},
@@ -62,11 +64,17 @@ func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string,
 		return allSame(rcpts, ErrorReply(err), "")
 	}
 	defer release()
+	if c := r.cache().get(domain); c != nil {
+		log.Info().Str("host", c.Host).Str("addr", c.Addr).Msg("reusing connection")
+		if out, err := r.transact(ctx, env, domain, c, rcpts, open); err == nil {
+			return out
+		}
+	}
 	var last *smtp.SMTPError
 	for _, h := range hosts {
 		for _, a := range h.Addrs {
 			addr := net.JoinHostPort(a.String(), strconv.Itoa(r.Config.MTA.RemotePort))
-			out, err := r.try(ctx, log, env, h.Name, addr, rcpts, open)
+			out, err := r.try(ctx, log, env, domain, h.Name, addr, rcpts, open)
 			if err == nil {
 				return out
 			}
@@ -84,13 +92,12 @@ func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string,
 
 // try runs one session with one address; an error means the host could
 // not take the transaction at all, and the next one should be tried.
-func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelope, host, addr string,
+func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelope, domain, host, addr string,
 	rcpts []string, open func() (io.ReadCloser, error)) (Outcome, error) {
 	c, err := r.Dialer.Dial(ctx, host, addr)
 	if err != nil {
 		return Outcome{}, err
 	}
-	defer c.Close()
 	ev := log.Info().Str("host", host).Str("addr", addr).Bool("tls", c.TLS).Str("tls_version", c.TLSVersion)
 	if c.TLS && !c.Verified {
 		ev = ev.Str("certificate", "untrusted").AnErr("verify_error", c.VerifyError)
@@ -99,16 +106,35 @@ func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelo
 		ev = ev.AnErr("tls_failed", c.TLSFallback)
 	}
 	ev.Msg("connected")
+	return r.transact(ctx, env, domain, c, rcpts, open)
+}
+
+// transact runs one transaction on c, then parks c for the next message
+// to the same domain, or closes it if the session broke.
+func (r *Relayer) transact(ctx context.Context, env *queue.Envelope, domain string, c *Conn,
+	rcpts []string, open func() (io.ReadCloser, error)) (Outcome, error) {
 	data, err := open()
 	if err != nil {
+		c.Close()
 		return Outcome{}, err
 	}
 	defer data.Close()
 	res, err := Send(ctx, c, env.From, rcpts, data, SendOptions{Size: env.Size, SMTPUTF8: env.SMTPUTF8})
-	if err == nil {
-		c.Quit()
+	if err != nil {
+		c.Close()
+	} else {
+		r.cache().put(domain, c)
 	}
-	return Outcome{Results: res, RemoteMTA: host}, nil
+	return Outcome{Results: res, RemoteMTA: c.Host}, nil
+}
+
+func (r *Relayer) cache() *connCache {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conns == nil {
+		r.conns = newConnCache(5*time.Second, 2)
+	}
+	return r.conns
 }
 
 func allSame(rcpts []string, reply *smtp.SMTPError, remote string) Outcome {
