@@ -263,6 +263,9 @@ func (c *Config) RunDir() string { return filepath.Join(c.StateDir, "run") }
 // MTASocket is the MTA's trusted SMTP socket, used by the MSA.
 func (c *Config) MTASocket() string { return filepath.Join(c.RunDir(), "mta.sock") }
 
+// MTAAdminSocket is the MTA's admin socket, used by `postline queue`.
+func (c *Config) MTAAdminSocket() string { return filepath.Join(c.RunDir(), "mta-admin.sock") }
+
 // MDASocket is the MDA's LMTP socket, used by the MTA.
 func (c *Config) MDASocket() string { return filepath.Join(c.RunDir(), "mda.sock") }
 

@@ -66,7 +66,10 @@ func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string,
 	defer release()
 	if c := r.cache().get(domain); c != nil {
 		log.Info().Str("host", c.Host).Str("addr", c.Addr).Msg("reusing connection")
-		if out, err := r.transact(ctx, env, domain, c, rcpts, open); err == nil {
+		// A reused session may have been closed by the server meanwhile
+		// (e.g. one message per connection): unless it took the message
+		// for someone, send again over a fresh connection.
+		if out, err := r.transact(ctx, env, domain, c, rcpts, open); err == nil || anyAccepted(out) {
 			return out
 		}
 	}
@@ -106,7 +109,11 @@ func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelo
 		ev = ev.AnErr("tls_failed", c.TLSFallback)
 	}
 	ev.Msg("connected")
-	return r.transact(ctx, env, domain, c, rcpts, open)
+	out, err := r.transact(ctx, env, domain, c, rcpts, open)
+	if out.Results == nil { // the message could not even be read
+		return out, err
+	}
+	return out, nil // per-recipient results, even from a session that broke
 }
 
 // transact runs one transaction on c, then parks c for the next message
@@ -125,7 +132,16 @@ func (r *Relayer) transact(ctx context.Context, env *queue.Envelope, domain stri
 	} else {
 		r.cache().put(domain, c)
 	}
-	return Outcome{Results: res, RemoteMTA: c.Host}, nil
+	return Outcome{Results: res, RemoteMTA: c.Host}, err
+}
+
+func anyAccepted(out Outcome) bool {
+	for _, reply := range out.Results {
+		if reply == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Relayer) cache() *connCache {

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -42,6 +43,10 @@ func main() {
 	if err != nil {
 		daemon.Fatal(log, "cannot listen on trusted socket", err)
 	}
+	adminListener, err := listenAdmin(cfg, own)
+	if err != nil {
+		daemon.Fatal(log, "cannot listen on admin socket", err)
+	}
 	publicListeners := listenTCP(cfg, log, cfg.MTA.Listen)
 	// Port 25, the socket and the TLS key are ours: drop root before the
 	// queue is opened, so that every spool file belongs to the mta user.
@@ -75,23 +80,42 @@ func main() {
 	trusted := newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log, Policy: policy, Trusted: true})
 	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
 	trusted.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for the headers the MSA adds
+	admin := &mta.AdminServer{Manager: manager, Log: log}
 
 	ctx, stop := daemon.SignalContext()
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); manager.Run(ctx) }()
+	go func() { defer wg.Done(); admin.Serve(ctx, adminListener) }()
 	go func() {
 		defer wg.Done()
 		daemon.Serve(ctx, log, trusted, []net.Listener{trustedListener}, 30*time.Second)
 	}()
 	go func() { defer wg.Done(); daemon.Serve(ctx, log, public, publicListeners, 30*time.Second) }()
-	log.Info().Strs("listen", cfg.MTA.Listen).Str("socket", cfg.MTASocket()).Msg("mta ready")
+	log.Info().Strs("listen", cfg.MTA.Listen).Str("socket", cfg.MTASocket()).
+		Str("admin_socket", cfg.MTAAdminSocket()).Msg("mta ready")
 	if err := daemon.NotifyReady(); err != nil {
 		log.Warn().Err(err).Msg("cannot notify supervisor")
 	}
 	wg.Wait()
 	log.Info().Msg("mta stopped")
+}
+
+// listenAdmin makes the socket of `postline queue`: mode 0600 and, like
+// mta.sock, owned by the mta user when started as root with one, so
+// that only root and that user can connect; unlike mta.sock it is never
+// open to the MSA's group.
+func listenAdmin(cfg *config.Config, own *daemon.Owners) (net.Listener, error) {
+	l, err := daemon.ListenUnix(cfg.MTAAdminSocket(), 0o600)
+	if err != nil || own.Self.UID != 0 || own.MTA.UID == 0 {
+		return l, err
+	}
+	if err := os.Chown(cfg.MTAAdminSocket(), own.MTA.UID, own.MTA.GID); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
 }
 
 func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend) *smtp.Server {

@@ -1,11 +1,17 @@
 // Command postline is the one command a person uses: it starts and
-// supervises the daemons, manages users and checks the config.
+// supervises the daemons, manages users and the queue, and checks the
+// config.
 //
 //	postline [-c FILE] start                 run the stack in the foreground
 //	postline [-c FILE] check                 validate the config
 //	postline [-c FILE] user add ADDRESS      add a user or change a password
 //	postline [-c FILE] user del ADDRESS      remove a user
 //	postline [-c FILE] user list             list users
+//	postline [-c FILE] queue                 list the MTA's queue, like mailq
+//	postline [-c FILE] queue show ID         one message's envelope and header
+//	postline [-c FILE] queue flush           retry every deferred recipient now
+//	postline [-c FILE] queue delete ID       remove a message, no bounce
+//	postline [-c FILE] queue bounce ID       return a message to its sender
 package main
 
 import (
@@ -25,6 +31,11 @@ commands:
   user add ADDRESS    add a user, or set a new password (read from stdin or prompted)
   user del ADDRESS    remove a user
   user list           list users
+  queue               list queued messages with each recipient's state, like mailq
+  queue show ID       show a queued message's envelope and header
+  queue flush         retry every deferred recipient now
+  queue delete ID     remove a message from the queue without a bounce
+  queue bounce ID     give up on a message: bounce it to its sender and remove it
 `
 
 func main() {
@@ -55,6 +66,8 @@ func run(cfg *config.Config, args []string) int {
 		return check(cfg)
 	case "user":
 		return userCommand(cfg, args[1:])
+	case "queue":
+		return queueCommand(cfg, args[1:])
 	}
 	fmt.Fprintf(os.Stderr, "postline: unknown command %q\n\n%s", args[0], usage)
 	return 2

@@ -1,0 +1,350 @@
+package e2e
+
+// Interoperability with a real peer MTA: Debian's Postfix, run as a
+// private instance (its own config, queue and data folders in a
+// temporary folder, smtpd on a random 127.x.y.z address) next to the
+// stack. Our MTA relays to it as the MX of remote.test, and it relays
+// mail for example.test into our mta.listen. It needs root (Postfix's
+// master starts as root) and skips without Postfix, unless
+// POSTLINE_REQUIRE_INTEROP=1.
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+func TestPostfixInterop(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/usr/sbin/postfix"); err != nil {
+		interopMissing(t, "postfix not installed; `apt-get install postfix` to run this test")
+	}
+	if os.Geteuid() != 0 {
+		interopMissing(t, "a private Postfix instance needs root (its master process starts as root)")
+	}
+	n := newRelayNet(t)
+	s := n.Stack(relayConfig{})
+	pf := startPostfix(t, n, s.MTA)
+	n.DNS.Add(t, "remote.test. MX 10 mx.remote.test.", "mx.remote.test. A "+pf.IP)
+
+	t.Run("our MTA relays to Postfix", func(t *testing.T) {
+		msg := relayMessage("to postfix", "user@remote.test")
+		id := submitRelay(t, s, msg, "user@remote.test")
+		got := pf.WaitMailbox(t, "user@remote.test", 1, 15*time.Second)[0]
+		header, body, _ := strings.Cut(msg, "\r\n\r\n")
+		for _, line := range append(strings.Split(header, "\r\n"), strings.TrimSuffix(body, "\r\n")) {
+			if !bytes.Contains(got, []byte(line+"\n")) {
+				t.Errorf("Postfix's mailbox copy lacks %q:\n%s", line, got)
+			}
+		}
+		// Postfix's own trace header: our EHLO name, and ESMTPS, as we
+		// took the STARTTLS it offered.
+		if !bytes.Contains(got, []byte("Received: from mail.example.test (")) || !bytes.Contains(got, []byte("with ESMTPS id")) {
+			t.Errorf("Postfix did not record an ESMTPS session from mail.example.test:\n%s", got)
+		}
+		var connected map[string]any
+		for _, ev := range logEvents(s, "connected") {
+			if ev["queue_id"] == id {
+				connected = ev
+			}
+		}
+		if connected == nil || connected["host"] != "mx.remote.test" || connected["tls"] != true {
+			t.Errorf(`"connected" for %s: %v; want mx.remote.test over TLS`, id, connected)
+		}
+		waitSpoolEmpty(t, s, 5*time.Second)
+	})
+
+	t.Run("Postfix relays to our MTA", func(t *testing.T) {
+		msg := "From: someone@remote.test\nTo: demo@example.test\nSubject: from postfix\n" +
+			"Message-ID: <from-postfix@remote.test>\n\nrelayed by Postfix\n"
+		pf.Sendmail(t, "someone@remote.test", msg, demoUser)
+		got := s.WaitForMail(demoUser, 1, 15*time.Second)[0]
+		for _, want := range []string{"Subject: from postfix\n", "Message-ID: <from-postfix@remote.test>\n",
+			"Received: by postfix.remote.test (Postfix, ", "\n\nrelayed by Postfix\n"} {
+			if !bytes.Contains(got, []byte(want)) {
+				t.Errorf("delivered message lacks %q:\n%s", want, got)
+			}
+		}
+		pf.WaitLog(t, "status=sent", 10*time.Second)
+		// Postfix's client took our MTA's STARTTLS (self-signed, so "Untrusted").
+		if !strings.Contains(pf.Log(), "TLS connection established to "+hostOf(s.MTA)) {
+			t.Errorf("Postfix logged no TLS connection to %s:\n%s", s.MTA, pf.Log())
+		}
+		queued := logEvents(s, "queued")
+		if len(queued) == 0 || queued[len(queued)-1]["from"] != "someone@remote.test" {
+			t.Errorf("our MTA did not log the message from someone@remote.test as queued: %v", queued)
+		}
+	})
+}
+
+func hostOf(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	return host
+}
+
+// postfixInstance is one private Postfix: config_directory, queue and
+// data folders and a virtual mailbox base under Dir.
+type postfixInstance struct {
+	Dir  string
+	IP   string
+	Addr string // smtpd: IP and the relay test's port
+}
+
+// postfixMaster lists the services the tests use, none in a chroot,
+// and smtpd only on the instance's own address: never on port 25.
+const postfixMaster = `{{addr}} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`
+
+// postfixMain: remote.test is a virtual mailbox domain delivered into
+// Maildirs under vmail/ as nobody; mail for example.test goes to our
+// MTA; STARTTLS offered with a self-signed certificate and used when
+// offered; no DNS (the transport names an address); logs to maillog.
+// inet_interfaces is 127.0.0.1 because Postfix wants an address an
+// interface has; the services in master.cf bind their own.
+const postfixMain = `compatibility_level = 3.6
+config_directory = {{dir}}
+queue_directory = {{dir}}/queue
+data_directory = {{dir}}/data
+myhostname = postfix.remote.test
+mydomain = remote.test
+myorigin = remote.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+alias_maps =
+alias_database =
+virtual_mailbox_domains = remote.test
+virtual_mailbox_base = {{dir}}/vmail
+virtual_mailbox_maps = texthash:{{dir}}/vmailbox
+virtual_uid_maps = static:{{uid}}
+virtual_gid_maps = static:{{gid}}
+transport_maps = texthash:{{dir}}/transport
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+smtpd_tls_security_level = may
+smtpd_tls_cert_file = {{dir}}/cert.pem
+smtpd_tls_key_file = {{dir}}/key.pem
+smtp_tls_security_level = may
+smtp_tls_loglevel = 1
+maillog_file = {{dir}}/maillog
+maillog_file_prefixes = {{dir}}
+`
+
+// startPostfix starts a private Postfix on a random loopback address at
+// n's port that relays example.test to mta, and stops it when the test
+// ends.
+func startPostfix(t *testing.T, n *relayNet, mta string) *postfixInstance {
+	t.Helper()
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("no user for Postfix's virtual mailboxes: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "pl-postfix-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf := &postfixInstance{Dir: dir, IP: n.DeadAddr()}
+	pf.Addr = net.JoinHostPort(pf.IP, strconv.Itoa(n.Port))
+	t.Cleanup(func() {
+		pf.stop(t)
+		if t.Failed() {
+			t.Logf("postfix log:\n%s", pf.Log())
+		}
+		os.RemoveAll(dir)
+	})
+	// virtual(8) delivers as nobody: every folder on the way must be searchable.
+	must(t, os.Chmod(dir, 0o755))
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	pfUser, err := user.Lookup("postfix")
+	if err != nil {
+		t.Fatalf("no postfix user (is Debian's postfix package installed?): %v", err)
+	}
+	pfUID, _ := strconv.Atoi(pfUser.Uid)
+	must(t, os.Mkdir(filepath.Join(dir, "queue"), 0o755))
+	must(t, os.Mkdir(filepath.Join(dir, "data"), 0o700))
+	must(t, os.Chown(filepath.Join(dir, "data"), pfUID, -1))
+	must(t, os.Mkdir(filepath.Join(dir, "vmail"), 0o700))
+	must(t, os.Chown(filepath.Join(dir, "vmail"), uid, gid))
+
+	fill := strings.NewReplacer("{{dir}}", dir, "{{addr}}", pf.Addr, "{{uid}}", nobody.Uid, "{{gid}}", nobody.Gid).Replace
+	files := map[string]string{
+		"main.cf":   fill(postfixMain),
+		"master.cf": fill(postfixMaster),
+		"vmailbox":  "user@remote.test remote.test/user/\n",
+		"transport": fmt.Sprintf("example.test smtp:[%s]:%s\n", hostOf(mta), portOf(mta)),
+	}
+	cert, key := postfixCert(t)
+	files["cert.pem"], files["key.pem"] = cert, key
+	for name, content := range files {
+		mode := os.FileMode(0o644) // virtual(8) reads the maps as nobody
+		if name == "key.pem" {
+			mode = 0o600 // smtpd reads it as root
+		}
+		must(t, os.WriteFile(filepath.Join(dir, name), []byte(content), mode))
+	}
+	if out, err := exec.Command("/usr/sbin/postfix", "-c", dir, "start").CombinedOutput(); err != nil {
+		t.Fatalf("postfix start: %v\n%s\nmaillog:\n%s", err, out, pf.Log())
+	}
+	pf.waitListening(t)
+	return pf
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
+// postfixCert returns a self-signed certificate and its key as PEM.
+func postfixCert(t *testing.T) (cert, key string) {
+	t.Helper()
+	c, err := selfSigned("postfix.remote.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+}
+
+// waitListening waits until Postfix's smtpd greets on pf.Addr.
+func (pf *postfixInstance) waitListening(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := smtp.Dial(pf.Addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Postfix does not answer on %s; maillog:\n%s", pf.Addr, pf.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop stops the instance (`postfix stop`), then kills its master by
+// the PID in its own pid file if it is still there.
+func (pf *postfixInstance) stop(t *testing.T) {
+	pid := pf.masterPID()
+	if out, err := exec.Command("/usr/sbin/postfix", "-c", pf.Dir, "stop").CombinedOutput(); err != nil && pid != 0 {
+		t.Logf("postfix stop: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pid != 0 && syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (pf *postfixInstance) masterPID() int {
+	b, err := os.ReadFile(filepath.Join(pf.Dir, "queue", "pid", "master.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// Log returns Postfix's log so far.
+func (pf *postfixInstance) Log() string {
+	b, _ := os.ReadFile(filepath.Join(pf.Dir, "maillog"))
+	return string(b)
+}
+
+// WaitLog waits until Postfix's log holds substr.
+func (pf *postfixInstance) WaitLog(t *testing.T, substr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(pf.Log(), substr) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Postfix's log never had %q", substr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Sendmail injects msg the way local programs do: Postfix's sendmail,
+// postdrop and pickup.
+func (pf *postfixInstance) Sendmail(t *testing.T, from, msg string, rcpts ...string) {
+	t.Helper()
+	cmd := exec.Command("/usr/sbin/sendmail", append([]string{"-C", pf.Dir, "-f", from, "--"}, rcpts...)...)
+	cmd.Stdin = strings.NewReader(msg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("postfix sendmail: %v\n%s", err, out)
+	}
+}
+
+// WaitMailbox waits until the virtual mailbox of addr holds n messages
+// and returns them.
+func (pf *postfixInstance) WaitMailbox(t *testing.T, addr string, n int, timeout time.Duration) [][]byte {
+	t.Helper()
+	local, domain, _ := strings.Cut(addr, "@")
+	dir := filepath.Join(pf.Dir, "vmail", domain, local, "new")
+	deadline := time.Now().Add(timeout)
+	for {
+		entries, _ := os.ReadDir(dir)
+		if len(entries) >= n {
+			var msgs [][]byte
+			for _, e := range entries {
+				b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				must(t, err)
+				msgs = append(msgs, b)
+			}
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Postfix's mailbox of %s has %d messages, want %d", addr, len(entries), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
