@@ -53,26 +53,7 @@ func main() {
 	if err := daemon.DropPrivileges(log, cfg.MTA.User); err != nil {
 		daemon.Fatal(log, "cannot drop privileges", err)
 	}
-	spool, err := queue.Open(cfg.QueueDir(), durable.OS{})
-	if err != nil {
-		daemon.Fatal(log, "cannot open queue", err)
-	}
-	envs, err := spool.Recover()
-	if err != nil {
-		daemon.Fatal(log, "cannot recover queue", err)
-	}
-	deliver := func(ctx context.Context, m lmtp.Message) (lmtp.Result, error) {
-		return lmtp.Deliver(ctx, cfg.MDASocket(), cfg.Hostname, m)
-	}
-	manager := mta.NewManager(cfg, spool, deliver, log)
-	relayer := &mta.Relayer{Config: cfg, Log: log, Self: mta.SelfAddrs(cfg),
-		Resolver: &mta.Resolver{Server: cfg.MTA.DNSServer},
-		Dialer:   &mta.Dialer{Hostname: cfg.Hostname}}
-	manager.Relay = relayer.Relay
-	for _, env := range envs {
-		manager.Add(env)
-	}
-	log.Info().Int("messages", len(envs)).Msg("queue recovered")
+	spool, manager := startQueue(cfg, log)
 
 	policy := guard.Policy(cfg)
 	public := newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log, Policy: policy})
@@ -100,6 +81,32 @@ func main() {
 	}
 	wg.Wait()
 	log.Info().Msg("mta stopped")
+}
+
+// startQueue opens and recovers the spool and returns the manager that
+// delivers its messages, to the MDA and to other hosts.
+func startQueue(cfg *config.Config, log zerolog.Logger) (*queue.Spool, *mta.Manager) {
+	spool, err := queue.Open(cfg.QueueDir(), durable.OS{})
+	if err != nil {
+		daemon.Fatal(log, "cannot open queue", err)
+	}
+	envs, err := spool.Recover()
+	if err != nil {
+		daemon.Fatal(log, "cannot recover queue", err)
+	}
+	deliver := func(ctx context.Context, m lmtp.Message) (lmtp.Result, error) {
+		return lmtp.Deliver(ctx, cfg.MDASocket(), cfg.Hostname, m)
+	}
+	manager := mta.NewManager(cfg, spool, deliver, log)
+	relayer := &mta.Relayer{Config: cfg, Log: log, Self: mta.SelfAddrs(cfg),
+		Resolver: &mta.Resolver{Server: cfg.MTA.DNSServer},
+		Dialer:   &mta.Dialer{Hostname: cfg.Hostname}}
+	manager.Relay = relayer.Relay
+	for _, env := range envs {
+		manager.Add(env)
+	}
+	log.Info().Int("messages", len(envs)).Msg("queue recovered")
+	return spool, manager
 }
 
 // listenAdmin makes the socket of `postline queue`: mode 0600 and, like
