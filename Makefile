@@ -7,7 +7,14 @@ FUZZTIME ?= 20s
 FUZZ_TARGETS = address:FuzzParse guard:FuzzDataReader queue:FuzzDecodeEnvelope \
 	mda:FuzzResolve msa:FuzzCompleteHeader
 
-.PHONY: build run test bench fuzz vet clean
+.PHONY: build run test bench fuzz vet clean proto
+
+# `make proto` regenerates plugins/pb from plugins/proto with these pinned
+# generators (installed into bin/tools) and Debian's protoc (protobuf-compiler).
+# The build needs none of them: the generated code is committed.
+PROTOC_GEN_GO      = google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC = google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+TOOLS = $(CURDIR)/bin/tools
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -32,6 +39,14 @@ fuzz:
 vet:
 	gofmt -l . | (! grep .)
 	$(GO) vet ./...
+
+proto:
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO_GRPC)
+	protoc -I plugins/proto \
+		--plugin=protoc-gen-go=$(TOOLS)/protoc-gen-go --go_out=. --go_opt=module=postline \
+		--plugin=protoc-gen-go-grpc=$(TOOLS)/protoc-gen-go-grpc --go-grpc_out=. --go-grpc_opt=module=postline \
+		plugins/proto/filter.proto
 
 clean:
 	rm -rf bin var

@@ -1,5 +1,15 @@
-// Package plugins will hold postline's filter plugin contract: gRPC over
-// hashicorp/go-plugin, with hooks at connect, MAIL, RCPT, DATA and final
-// delivery (issue 5). Until then no filter runs and no header is added
-// by postline besides the MSA's Message-ID and Date.
+// Package plugins is postline's filter plugin contract: what a daemon and
+// a filter plugin (a separate program, started over hashicorp/go-plugin
+// and spoken to with gRPC) must agree on besides the service itself.
+//
+// The layout of the folder:
+//
+//	proto/    the gRPC service (filter.proto); `make proto` regenerates pb/
+//	pb/       the generated Go code, committed
+//	sdk/      what a Go plugin imports: small interfaces, verdicts, sdk.Serve
+//	host/     what a daemon imports: starts, supervises and calls the plugins
+//	example/  a complete custom filter built with the SDK
+//
+// This package only holds constants; it must never import the host or the
+// SDK, so that both can import it.
 package plugins

@@ -1,0 +1,250 @@
+package host
+
+import (
+	"crypto/tls"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"postline/plugins/pb"
+)
+
+// ConnInfo describes the client's SMTP session, as the MSA or MTA knows it.
+type ConnInfo struct {
+	ClientIP   string
+	ClientPort int
+	ReverseDNS string // verified PTR name, "" when none
+	Helo       string
+	Protocol   string // "SMTP" after HELO, "ESMTP" after EHLO
+	TLSVersion string // "" on a plaintext session; see SetTLS
+	TLSCipher  string
+	AuthUser   string // "" when not authenticated
+	QueueID    string // the current message's queue ID, when already known
+}
+
+// SetTLS fills the TLS fields from a session's connection state.
+func (c *ConnInfo) SetTLS(cs tls.ConnectionState) {
+	c.TLSVersion = strings.ReplaceAll(tls.VersionName(cs.Version), " ", "")
+	c.TLSCipher = tls.CipherSuiteName(cs.CipherSuite)
+}
+
+// MailInfo is one MAIL FROM.
+type MailInfo struct {
+	Conn   ConnInfo
+	Sender string            // "" for the null sender <>
+	Params map[string]string // ESMTP parameters, upper-case keys
+}
+
+// RcptInfo is one RCPT TO.
+type RcptInfo struct {
+	Conn      ConnInfo
+	Sender    string
+	Recipient string
+}
+
+// TxInfo is the transaction at the end of DATA.
+type TxInfo struct {
+	Conn       ConnInfo
+	Sender     string
+	Recipients []string
+	Size       int64 // header plus body in bytes, 0 when unknown
+}
+
+// DeliveryInfo is one recipient's copy in the MDA.
+type DeliveryInfo struct {
+	Recipient string
+	Sender    string
+	QueueID   string
+	Folder    string // folder an earlier filter chose, "" for INBOX
+}
+
+// Action is what a plugin, or a whole chain, decided.
+type Action int
+
+// The actions. A Result's Action is never FileInto: a FILE_INTO verdict
+// sets Result.Folder and the chain goes on.
+const (
+	Continue Action = iota // no objection
+	Accept                 // accepted; later plugins were skipped for this hook
+	Reject                 // refuse with Reply (5xx)
+	Tempfail               // refuse with Reply (4xx)
+	Discard                // accept and drop the message silently
+	FileInto               // deliver into a folder
+)
+
+func (a Action) String() string {
+	return [...]string{"continue", "accept", "reject", "tempfail", "discard", "file_into"}[a]
+}
+
+// Reply is an SMTP reply for Reject and Tempfail.
+type Reply struct {
+	Code     int    // 4xx or 5xx
+	Enhanced string // RFC 3463, e.g. "5.7.1"
+	Text     string // one line, no CR or LF
+}
+
+func (r Reply) String() string { return fmt.Sprintf("%d %s %s", r.Code, r.Enhanced, r.Text) }
+
+// EditOp is the kind of a header edit.
+type EditOp int
+
+// The header edits.
+const (
+	Prepend EditOp = iota + 1 // add at the top of the header
+	Append                    // add at the end of the header
+	Remove                    // remove every field of that name, any case
+)
+
+// HeaderEdit is one change to a message's header; apply with ApplyEdits.
+type HeaderEdit struct {
+	Op    EditOp
+	Name  string
+	Value string // Prepend and Append only
+}
+
+// Result is what a chain of plugins decided for one hook call.
+type Result struct {
+	// Action is Continue, Accept, Reject, Tempfail or Discard: the first
+	// plugin that did not continue decides it.
+	Action Action
+	// Reply is the SMTP reply for Reject and Tempfail.
+	Reply Reply
+	// Folder is the last folder a FILE_INTO chose, "" for the inbox.
+	Folder string
+	// Edits are the header edits of every plugin that ran, in order.
+	// Data and Deliver results apply to the message; for the other
+	// hooks the daemon may carry them to the message or ignore them.
+	Edits []HeaderEdit
+	// By names the plugin that decided Action, "" for Continue.
+	By string
+}
+
+// Refused reports whether the client must get Reply instead of success.
+func (r Result) Refused() bool { return r.Action == Reject || r.Action == Tempfail }
+
+// add folds one plugin's verdict into r and reports whether the chain stops.
+func (r *Result) add(plugin string, v verdict) bool {
+	r.Edits = append(r.Edits, v.edits...)
+	switch v.action {
+	case Continue:
+		return false
+	case FileInto:
+		r.Folder = v.folder
+		return false
+	}
+	r.Action, r.Reply, r.By = v.action, v.reply, plugin
+	return true
+}
+
+// verdict is one plugin's answer, checked: codes in the right class, no
+// line breaks in the reply, only well-formed edits and folder names.
+type verdict struct {
+	action Action
+	reply  Reply
+	folder string
+	edits  []HeaderEdit
+}
+
+var actionProto = map[pb.Verdict_Action]Action{
+	pb.Verdict_CONTINUE: Continue, pb.Verdict_ACCEPT: Accept, pb.Verdict_REJECT: Reject,
+	pb.Verdict_TEMPFAIL: Tempfail, pb.Verdict_DISCARD: Discard, pb.Verdict_FILE_INTO: FileInto,
+}
+
+// checkVerdict turns a plugin's answer into a verdict. What cannot be
+// trusted is repaired or dropped, and each problem is returned for the log:
+// a plugin must never be able to inject SMTP replies or header lines.
+func checkVerdict(p *pb.Verdict) (verdict, []string) {
+	var problems []string
+	a, ok := actionProto[p.GetAction()]
+	if !ok {
+		problems = append(problems, fmt.Sprintf("unknown action %d, taken as continue", p.GetAction()))
+	}
+	v := verdict{action: a}
+	switch a {
+	case Reject:
+		v.reply = checkReply(p.GetReply(), 5, Reply{550, "5.7.1", "message refused"}, &problems)
+	case Tempfail:
+		v.reply = checkReply(p.GetReply(), 4, Reply{451, "4.7.1", "try again later"}, &problems)
+	case FileInto:
+		v.folder = p.GetFolder()
+		if !validFolder(v.folder) {
+			problems = append(problems, fmt.Sprintf("folder %q is not a valid Maildir++ folder name, taken as continue", v.folder))
+			v = verdict{action: Continue}
+		}
+	}
+	for _, e := range p.GetHeaderEdits() {
+		he, err := checkEdit(e)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		v.edits = append(v.edits, he)
+	}
+	return v, problems
+}
+
+var enhancedRe = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`)
+
+// checkReply keeps the plugin's code only when it has the class the action
+// promises (RFC 5321 §4.2.1; RFC 3463 classes 4 and 5).
+func checkReply(r *pb.Reply, class int, def Reply, problems *[]string) Reply {
+	out := def
+	if c := int(r.GetCode()); c/100 == class {
+		out.Code = c
+	} else if c != 0 {
+		*problems = append(*problems, fmt.Sprintf("reply code %d does not fit the verdict, %d used", c, def.Code))
+	}
+	if e := r.GetEnhancedCode(); enhancedRe.MatchString(e) && int(e[0]-'0') == class {
+		out.Enhanced = e
+	}
+	if t := oneLine(r.GetText()); t != "" {
+		out.Text = t
+	}
+	return out
+}
+
+// oneLine makes text safe for an SMTP reply line: control characters
+// (CR and LF above all, which would forge further reply lines) become
+// spaces, and the text is cut to leave the line well under 512 octets.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if len(s) > 400 {
+		s = strings.ToValidUTF8(s[:400], "")
+	}
+	return s
+}
+
+// validFolder accepts a Maildir++ folder name such as "Junk" or
+// "Lists.golang": no path separators, no leading or trailing dot, no empty
+// level, no control characters. The MDA checks again before opening it.
+func validFolder(f string) bool {
+	if f == "" || len(f) > 200 || strings.HasPrefix(f, ".") || strings.HasSuffix(f, ".") || strings.Contains(f, "..") {
+		return false
+	}
+	return !strings.ContainsFunc(f, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '/' || r == '\\' })
+}
+
+func checkEdit(e *pb.HeaderEdit) (HeaderEdit, error) {
+	var op EditOp
+	switch e.GetOp() {
+	case pb.HeaderEdit_PREPEND:
+		op = Prepend
+	case pb.HeaderEdit_APPEND:
+		op = Append
+	case pb.HeaderEdit_REMOVE:
+		op = Remove
+	default:
+		return HeaderEdit{}, fmt.Errorf("header edit of %q: unknown op %d, dropped", e.GetName(), e.GetOp())
+	}
+	he := HeaderEdit{Op: op, Name: e.GetName(), Value: e.GetValue()}
+	if _, err := formatField(he.Name, he.Value); err != nil {
+		return HeaderEdit{}, fmt.Errorf("header edit dropped: %w", err)
+	}
+	return he, nil
+}

@@ -1,0 +1,192 @@
+package sdk
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/emersion/go-message/textproto"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"postline/plugins/pb"
+)
+
+// server turns gRPC calls into calls of the author's hook methods. The
+// host only calls hooks listed in the Configure answer; a call for any
+// other hook gets Unimplemented.
+type server struct {
+	pb.UnimplementedFilterServer
+	impl any
+}
+
+func (s *server) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	if h, ok := s.impl.(HostAware); ok {
+		h.SetHost(Host{Plugin: req.GetName(), Daemon: req.GetDaemon(), Hostname: req.GetHostname()})
+	}
+	if c, ok := s.impl.(Configurable); ok {
+		cfg, err := decodeConfig(req.GetConfigJson())
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "config: %v", err)
+		}
+		if err := c.Configure(cfg); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "config: %v", err)
+		}
+	}
+	resp := &pb.ConfigureResponse{Hooks: hooksOf(s.impl)}
+	if h, ok := s.impl.(HeadersOnly); ok {
+		resp.DataHeadersOnly = h.HeadersOnly()
+	}
+	return resp, nil
+}
+
+func (s *server) Connect(ctx context.Context, req *pb.ConnectRequest) (*pb.Verdict, error) {
+	f, ok := s.impl.(ConnectFilter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "no connect hook")
+	}
+	return answer(f.Connect(ctx, conn(req.GetConn())))
+}
+
+func (s *server) Mail(ctx context.Context, req *pb.MailRequest) (*pb.Verdict, error) {
+	f, ok := s.impl.(MailFilter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "no mail hook")
+	}
+	return answer(f.Mail(ctx, &Mail{Conn: conn(req.GetConn()), Sender: req.GetSender(), Params: req.GetParams()}))
+}
+
+func (s *server) Rcpt(ctx context.Context, req *pb.RcptRequest) (*pb.Verdict, error) {
+	f, ok := s.impl.(RcptFilter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "no rcpt hook")
+	}
+	return answer(f.Rcpt(ctx, &Rcpt{Conn: conn(req.GetConn()), Sender: req.GetSender(), Recipient: req.GetRecipient()}))
+}
+
+func (s *server) Deliver(ctx context.Context, req *pb.DeliverRequest) (*pb.Verdict, error) {
+	f, ok := s.impl.(DeliverFilter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "no deliver hook")
+	}
+	return answer(f.Deliver(ctx, &Delivery{
+		Recipient: req.GetRecipient(), Sender: req.GetSender(), QueueID: req.GetQueueId(),
+		Folder: req.GetFolder(), Header: parseHeader(req.GetHeader()), RawHeader: req.GetHeader(),
+	}))
+}
+
+// Data reads the first chunk (envelope and header) and hands the rest to
+// the filter as a reader, so a body of any size passes one chunk at a time.
+func (s *server) Data(stream pb.Filter_DataServer) error {
+	f, ok := s.impl.(DataFilter)
+	if !ok {
+		return status.Error(codes.Unimplemented, "no data hook")
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("sdk: data: first chunk: %w", err)
+	}
+	start := first.GetStart()
+	if start == nil {
+		return status.Error(codes.InvalidArgument, "data: first chunk must be DataStart")
+	}
+	m := &Message{
+		Conn: conn(start.GetConn()), Sender: start.GetSender(), Recipients: start.GetRecipients(),
+		Size: start.GetSize(), Header: parseHeader(start.GetHeader()), RawHeader: start.GetHeader(),
+		Body: &bodyReader{stream: stream},
+	}
+	v, err := answer(f.Data(stream.Context(), m))
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(v)
+}
+
+// bodyReader reads body chunks off the stream, holding one at a time.
+type bodyReader struct {
+	stream pb.Filter_DataServer
+	buf    []byte
+	err    error
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		chunk, err := r.stream.Recv()
+		if err != nil {
+			r.err = err // io.EOF once the host has sent everything
+			continue
+		}
+		r.buf = chunk.GetBody()
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// answer converts a hook's result. An error becomes status Unknown, which
+// the host treats as this call failing (per on_error) without a restart;
+// its own code is dropped because Unavailable or DeadlineExceeded from,
+// say, a DNS client inside the hook would read as this plugin being dead.
+func answer(v Verdict, err error) (*pb.Verdict, error) {
+	if err != nil {
+		return nil, status.Error(codes.Unknown, err.Error())
+	}
+	return v.proto(), nil
+}
+
+func conn(c *pb.Connection) *Conn {
+	return &Conn{
+		Daemon: c.GetDaemon(), ClientIP: c.GetClientIp(), ClientPort: int(c.GetClientPort()),
+		ReverseDNS: c.GetReverseDns(), Helo: c.GetHelo(), Protocol: c.GetProtocol(),
+		TLSVersion: c.GetTls().GetVersion(), TLSCipher: c.GetTls().GetCipher(),
+		AuthUser: c.GetAuthUser(), QueueID: c.GetQueueId(),
+	}
+}
+
+func parseHeader(raw []byte) textproto.Header {
+	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	return h // a malformed line ends the parse; the fields before it stay
+}
+
+// decodeConfig turns the host's JSON object back into TOML-like values:
+// integers stay int64 instead of becoming float64.
+func decodeConfig(js []byte) (map[string]any, error) {
+	cfg := map[string]any{}
+	if len(bytes.TrimSpace(js)) == 0 {
+		return cfg, nil
+	}
+	d := json.NewDecoder(bytes.NewReader(js))
+	d.UseNumber()
+	if err := d.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("decode JSON: %w", err)
+	}
+	for k, v := range cfg {
+		cfg[k] = numbers(v)
+	}
+	return cfg, nil
+}
+
+func numbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = numbers(e)
+		}
+	}
+	return v
+}

@@ -1,0 +1,76 @@
+package sdk
+
+import "postline/plugins/pb"
+
+// Verdict is a filter's answer to one hook call. Build one with Continue,
+// Accept, Reject, Tempfail, Discard or FileInto, and attach header edits
+// with With. The zero Verdict is Continue.
+type Verdict struct {
+	action   pb.Verdict_Action
+	code     int
+	enhanced string
+	text     string
+	folder   string
+	edits    []Edit
+}
+
+// Continue says "no objection": the next plugin runs.
+func Continue() Verdict { return Verdict{action: pb.Verdict_CONTINUE} }
+
+// Accept accepts and skips the remaining plugins for this hook.
+func Accept() Verdict { return Verdict{action: pb.Verdict_ACCEPT} }
+
+// Reject refuses with a permanent error, e.g. Reject(550, "5.7.1", "spam").
+// The host answers 550 5.7.1 instead of a code outside 5xx and removes
+// CR and LF from text.
+func Reject(code int, enhanced, text string) Verdict {
+	return Verdict{action: pb.Verdict_REJECT, code: code, enhanced: enhanced, text: text}
+}
+
+// Tempfail refuses with a temporary error, e.g. Tempfail(451, "4.7.1",
+// "greylisted"); the client retries later.
+func Tempfail(code int, enhanced, text string) Verdict {
+	return Verdict{action: pb.Verdict_TEMPFAIL, code: code, enhanced: enhanced, text: text}
+}
+
+// Discard accepts the message and drops it silently.
+func Discard() Verdict { return Verdict{action: pb.Verdict_DISCARD} }
+
+// FileInto delivers into folder (e.g. "Junk") instead of the inbox; the
+// next plugin still runs.
+func FileInto(folder string) Verdict { return Verdict{action: pb.Verdict_FILE_INTO, folder: folder} }
+
+// With returns v with edits added after the ones it already has. Edits
+// apply in order, e.g. With(Remove("Return-Path"), Prepend("Return-Path", "<a@b>")).
+func (v Verdict) With(edits ...Edit) Verdict {
+	v.edits = append(append([]Edit(nil), v.edits...), edits...)
+	return v
+}
+
+// Edit is one change to the message's header.
+type Edit struct {
+	op          pb.HeaderEdit_Op
+	name, value string
+}
+
+// Prepend adds the field "name: value" at the top of the header, where
+// trace fields (Received, Return-Path) belong (RFC 5322 §3.6.7). A long
+// value may be folded with "\r\n " or "\r\n\t".
+func Prepend(name, value string) Edit { return Edit{pb.HeaderEdit_PREPEND, name, value} }
+
+// Append adds the field "name: value" at the end of the header.
+func Append(name, value string) Edit { return Edit{pb.HeaderEdit_APPEND, name, value} }
+
+// Remove removes every field called name, in any letter case.
+func Remove(name string) Edit { return Edit{op: pb.HeaderEdit_REMOVE, name: name} }
+
+func (v Verdict) proto() *pb.Verdict {
+	out := &pb.Verdict{Action: v.action, Folder: v.folder}
+	if v.action == pb.Verdict_REJECT || v.action == pb.Verdict_TEMPFAIL {
+		out.Reply = &pb.Reply{Code: uint32(max(v.code, 0)), EnhancedCode: v.enhanced, Text: v.text}
+	}
+	for _, e := range v.edits {
+		out.HeaderEdits = append(out.HeaderEdits, &pb.HeaderEdit{Op: e.op, Name: e.name, Value: e.value})
+	}
+	return out
+}
