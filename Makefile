@@ -16,8 +16,12 @@ PROTOC_GEN_GO      = google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC = google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 TOOLS = $(CURDIR)/bin/tools
 
+# Bundled plugins go beside the daemons as postline-plugin-NAME, where a
+# [[plugins]] table without a path finds them.
 build:
 	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -o bin/postline-plugin-return-path ./plugins/returnpath
+	$(GO) build -o bin/postline-plugin-example ./plugins/example
 
 run: build
 	./bin/postline -c $(CONFIG) start

@@ -37,6 +37,10 @@ type Config struct {
 	MDA    MDA    `toml:"mda"`
 	TLS    TLS    `toml:"tls"`
 	Limits Limits `toml:"limits"`
+
+	// Plugins are the filter plugins of every daemon: DefaultPlugins
+	// merged with the file's [[plugins]] tables (see mergePlugins).
+	Plugins []Plugin `toml:"plugins"`
 }
 
 // MSA configures the submission daemon.
@@ -145,10 +149,15 @@ func Load(path string) (*Config, error) {
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		var errs []error
 		for _, k := range undecoded {
-			errs = append(errs, unknownKeyError(path, string(src), k))
+			if !pluginConfigKey(k) {
+				errs = append(errs, unknownKeyError(path, string(src), k))
+			}
 		}
-		return nil, errors.Join(errs...)
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
 	}
+	c.Plugins = mergePlugins(c.Plugins)
 	c.File = abs
 	c.resolvePaths()
 	if err := c.validate(path, string(src)); err != nil {
@@ -169,6 +178,9 @@ func (c *Config) resolvePaths() {
 	abs(&c.MDA.MailRoot)
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)
+	for i := range c.Plugins {
+		abs(&c.Plugins[i].Path)
+	}
 	for i, d := range c.Domains {
 		if n, err := address.NormalizeDomain(d); err == nil {
 			c.Domains[i] = n // else kept as written, for validate to report
@@ -229,6 +241,7 @@ func (c *Config) validate(path, src string) error {
 		bad("mta.queue_lifetime", "must be at least \"1s\"; the default is \"5d\"")
 	}
 	c.validateLimits(bad)
+	errs = append(errs, c.validatePlugins(path, src)...)
 	if _, err := c.ZerologLevel(); err != nil {
 		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
 	}

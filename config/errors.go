@@ -53,6 +53,9 @@ func unknownKeyError(path, src string, k toml.Key) error {
 func knownKeys(t reflect.Type, table toml.Key) []string {
 	for _, part := range table {
 		f, ok := fieldByTag(t, part)
+		if ok && f.Type.Kind() == reflect.Slice { // an array of tables, [[plugins]]
+			f.Type = f.Type.Elem()
+		}
 		if !ok || f.Type.Kind() != reflect.Struct {
 			return nil
 		}

@@ -32,12 +32,23 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
-	build.Dir = ".."
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: build failed:", err)
-		os.Exit(1)
+	// 0755, not MkdirTemp's 0700: the MDA starts its plugins after
+	// dropping root, as the mda user of TestPrivilegeSeparation.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		panic(err)
+	}
+	// The daemons, and beside them the bundled plugins as `make build` names them.
+	for _, args := range [][]string{
+		{"-o", dir + "/", "./cmd/..."},
+		{"-o", dir + "/postline-plugin-return-path", "./plugins/returnpath"},
+	} {
+		build := exec.Command("go", append([]string{"build"}, args...)...)
+		build.Dir = ".."
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: build failed:", err)
+			os.Exit(1)
+		}
 	}
 	binDir = dir
 	code := m.Run()
@@ -68,6 +79,7 @@ type Stack struct {
 // holds TOML lines (e.g. Limits: "max_recipients = 3\n").
 type StackConfig struct {
 	TopLevel, MSA, MTA, MDA, Limits string
+	Plugins                         string // [[plugins]] tables, at the end
 	Domains                         string // default ["example.test", "other.example"]
 }
 
@@ -118,7 +130,8 @@ local_retry_max = "2s"
 mail_root = "var/mail"
 %s
 [limits]
-%s`, domains, extra.TopLevel, s.Submission, s.Submissions, extra.MSA, s.MTA, extra.MTA, extra.MDA, extra.Limits)
+%s
+%s`, domains, extra.TopLevel, s.Submission, s.Submissions, extra.MSA, s.MTA, extra.MTA, extra.MDA, extra.Limits, extra.Plugins)
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		s.t.Fatal(err)
 	}

@@ -131,8 +131,8 @@ func runClient(t *testing.T, stdin string, name string, args ...string) string {
 func assertDelivered(t *testing.T, s *Stack, msg string) {
 	t.Helper()
 	got := s.WaitForMail(demoUser, 1, 10*time.Second)[0]
-	if !bytes.Equal(got, lf(msg)) {
-		t.Errorf("delivered message differs from the submitted one\n got: %q\nwant: %q", got, lf(msg))
+	if want := withReturnPath(demoUser, msg); !bytes.Equal(got, want) {
+		t.Errorf("delivered message differs from the submitted one\n got: %q\nwant: %q", got, want)
 	}
 }
 
@@ -271,8 +271,9 @@ func TestDovecotReadsMaildir(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("IMAP INBOX holds %d messages, want 1", len(got))
 	}
-	if !bytes.Equal(got[0], []byte(msg)) {
-		t.Errorf("IMAP served a different message\n got: %q\nwant: %q", got[0], msg)
+	// IMAP serves CRLF line ends (RFC 3501 §4.3), Return-Path included.
+	if want := "Return-Path: <" + demoUser + ">\r\n" + msg; !bytes.Equal(got[0], []byte(want)) {
+		t.Errorf("IMAP served a different message\n got: %q\nwant: %q", got[0], want)
 	}
 	// Proof that dovecot really checks the hash rather than letting anyone in.
 	if status, _ := dialIMAP(t, addr).do(fmt.Sprintf("LOGIN %q %q", demoUser, "wrong-password")); !strings.HasPrefix(status, "NO") {

@@ -86,7 +86,7 @@ func TestSecurityLongTextLineAccepted(t *testing.T) {
 	s := StartStack(t)
 	line := strings.Repeat("0123456789", 2000)
 	secSendMTA(t, s, "", demoUser, "Subject: long line\r\n\r\n"+line+"\r\n")
-	if got := string(s.WaitForMail(demoUser, 1, 10*time.Second)[0]); got != "Subject: long line\n\n"+line+"\n" {
+	if got := string(s.WaitForMail(demoUser, 1, 10*time.Second)[0]); got != "Return-Path: <someone@remote.test>\nSubject: long line\n\n"+line+"\n" {
 		t.Errorf("the long line did not arrive intact (%d octets delivered)", len(got))
 	}
 }
@@ -263,7 +263,7 @@ func TestSecuritySlowSteadyDataAccepted(t *testing.T) {
 	secDribble(t, c, "dribbled")
 	c.write("\r\n.\r\n")
 	c.expectReply("end of the slow message", 250, "2.0.0")
-	if got := string(s.WaitForMail(demoUser, 1, 10*time.Second)[0]); got != "Subject: slow\n\ndribbled\n" {
+	if got := string(s.WaitForMail(demoUser, 1, 10*time.Second)[0]); got != "Return-Path: <someone@remote.test>\nSubject: slow\n\ndribbled\n" {
 		t.Errorf("delivered %q", got)
 	}
 }

@@ -58,7 +58,7 @@ func TestSecurityRelayTricks(t *testing.T) {
 		secSendMTA(t, s, "", rcpt, "Subject: to "+rcpt+"\r\n\r\nhi\r\n")
 	}
 	for _, got := range s.WaitForMail(demoUser, 2, 10*time.Second) {
-		if !strings.HasPrefix(string(got), "Subject: to ") {
+		if !strings.HasPrefix(string(got), "Return-Path: <someone@remote.test>\nSubject: to ") {
 			t.Errorf("demo got %q", got)
 		}
 	}

@@ -139,7 +139,7 @@ func TestSecurityBDATNormalized(t *testing.T) {
 	c.write(fmt.Sprintf("BDAT %d LAST\r\n%s", len(body), body))
 	c.expectReply("BDAT LAST", 250, "2.0.0")
 	got := string(s.WaitForMail(demoUser, 1, 10*time.Second)[0])
-	if want := "Subject: bdat\n\nfirst\n.\nMAIL FROM:<evil@remote.test>\nstray CR\n"; got != want {
+	if want := "Return-Path: <someone@remote.test>\nSubject: bdat\n\nfirst\n.\nMAIL FROM:<evil@remote.test>\nstray CR\n"; got != want {
 		t.Errorf("delivered %q, want %q", got, want)
 	}
 }

@@ -132,7 +132,7 @@ func TestSecuritySTARTTLSResetsSession(t *testing.T) {
 	c.write("Subject: over TLS\r\n\r\nhello\r\n.\r\n")
 	c.expectReply("end of data", 250, "2.0.0")
 	got := s.WaitForMail(demoUser, 1, 10*time.Second)[0]
-	if string(got) != "Subject: over TLS\n\nhello\n" {
+	if string(got) != "Return-Path: <someone@remote.test>\nSubject: over TLS\n\nhello\n" {
 		t.Errorf("delivered %q", got)
 	}
 }

@@ -20,6 +20,13 @@ var trickyBody = "Subject: tricky\r\nFrom: demo@example.test\r\nTo: demo@example
 
 func lf(s string) []byte { return []byte(strings.ReplaceAll(s, "\r\n", "\n")) }
 
+// withReturnPath is msg as the MDA writes it for envelope sender: LF line
+// ends, and on top the one Return-Path field that the bundled return-path
+// plugin puts there at final delivery (RFC 5321 §4.4).
+func withReturnPath(sender, msg string) []byte {
+	return append([]byte("Return-Path: <"+sender+">\n"), lf(msg)...)
+}
+
 func TestSubmitStartTLSDeliversByteIdentical(t *testing.T) {
 	t.Parallel()
 	s := StartStack(t)
@@ -32,8 +39,8 @@ func TestSubmitStartTLSDeliversByteIdentical(t *testing.T) {
 		t.Fatalf("reply %q, want \"Ok: queued as ID\"", reply)
 	}
 	got := s.WaitForMail(demoUser, 1, 10*time.Second)[0]
-	if !bytes.Equal(got, lf(trickyBody)) {
-		t.Errorf("delivered message differs from the submitted one\n got: %q\nwant: %q", got, lf(trickyBody))
+	if want := withReturnPath(demoUser, trickyBody); !bytes.Equal(got, want) {
+		t.Errorf("delivered message differs from the submitted one\n got: %q\nwant: %q", got, want)
 	}
 	// One queue ID in the MSA's, the MTA's and the MDA's log lines.
 	for _, svc := range []string{"msa", "mta", "mda"} {
@@ -50,8 +57,8 @@ func TestSubmitImplicitTLS(t *testing.T) {
 	if _, err := s.Submit(Submission{ImplicitTLS: true, To: []string{demoUser}, Body: body}); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.WaitForMail(demoUser, 1, 10*time.Second)[0]; !bytes.Equal(got, lf(body)) {
-		t.Errorf("got %q, want %q", got, lf(body))
+	if got := s.WaitForMail(demoUser, 1, 10*time.Second)[0]; !bytes.Equal(got, withReturnPath(demoUser, body)) {
+		t.Errorf("got %q, want %q", got, withReturnPath(demoUser, body))
 	}
 }
 
@@ -84,7 +91,7 @@ func TestSeveralRecipientsAndPostmaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rcpt := range []string{demoUser, "bob@other.example", "postmaster@example.test", "postmaster@other.example"} {
-		if got := s.WaitForMail(rcpt, 1, 10*time.Second)[0]; !bytes.Equal(got, lf(body)) {
+		if got := s.WaitForMail(rcpt, 1, 10*time.Second)[0]; !bytes.Equal(got, withReturnPath(demoUser, body)) {
 			t.Errorf("%s got %q", rcpt, got)
 		}
 	}

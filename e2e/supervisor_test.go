@@ -72,7 +72,7 @@ func TestQueuedWhileMDADownIsDeliveredLater(t *testing.T) {
 	syscall.Kill(sup, syscall.SIGCONT)
 	thawed = true
 	got := s.WaitForMail(demoUser, 1, 20*time.Second)[0]
-	if string(got) != string(lf(body)) {
+	if string(got) != string(withReturnPath(demoUser, body)) {
 		t.Errorf("got %q", got)
 	}
 }

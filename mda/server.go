@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"postline/guard"
+	"postline/plugins/host"
 )
 
 // Backend is the go-smtp backend of the LMTP server.
@@ -30,7 +31,10 @@ type Backend struct {
 	// Policy is applied again here, so that the LMTP hop holds to the
 	// same line-end rules as the SMTP servers in front of it.
 	Policy guard.DataPolicy
-	Log    zerolog.Logger
+	// Plugins run the deliver hook for each recipient's copy; nil (no
+	// plugins) writes the message as it came.
+	Plugins *host.Chain
+	Log     zerolog.Logger
 }
 
 // NewSession implements smtp.Backend.
@@ -105,8 +109,12 @@ func (s *session) deliverOne(f *os.File, rc recipient) error {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return deliveryError(err)
 	}
-	key, err := s.b.Maildir.Deliver(rc.dir, f)
 	log := s.b.Log.With().Str("queue_id", s.queueID).Str("rcpt", rc.address).Logger()
+	msg, dir, reply := s.copyFor(f, rc, log)
+	if reply != nil {
+		return reply
+	}
+	key, err := s.b.Maildir.Deliver(dir, msg)
 	if err != nil {
 		serr := deliveryError(err)
 		log.Error().Err(err).Int("code", serr.Code).Msg("delivery failed")

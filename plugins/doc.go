@@ -8,6 +8,7 @@
 //	pb/       the generated Go code, committed
 //	sdk/      what a Go plugin imports: small interfaces, verdicts, sdk.Serve
 //	host/     what a daemon imports: starts, supervises and calls the plugins
+//	returnpath/ the bundled Return-Path filter, on by default in the MDA
 //	example/  a complete custom filter built with the SDK
 //
 // This package only holds constants; it must never import the host or the

@@ -54,6 +54,14 @@ func main() {
 	}
 	ctx, stop := daemon.SignalContext()
 	defer stop()
+	// After dropping root: the plugins run as the mda user. By default
+	// that is the bundled return-path plugin (RFC 5321 §4.4).
+	chain, err := daemon.StartPlugins(ctx, cfg, "mda", log)
+	if err != nil {
+		daemon.Fatal(log, "cannot start plugins", err)
+	}
+	defer chain.Close()
+	be.Plugins = chain
 	log.Info().Str("socket", cfg.MDASocket()).Str("mail_root", cfg.MDA.MailRoot).Msg("mda ready")
 	if err := daemon.NotifyReady(); err != nil {
 		log.Warn().Err(err).Msg("cannot notify supervisor")

@@ -4,8 +4,7 @@
 // a body. Enable it in postline.toml:
 //
 //	[[plugins]]
-//	name = "example"
-//	path = "/usr/local/lib/postline/example"
+//	name = "example"   # runs bin/postline-plugin-example, beside the daemons
 //	daemon = "mta"
 //	hooks = ["data"]
 //	[plugins.config]

@@ -1,0 +1,144 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Plugin is one [[plugins]] table: a filter program a daemon starts and
+// calls at fixed hooks (see plugins/README.md). config only checks the
+// table's shape; package daemon turns the list into plugins/host specs,
+// so that config stays free of the plugin machinery (gRPC, go-plugin).
+type Plugin struct {
+	Name string `toml:"name"`
+	// Path is the executable, relative to the config file's folder; empty
+	// means postline-plugin-NAME beside the daemons' own executables.
+	Path    string   `toml:"path"`
+	Daemon  string   `toml:"daemon"` // msa, mta or mda
+	Hooks   []string `toml:"hooks"`  // empty: every hook it implements
+	Order   int      `toml:"order"`
+	Timeout Duration `toml:"timeout"`  // per call; 0 is the host's default (10s)
+	OnError string   `toml:"on_error"` // "tempfail" (default) or "continue"
+	// Enabled = false turns off a plugin, the default ones included.
+	Enabled *bool `toml:"enabled"`
+	// Config is handed to the plugin at every start: [plugins.config].
+	Config map[string]any `toml:"config"`
+}
+
+// On reports whether the plugin runs.
+func (p Plugin) On() bool { return p.Enabled == nil || *p.Enabled }
+
+// DefaultPlugins run even when the file names no plugins. RFC 5321 §4.4
+// requires a Return-Path field at final delivery, so the bundled
+// return-path plugin runs in the MDA. A [[plugins]] table with the same
+// name changes its settings; only enabled = false turns it off.
+func DefaultPlugins() []Plugin {
+	return []Plugin{{Name: "return-path", Daemon: "mda", Hooks: []string{"deliver"}}}
+}
+
+// hooksOfDaemon mirrors plugins/host: the MDA has no SMTP session of its own.
+var hooksOfDaemon = map[string][]string{
+	"msa": {"connect", "mail", "rcpt", "data"},
+	"mta": {"connect", "mail", "rcpt", "data"},
+	"mda": {"deliver"},
+}
+
+// mergePlugins returns the default plugins, each overridden by a table
+// of the file with its name, followed by the file's other plugins. An
+// override keeps the default's daemon and hooks unless it sets them.
+func mergePlugins(file []Plugin) []Plugin {
+	out := DefaultPlugins()
+	for _, p := range file {
+		i := slices.IndexFunc(out, func(d Plugin) bool { return d.Name == p.Name })
+		if i < 0 || i >= len(DefaultPlugins()) {
+			out = append(out, p)
+			continue
+		}
+		if p.Daemon == "" {
+			p.Daemon = out[i].Daemon
+		}
+		if p.Hooks == nil {
+			p.Hooks = out[i].Hooks
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// validatePlugins reports each problem as "file:line: plugins NAME: key: ...",
+// the line being the table's name = line (or its [[plugins]] header).
+func (c *Config) validatePlugins(path, src string) []error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, p := range c.Plugins {
+		where := path
+		if line := lineOfPlugin(src, p.Name, i-len(DefaultPlugins())); line > 0 {
+			where = fmt.Sprintf("%s:%d", path, line)
+		}
+		bad := func(key, format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s: plugins %q: %s: %s", where, p.Name, key, fmt.Sprintf(format, args...)))
+		}
+		if p.Name == "" {
+			bad("name", "every [[plugins]] table needs a name")
+		} else if strings.ContainsFunc(p.Name, badNameRune) || len(p.Name) > 64 {
+			bad("name", "must be 1-64 letters, digits, '.', '_' or '-' (it appears in SMTP replies)")
+		} else if seen[p.Name] {
+			bad("name", "two [[plugins]] tables have this name")
+		}
+		seen[p.Name] = true
+		allowed, ok := hooksOfDaemon[p.Daemon]
+		if !ok {
+			bad("daemon", "%q is not one of msa, mta, mda", p.Daemon)
+		}
+		for _, h := range p.Hooks {
+			if ok && !slices.Contains(allowed, h) {
+				bad("hooks", "%q is not a hook the %s runs (%s)", h, p.Daemon, strings.Join(allowed, ", "))
+			}
+		}
+		if p.OnError != "" && p.OnError != "tempfail" && p.OnError != "continue" {
+			bad("on_error", "%q is not \"tempfail\" or \"continue\"", p.OnError)
+		}
+		if p.Timeout < 0 {
+			bad("timeout", "must be positive, e.g. \"5s\"")
+		}
+	}
+	return errs
+}
+
+// badNameRune rejects what plugins/host rejects in a name.
+func badNameRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+}
+
+// lineOfPlugin finds the line of `name = "NAME"` in a [[plugins]] table,
+// else the header of the index-th [[plugins]] table (a table without a
+// name), else 0.
+func lineOfPlugin(src, name string, index int) int {
+	inPlugins, tables, header := false, -1, 0
+	for i, line := range strings.Split(src, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			inPlugins = strings.HasPrefix(line, "[[plugins]]")
+			if inPlugins {
+				if tables++; tables == index {
+					header = i + 1
+				}
+			}
+			continue
+		}
+		key, val, ok := strings.Cut(line, "=")
+		if inPlugins && ok && name != "" && strings.TrimSpace(key) == "name" &&
+			strings.Trim(strings.TrimSpace(val), `"'`) == name {
+			return i + 1
+		}
+	}
+	return header
+}
+
+// pluginConfigKey reports whether k lies inside a [plugins.config] table,
+// which is free-form: the TOML library reports keys of tables nested
+// there as undecoded although it decodes them into the map.
+func pluginConfigKey(k []string) bool {
+	return len(k) > 2 && k[0] == "plugins" && k[1] == "config"
+}

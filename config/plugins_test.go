@@ -1,0 +1,117 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPluginsDefaultReturnPath(t *testing.T) {
+	c, err := Load(writeConfig(t, minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Plugins) != 1 {
+		t.Fatalf("plugins = %+v, want the default return-path only", c.Plugins)
+	}
+	p := c.Plugins[0]
+	if p.Name != "return-path" || p.Daemon != "mda" || p.Path != "" || !p.On() ||
+		len(p.Hooks) != 1 || p.Hooks[0] != "deliver" {
+		t.Errorf("default plugin = %+v", p)
+	}
+}
+
+func TestPluginsListOverrideAndConfig(t *testing.T) {
+	c, err := Load(writeConfig(t, minimal+`
+[[plugins]]
+name = "example"
+path = "bin/postline-plugin-example"
+daemon = "mta"
+hooks = ["data"]
+order = 10
+timeout = "5s"
+on_error = "continue"
+[plugins.config]
+word = "lottery"
+[plugins.config.nested]
+deep = 1
+
+[[plugins]]
+name = "return-path"
+order = 5
+path = "/opt/rp"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Plugins) != 2 {
+		t.Fatalf("plugins = %+v", c.Plugins)
+	}
+	rp, ex := c.Plugins[0], c.Plugins[1]
+	if rp.Name != "return-path" || rp.Path != "/opt/rp" || rp.Order != 5 || rp.Daemon != "mda" || rp.Hooks[0] != "deliver" {
+		t.Errorf("return-path override = %+v", rp)
+	}
+	if ex.Name != "example" || !strings.HasSuffix(ex.Path, "/bin/postline-plugin-example") || ex.Path[0] != '/' ||
+		ex.Daemon != "mta" || ex.Order != 10 || ex.Timeout.D() != 5*time.Second || ex.OnError != "continue" {
+		t.Errorf("example = %+v", ex)
+	}
+	nested, _ := ex.Config["nested"].(map[string]any)
+	if ex.Config["word"] != "lottery" || nested["deep"] != int64(1) {
+		t.Errorf("example config = %#v", ex.Config)
+	}
+}
+
+func TestPluginsDisableReturnPath(t *testing.T) {
+	c, err := Load(writeConfig(t, minimal+"[[plugins]]\nname = \"return-path\"\nenabled = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Plugins) != 1 || c.Plugins[0].On() || c.Plugins[0].Daemon != "mda" {
+		t.Errorf("plugins = %+v", c.Plugins)
+	}
+}
+
+func TestPluginsErrors(t *testing.T) {
+	path := writeConfig(t, minimal+`
+[[plugins]]
+name = "a"
+daemon = "smtpd"
+
+[[plugins]]
+name = "b"
+daemon = "mda"
+hooks = ["data"]
+on_error = "ignore"
+
+[[plugins]]
+name = "a"
+daemon = "mta"
+
+[[plugins]]
+name = "no spaces"
+daemon = "mta"
+`)
+	_, err := Load(path)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		path + `:5: plugins "a": daemon: "smtpd" is not one of msa, mta, mda`,
+		path + `:9: plugins "b": hooks: "data" is not a hook the mda runs (deliver)`,
+		path + `:9: plugins "b": on_error: "ignore" is not "tempfail" or "continue"`,
+		`plugins "a": name: two [[plugins]] tables have this name`,
+		path + `:19: plugins "no spaces": name: must be 1-64 letters`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestPluginsUnknownKey(t *testing.T) {
+	path := writeConfig(t, minimal+"[[plugins]]\nname = \"x\"\ndaemon = \"mta\"\ntimout = \"5s\"\n")
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), `unknown key "timout"`) || !strings.Contains(err.Error(), "timeout") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -1,0 +1,53 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/rs/zerolog"
+
+	"postline/config"
+	"postline/plugins/host"
+)
+
+// PluginPrefix starts the file name of a plugin found beside the daemons:
+// a [[plugins]] table without a path runs PluginPrefix+name.
+const PluginPrefix = "postline-plugin-"
+
+// PluginSpecs turns the config's enabled plugins into plugins/host specs;
+// it is the one place the two meet (config knows nothing of plugins/host,
+// and plugins/host nothing of the config file). exeDir is the folder of
+// the running daemon, where plugins without a path are found.
+func PluginSpecs(cfg *config.Config, exeDir string) []host.Spec {
+	var specs []host.Spec
+	for _, p := range cfg.Plugins {
+		if !p.On() {
+			continue
+		}
+		path := p.Path
+		if path == "" {
+			path = filepath.Join(exeDir, PluginPrefix+p.Name)
+		}
+		specs = append(specs, host.Spec{
+			Name: p.Name, Path: path, Daemon: p.Daemon, Hooks: p.Hooks, Order: p.Order,
+			Timeout: p.Timeout.D(), OnError: p.OnError, Config: p.Config,
+		})
+	}
+	return specs
+}
+
+// StartPlugins starts the plugins of daemon svc (see host.Start) and warns
+// about each default plugin of svc the config turned off.
+func StartPlugins(ctx context.Context, cfg *config.Config, svc string, log zerolog.Logger) (*host.Chain, error) {
+	for _, p := range cfg.Plugins {
+		if !p.On() && p.Name == "return-path" && p.Daemon == svc {
+			log.Warn().Str("plugin", p.Name).Msg("return-path disabled: delivered mail will lack Return-Path (RFC 5321 §4.4)")
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return host.Start(ctx, PluginSpecs(cfg, filepath.Dir(exe)), host.Options{Daemon: svc, Hostname: cfg.Hostname, Log: log})
+}

@@ -1,0 +1,112 @@
+package mda
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/plugins/host"
+)
+
+// maxHeaderBlock bounds the header block read from the spooled copy for
+// the deliver hook; past it the plugins see no header fields, and their
+// prepended fields go on top of the message as it is.
+const maxHeaderBlock = 1 << 20
+
+// copyFor runs the deliver hook for one recipient's copy and returns what
+// to write into which Maildir folder. A non-nil reply ends that
+// recipient's delivery there: refused (4xx, 5xx) or discarded (250).
+// msg is the spooled message at its start, with LF line ends.
+func (s *session) copyFor(msg io.Reader, rc recipient, log zerolog.Logger) (io.Reader, string, *smtp.SMTPError) {
+	chain := s.b.Plugins
+	if !chain.Has(host.HookDeliver) {
+		return msg, rc.dir, nil
+	}
+	head, rest, synthetic, err := readHeader(msg)
+	if err != nil {
+		return nil, "", deliveryError(err)
+	}
+	res := chain.Deliver(context.Background(), host.DeliveryInfo{Recipient: rc.address, Sender: s.from, QueueID: s.queueID}, head)
+	switch res.Action {
+	case host.Reject, host.Tempfail:
+		log.Info().Str("plugin", res.By).Str("reply", res.Reply.String()).Msg("delivery refused by plugin")
+		return nil, "", pluginReply(res.Reply)
+	case host.Discard:
+		log.Info().Str("plugin", res.By).Msg("delivery discarded by plugin")
+		return nil, "", &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: discarded by filter " + res.By}
+	}
+	dir := rc.dir
+	if f := res.Folder; f != "" {
+		// Maildir++: folder F of a Maildir lives in its subfolder ".F".
+		if !SafeFolderName(f) || strings.HasSuffix(f, ".") || strings.Contains(f, "..") {
+			log.Error().Str("folder", f).Msg("plugin chose an unsafe folder")
+			return nil, "", deliveryError(fmt.Errorf("mda: unsafe folder %q", f))
+		}
+		dir = filepath.Join(rc.dir, "."+f)
+	}
+	edited, err := host.ApplyEdits(head, res.Edits)
+	if err != nil {
+		// The header cannot be parsed: deliver it as it came rather
+		// than hold the mail back for ever.
+		log.Warn().Err(err).Msg("header edits not applied")
+		edited = head
+	}
+	if synthetic {
+		edited = edited[:len(edited)-1] // the empty line readHeader added
+	}
+	return io.MultiReader(bytes.NewReader(edited), bytes.NewReader(rest), msg), dir, nil
+}
+
+// readHeader reads the header block (up to and including the empty line)
+// from an LF-only message and returns it with the bytes read past it.
+// Without an empty line within maxHeaderBlock the block is synthetic:
+// the whole message when it is that short (a message of header fields
+// only), else no fields at all, plus one "\n" the caller removes again.
+func readHeader(r io.Reader) (head, rest []byte, synthetic bool, err error) {
+	var buf []byte
+	chunk := make([]byte, 64<<10)
+	for len(buf) < maxHeaderBlock {
+		n, rerr := r.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if end := headerEnd(buf); end >= 0 {
+			return buf[:end], buf[end:], false, nil
+		}
+		if rerr == io.EOF {
+			head = append(head, buf...)
+			if len(head) > 0 && head[len(head)-1] != '\n' {
+				head = append(head, '\n')
+			}
+			return append(head, '\n'), nil, true, nil
+		}
+		if rerr != nil {
+			return nil, nil, false, fmt.Errorf("mda: read header: %w", rerr)
+		}
+	}
+	return []byte("\n"), buf, true, nil
+}
+
+func headerEnd(b []byte) int {
+	if len(b) > 0 && b[0] == '\n' {
+		return 1
+	}
+	if i := bytes.Index(b, []byte("\n\n")); i >= 0 {
+		return i + 2
+	}
+	return -1
+}
+
+// pluginReply is a plugin's refusal as this recipient's LMTP reply; host
+// has already checked the code's class and the text.
+func pluginReply(r host.Reply) *smtp.SMTPError {
+	var enh smtp.EnhancedCode
+	if _, err := fmt.Sscanf(r.Enhanced, "%d.%d.%d", &enh[0], &enh[1], &enh[2]); err != nil {
+		enh = smtp.EnhancedCodeNotSet
+	}
+	return &smtp.SMTPError{Code: r.Code, EnhancedCode: enh, Message: r.Text}
+}
