@@ -157,6 +157,9 @@ func Load(path string) (*Config, error) {
 			return nil, errors.Join(errs...)
 		}
 	}
+	if err := duplicatePlugins(path, string(src), c.Plugins); err != nil {
+		return nil, err
+	}
 	c.Plugins = mergePlugins(c.Plugins)
 	c.File = abs
 	c.resolvePaths()

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -64,6 +65,23 @@ func mergePlugins(file []Plugin) []Plugin {
 		out[i] = p
 	}
 	return out
+}
+
+// duplicatePlugins refuses two [[plugins]] tables overriding the same
+// default plugin: mergePlugins would keep one silently. (Other duplicate
+// names are reported by validatePlugins.)
+func duplicatePlugins(path, src string, file []Plugin) error {
+	var errs []error
+	seen := map[string]bool{}
+	for i, p := range file {
+		isDefault := slices.ContainsFunc(DefaultPlugins(), func(d Plugin) bool { return d.Name == p.Name })
+		if isDefault && seen[p.Name] {
+			errs = append(errs, fmt.Errorf("%s:%d: plugins %q: name: two [[plugins]] tables have this name",
+				path, lineOfPlugin(src, "", i), p.Name)) // the second table's header
+		}
+		seen[p.Name] = true
+	}
+	return errors.Join(errs...)
 }
 
 // validatePlugins reports each problem as "file:line: plugins NAME: key: ...",

@@ -115,3 +115,21 @@ func TestPluginsUnknownKey(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// Two tables overriding the default return-path would silently merge:
+// refused, naming the second table's line.
+func TestDuplicatePluginNames(t *testing.T) {
+	src := minimal + `
+[[plugins]]
+name = "return-path"
+order = 1
+
+[[plugins]]
+name = "return-path"
+order = 2
+`
+	_, err := Load(writeConfig(t, src))
+	if err == nil || !strings.Contains(err.Error(), `plugins "return-path": name: two [[plugins]] tables have this name`) {
+		t.Fatalf("err = %v", err)
+	}
+}
