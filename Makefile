@@ -21,6 +21,7 @@ TOOLS = $(CURDIR)/bin/tools
 build:
 	$(GO) build -o bin/ ./cmd/...
 	$(GO) build -o bin/postline-plugin-return-path ./plugins/returnpath
+	$(GO) build -o bin/postline-plugin-received ./plugins/received
 	$(GO) build -o bin/postline-plugin-example ./plugins/example
 
 run: build

@@ -31,11 +31,19 @@ type Plugin struct {
 func (p Plugin) On() bool { return p.Enabled == nil || *p.Enabled }
 
 // DefaultPlugins run even when the file names no plugins. RFC 5321 §4.4
-// requires a Return-Path field at final delivery, so the bundled
-// return-path plugin runs in the MDA. A [[plugins]] table with the same
-// name changes its settings; only enabled = false turns it off.
+// requires trace fields: a Return-Path field at final delivery, so the
+// bundled return-path plugin runs in the MDA, and a Received field where
+// a message enters the host, so the bundled received plugin runs in the
+// MSA (submissions) and in the MTA (mail from the internet; the MTA skips
+// its data hook for the MSA's trusted socket). A [[plugins]] table with a
+// default's name changes its settings (both received plugins unless it
+// names a daemon); only enabled = false turns one off.
 func DefaultPlugins() []Plugin {
-	return []Plugin{{Name: "return-path", Daemon: "mda", Hooks: []string{"deliver"}}}
+	return []Plugin{
+		{Name: "return-path", Daemon: "mda", Hooks: []string{"deliver"}},
+		{Name: "received", Daemon: "msa", Hooks: []string{"data"}},
+		{Name: "received", Daemon: "mta", Hooks: []string{"data"}},
+	}
 }
 
 // hooksOfDaemon mirrors plugins/host: the MDA has no SMTP session of its own.
@@ -46,25 +54,42 @@ var hooksOfDaemon = map[string][]string{
 }
 
 // mergePlugins returns the default plugins, each overridden by a table
-// of the file with its name, followed by the file's other plugins. An
-// override keeps the default's daemon and hooks unless it sets them.
+// of the file with its name (and its daemon, when the table sets one),
+// followed by the file's other plugins. An override keeps the default's
+// daemon and hooks unless it sets them.
 func mergePlugins(file []Plugin) []Plugin {
+	defaults := DefaultPlugins()
 	out := DefaultPlugins()
 	for _, p := range file {
-		i := slices.IndexFunc(out, func(d Plugin) bool { return d.Name == p.Name })
-		if i < 0 || i >= len(DefaultPlugins()) {
+		matched := overrides(defaults, p)
+		if len(matched) == 0 {
 			out = append(out, p)
 			continue
 		}
-		if p.Daemon == "" {
-			p.Daemon = out[i].Daemon
+		for _, i := range matched {
+			q := p
+			if q.Daemon == "" {
+				q.Daemon = defaults[i].Daemon
+			}
+			if q.Hooks == nil {
+				q.Hooks = defaults[i].Hooks
+			}
+			out[i] = q
 		}
-		if p.Hooks == nil {
-			p.Hooks = out[i].Hooks
-		}
-		out[i] = p
 	}
 	return out
+}
+
+// overrides returns the indexes of the defaults that table p overrides:
+// those with its name, and its daemon when it names one.
+func overrides(defaults []Plugin, p Plugin) []int {
+	var idx []int
+	for i, d := range defaults {
+		if d.Name == p.Name && (p.Daemon == "" || p.Daemon == d.Daemon) {
+			idx = append(idx, i)
+		}
+	}
+	return idx
 }
 
 // duplicatePlugins refuses two [[plugins]] tables overriding the same
@@ -72,14 +97,18 @@ func mergePlugins(file []Plugin) []Plugin {
 // names are reported by validatePlugins.)
 func duplicatePlugins(path, src string, file []Plugin) error {
 	var errs []error
-	seen := map[string]bool{}
+	defaults := DefaultPlugins()
+	seen := map[int]bool{}
 	for i, p := range file {
-		isDefault := slices.ContainsFunc(DefaultPlugins(), func(d Plugin) bool { return d.Name == p.Name })
-		if isDefault && seen[p.Name] {
+		dup := false
+		for _, j := range overrides(defaults, p) {
+			dup = dup || seen[j]
+			seen[j] = true
+		}
+		if dup {
 			errs = append(errs, fmt.Errorf("%s:%d: plugins %q: name: two [[plugins]] tables have this name",
 				path, lineOfPlugin(src, "", i), p.Name)) // the second table's header
 		}
-		seen[p.Name] = true
 	}
 	return errors.Join(errs...)
 }
@@ -101,10 +130,11 @@ func (c *Config) validatePlugins(path, src string) []error {
 			bad("name", "every [[plugins]] table needs a name")
 		} else if strings.ContainsFunc(p.Name, badNameRune) || len(p.Name) > 64 {
 			bad("name", "must be 1-64 letters, digits, '.', '_' or '-' (it appears in SMTP replies)")
-		} else if seen[p.Name] {
+		} else if seen[p.Name+"\x00"+p.Daemon] {
 			bad("name", "two [[plugins]] tables have this name")
 		}
-		seen[p.Name] = true
+		// Names are per daemon: the default received runs in the msa and the mta.
+		seen[p.Name+"\x00"+p.Daemon] = true
 		allowed, ok := hooksOfDaemon[p.Daemon]
 		if !ok {
 			bad("daemon", "%q is not one of msa, mta, mda", p.Daemon)

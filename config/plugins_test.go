@@ -11,13 +11,46 @@ func TestPluginsDefaultReturnPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Plugins) != 1 {
-		t.Fatalf("plugins = %+v, want the default return-path only", c.Plugins)
+	if len(c.Plugins) != 3 {
+		t.Fatalf("plugins = %+v, want the default return-path and received only", c.Plugins)
 	}
 	p := c.Plugins[0]
 	if p.Name != "return-path" || p.Daemon != "mda" || p.Path != "" || !p.On() ||
 		len(p.Hooks) != 1 || p.Hooks[0] != "deliver" {
 		t.Errorf("default plugin = %+v", p)
+	}
+	for i, daemon := range []string{"msa", "mta"} {
+		p := c.Plugins[1+i]
+		if p.Name != "received" || p.Daemon != daemon || p.Path != "" || !p.On() ||
+			len(p.Hooks) != 1 || p.Hooks[0] != "data" {
+			t.Errorf("default plugin = %+v, want received in the %s", p, daemon)
+		}
+	}
+}
+
+// A received table without a daemon overrides both default received
+// plugins; with a daemon, only that one.
+func TestPluginsOverrideReceived(t *testing.T) {
+	c, err := Load(writeConfig(t, minimal+"[[plugins]]\nname = \"received\"\ntimeout = \"2s\"\n"+
+		"[[plugins]]\nname = \"return-path\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Plugins) != 3 || c.Plugins[1].Timeout.D() != 2*time.Second || c.Plugins[2].Timeout.D() != 2*time.Second ||
+		c.Plugins[1].Daemon != "msa" || c.Plugins[2].Daemon != "mta" || c.Plugins[2].Hooks[0] != "data" {
+		t.Errorf("plugins = %+v", c.Plugins)
+	}
+	c, err = Load(writeConfig(t, minimal+"[[plugins]]\nname = \"received\"\ndaemon = \"mta\"\nenabled = false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Plugins) != 3 || !c.Plugins[1].On() || c.Plugins[2].On() || c.Plugins[2].Daemon != "mta" {
+		t.Errorf("plugins = %+v", c.Plugins)
+	}
+	_, err = Load(writeConfig(t, minimal+"[[plugins]]\nname = \"received\"\norder = 1\n"+
+		"[[plugins]]\nname = \"received\"\ndaemon = \"mta\"\norder = 2\n"))
+	if err == nil || !strings.Contains(err.Error(), `plugins "received": name: two [[plugins]] tables have this name`) {
+		t.Errorf("err = %v", err)
 	}
 }
 
@@ -44,10 +77,10 @@ path = "/opt/rp"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Plugins) != 2 {
+	if len(c.Plugins) != 4 {
 		t.Fatalf("plugins = %+v", c.Plugins)
 	}
-	rp, ex := c.Plugins[0], c.Plugins[1]
+	rp, ex := c.Plugins[0], c.Plugins[3]
 	if rp.Name != "return-path" || rp.Path != "/opt/rp" || rp.Order != 5 || rp.Daemon != "mda" || rp.Hooks[0] != "deliver" {
 		t.Errorf("return-path override = %+v", rp)
 	}
@@ -66,7 +99,7 @@ func TestPluginsDisableReturnPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Plugins) != 1 || c.Plugins[0].On() || c.Plugins[0].Daemon != "mda" {
+	if len(c.Plugins) != 3 || c.Plugins[0].On() || c.Plugins[0].Daemon != "mda" || !c.Plugins[1].On() {
 		t.Errorf("plugins = %+v", c.Plugins)
 	}
 }
@@ -85,7 +118,7 @@ on_error = "ignore"
 
 [[plugins]]
 name = "a"
-daemon = "mta"
+daemon = "smtpd"
 
 [[plugins]]
 name = "no spaces"

@@ -41,8 +41,14 @@ func PluginSpecs(cfg *config.Config, exeDir string) []host.Spec {
 // about each default plugin of svc the config turned off.
 func StartPlugins(ctx context.Context, cfg *config.Config, svc string, log zerolog.Logger) (*host.Chain, error) {
 	for _, p := range cfg.Plugins {
-		if !p.On() && p.Name == "return-path" && p.Daemon == svc {
+		if p.On() || p.Daemon != svc {
+			continue
+		}
+		switch p.Name {
+		case "return-path":
 			log.Warn().Str("plugin", p.Name).Msg("return-path disabled: delivered mail will lack Return-Path (RFC 5321 §4.4)")
+		case "received":
+			log.Warn().Str("plugin", p.Name).Msg("received disabled: mail entering here will lack its Received field (RFC 5321 §4.4)")
 		}
 	}
 	exe, err := os.Executable()

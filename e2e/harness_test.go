@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +43,7 @@ func TestMain(m *testing.M) {
 	for _, args := range [][]string{
 		{"-o", dir + "/", "./cmd/..."},
 		{"-o", dir + "/postline-plugin-return-path", "./plugins/returnpath"},
+		{"-o", dir + "/postline-plugin-received", "./plugins/received"},
 	} {
 		build := exec.Command("go", append([]string{"build"}, args...)...)
 		build.Dir = ".."
@@ -219,8 +222,46 @@ func (s *Stack) Mailbox(address string) string {
 	return filepath.Join(s.MailRoot, domain, local)
 }
 
-// WaitForMail waits until address's new/ holds n messages and returns them.
+// WaitForMail waits until address's new/ holds n messages and returns
+// them without the Received fields postline itself wrote (see
+// dropOwnReceived), so tests can compare the rest byte for byte; the
+// Return-Path field stays. WaitForRawMail keeps everything.
 func (s *Stack) WaitForMail(address string, n int, timeout time.Duration) [][]byte {
+	s.t.Helper()
+	msgs := s.WaitForRawMail(address, n, timeout)
+	for i, m := range msgs {
+		msgs[i] = dropOwnReceived(m)
+	}
+	return msgs
+}
+
+// ownReceived matches one Received field that postline wrote (the bundled
+// received plugin, at the MSA or the MTA): "by mail.example.test with".
+var ownReceived = regexp.MustCompile(`^Received: from [^\n]*\n(?:[ \t][^\n]*\n)*?[ \t]by mail\.example\.test with [^\n]*\n(?:[ \t][^\n]*\n)*`)
+
+// dropOwnReceived removes the Received fields postline wrote from the top
+// of a delivered message: those right below the leading Return-Path field
+// (or at the very top without one). Other Received fields stay.
+func dropOwnReceived(msg []byte) []byte {
+	var head []byte
+	rest := msg
+	if bytes.HasPrefix(rest, []byte("Return-Path: ")) {
+		i := bytes.IndexByte(rest, '\n') + 1
+		head, rest = rest[:i:i], rest[i:]
+	}
+	for {
+		loc := ownReceived.FindIndex(rest)
+		if loc == nil {
+			break
+		}
+		rest = rest[loc[1]:]
+	}
+	return append(head, rest...)
+}
+
+// WaitForRawMail waits until address's new/ holds n messages and returns
+// them as delivered.
+func (s *Stack) WaitForRawMail(address string, n int, timeout time.Duration) [][]byte {
 	s.t.Helper()
 	dir := filepath.Join(s.Mailbox(address), "new")
 	deadline := time.Now().Add(timeout)
@@ -247,6 +288,7 @@ func (s *Stack) WaitForMail(address string, n int, timeout time.Duration) [][]by
 // Submission describes one message submitted through the MSA.
 type Submission struct {
 	ImplicitTLS bool
+	Helo        string // EHLO name, default "localhost"
 	User, Pass  string
 	From        string
 	To          []string
@@ -270,6 +312,8 @@ func (s *Stack) Submit(sub Submission) (string, error) {
 	var err error
 	if sub.ImplicitTLS {
 		c, err = smtp.DialTLS(s.Submissions, tlsConfig)
+	} else if sub.Helo != "" {
+		c, err = dialStartTLSAs(s.Submission, sub.Helo, tlsConfig)
 	} else {
 		c, err = smtp.DialStartTLS(s.Submission, tlsConfig)
 	}
@@ -302,6 +346,55 @@ func (s *Stack) Submit(sub Submission) (string, error) {
 	c.Quit()
 	return resp.StatusText, nil
 }
+
+// dialStartTLSAs is smtp.DialStartTLS with helo as the EHLO name (go-smtp's
+// client says "localhost" before STARTTLS): STARTTLS by hand, then a client
+// on the TLS connection, fed a greeting since none follows STARTTLS.
+func dialStartTLSAs(addr, helo string, tlsConfig *tls.Config) (*smtp.Client, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	tp := textproto.NewConn(conn)
+	step := func(cmd string, code int) error {
+		if cmd != "" {
+			if err := tp.PrintfLine("%s", cmd); err != nil {
+				return err
+			}
+		}
+		_, _, err := tp.ReadResponse(code)
+		return err
+	}
+	if err := step("", 220); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := step("EHLO "+helo, 250); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := step("STARTTLS", 220); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	tc := tls.Client(conn, tlsConfig)
+	c := smtp.NewClient(&greetedConn{Conn: tc, r: io.MultiReader(strings.NewReader("220 after STARTTLS\r\n"), tc)})
+	if err := c.Hello(helo); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// greetedConn reads r, a greeting and then the connection.
+type greetedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (g *greetedConn) Read(p []byte) (int, error) { return g.r.Read(p) }
 
 // freeAddr returns an address no other test uses: a random 127.x.y.z
 // and a port below the ephemeral range, so that neither a parallel test

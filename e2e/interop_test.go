@@ -271,8 +271,10 @@ func TestDovecotReadsMaildir(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("IMAP INBOX holds %d messages, want 1", len(got))
 	}
-	// IMAP serves CRLF line ends (RFC 3501 §4.3), Return-Path included.
-	if want := "Return-Path: <" + demoUser + ">\r\n" + msg; !bytes.Equal(got[0], []byte(want)) {
+	// IMAP serves CRLF line ends (RFC 3501 §4.3), Return-Path included,
+	// and postline's Received field (compared in TestReceivedField).
+	served := bytes.ReplaceAll(dropOwnReceived(bytes.ReplaceAll(got[0], []byte("\r\n"), []byte("\n"))), []byte("\n"), []byte("\r\n"))
+	if want := "Return-Path: <" + demoUser + ">\r\n" + msg; !bytes.Equal(served, []byte(want)) {
 		t.Errorf("IMAP served a different message\n got: %q\nwant: %q", got[0], want)
 	}
 	// Proof that dovecot really checks the hash rather than letting anyone in.

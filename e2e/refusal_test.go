@@ -54,12 +54,18 @@ func TestRefusals(t *testing.T) {
 
 func dialMTA(t *testing.T, s *Stack) *smtp.Client {
 	t.Helper()
+	return dialMTAHelo(t, s, "client.example.net")
+}
+
+// dialMTAHelo connects to the MTA's public port and greets it as helo.
+func dialMTAHelo(t *testing.T, s *Stack, helo string) *smtp.Client {
+	t.Helper()
 	c, err := smtp.Dial(s.MTA)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := c.Hello("client.example.net"); err != nil {
+	if err := c.Hello(helo); err != nil {
 		t.Fatal(err)
 	}
 	return c

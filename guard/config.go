@@ -28,6 +28,18 @@ func Policy(cfg *config.Config) DataPolicy {
 	}
 }
 
+// PolicyAfterHop is Policy for a hop behind one of postline's own that
+// has added its Received field (the MTA's trusted socket, behind the MSA;
+// the MDA, behind the MTA): one more Received field is allowed there, so
+// a message within mta.hop_limit where it entered is not refused inside.
+func PolicyAfterHop(cfg *config.Config) DataPolicy {
+	p := Policy(cfg)
+	if p.MaxReceived > 0 {
+		p.MaxReceived++
+	}
+	return p
+}
+
 // Limits returns the connection limits of cfg for one listener; greeting
 // is false where the client expects TLS first (implicit TLS).
 func Limits(cfg *config.Config, log zerolog.Logger, greeting bool) ConnLimits {

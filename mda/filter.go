@@ -36,7 +36,7 @@ func (s *session) copyFor(msg io.Reader, rc recipient, log zerolog.Logger) (io.R
 	switch res.Action {
 	case host.Reject, host.Tempfail:
 		log.Info().Str("plugin", res.By).Str("reply", res.Reply.String()).Msg("delivery refused by plugin")
-		return nil, "", pluginReply(res.Reply)
+		return nil, "", res.Reply.SMTPError()
 	case host.Discard:
 		log.Info().Str("plugin", res.By).Msg("delivery discarded by plugin")
 		return nil, "", &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: discarded by filter " + res.By}
@@ -99,14 +99,4 @@ func headerEnd(b []byte) int {
 		return i + 2
 	}
 	return -1
-}
-
-// pluginReply is a plugin's refusal as this recipient's LMTP reply; host
-// has already checked the code's class and the text.
-func pluginReply(r host.Reply) *smtp.SMTPError {
-	var enh smtp.EnhancedCode
-	if _, err := fmt.Sscanf(r.Enhanced, "%d.%d.%d", &enh[0], &enh[1], &enh[2]); err != nil {
-		enh = smtp.EnhancedCodeNotSet
-	}
-	return &smtp.SMTPError{Code: r.Code, EnhancedCode: enh, Message: r.Text}
 }

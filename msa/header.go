@@ -31,19 +31,37 @@ func completeHeader(w io.Writer, r io.Reader, hostname string) error {
 
 // writeCompleted writes the added fields, the scanned header and the rest.
 func writeCompleted(w io.Writer, h *scannedHeader, br *bufio.Reader, hostname string) error {
+	return writeMessage(w, h.block(hostname), h, br)
+}
+
+// block is the header block as it goes to the MTA: the added fields, the
+// scanned header and, for a message without one, the blank line that ends
+// it. A header longer than maxScannedHeader is its start only.
+func (h *scannedHeader) block(hostname string) []byte {
+	var b bytes.Buffer
 	if h.complete {
 		if !h.hasID {
-			fmt.Fprintf(w, "Message-ID: <%s@%s>\r\n", randomID(), hostname)
+			fmt.Fprintf(&b, "Message-ID: <%s@%s>\r\n", randomID(), hostname)
 		}
 		if !h.hasDate {
-			fmt.Fprintf(w, "Date: %s\r\n", time.Now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+			fmt.Fprintf(&b, "Date: %s\r\n", time.Now().Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 		}
 	}
-	if _, err := w.Write(h.header.Bytes()); err != nil {
+	b.Write(h.header.Bytes())
+	if h.body != nil {
+		b.WriteString("\r\n")
+	}
+	return b.Bytes()
+}
+
+// writeMessage writes header (h.block, possibly edited) and the rest of
+// the message: the first body line scanHeader read, if any, then br.
+func writeMessage(w io.Writer, header []byte, h *scannedHeader, br *bufio.Reader) error {
+	if _, err := w.Write(header); err != nil {
 		return err
 	}
 	if h.body != nil {
-		if _, err := w.Write(append([]byte("\r\n"), h.body...)); err != nil {
+		if _, err := w.Write(h.body); err != nil {
 			return err
 		}
 	}

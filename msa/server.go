@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/mail"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
@@ -22,6 +23,8 @@ import (
 	"postline/address"
 	"postline/config"
 	"postline/guard"
+	"postline/plugins/host"
+	"postline/queue"
 	"postline/users"
 )
 
@@ -33,7 +36,13 @@ type Backend struct {
 	// DialMTA opens a connection to the MTA's trusted socket.
 	DialMTA func() (*smtp.Client, error)
 	Policy  guard.DataPolicy
-	limiter *authLimiter
+	// Plugins is the msa's chain (nil: none); its data hook sees each
+	// message's header block before it goes to the MTA.
+	Plugins *host.Chain
+	// ReverseDNS looks up a client's verified PTR name ("" when none);
+	// nil skips the look-up.
+	ReverseDNS func(ip string) string
+	limiter    *authLimiter
 }
 
 // NewBackend returns the submission backend for cfg.
@@ -50,20 +59,25 @@ func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	remote := c.Conn().RemoteAddr().String()
 	ip, _, _ := net.SplitHostPort(remote)
 	log := b.Log.With().Str("remote", remote).Logger()
-	return &session{b: b, tls: isTLS, conn: c.Conn(), ip: ip, log: log}, nil
+	return &session{b: b, tls: isTLS, conn: c.Conn(), smtpConn: c, ip: ip, log: log, txlog: log}, nil
 }
 
 type session struct {
-	b    *Backend
-	tls  bool
-	conn net.Conn
-	ip   string
-	user string // authenticated address, "" before AUTH
-	log  zerolog.Logger
+	b        *Backend
+	tls      bool
+	conn     net.Conn
+	smtpConn *smtp.Conn
+	ip       string
+	rdns     string // the client's verified PTR name, once looked up
+	rdnsDone bool
+	user     string // authenticated address, "" before AUTH
+	log      zerolog.Logger
 
-	from  string
-	rcpts []string
-	mta   *smtp.Client // open from MAIL until the end of the transaction
+	from    string
+	rcpts   []string
+	mta     *smtp.Client   // open from MAIL until the end of the transaction
+	queueID string         // allocated at MAIL FROM, passed to the MTA
+	txlog   zerolog.Logger // log with the transaction's queue_id
 }
 
 var (
@@ -77,7 +91,8 @@ func (s *session) Reset() {
 		s.mta.Close()
 		s.mta = nil
 	}
-	s.from, s.rcpts = "", nil
+	s.from, s.rcpts, s.queueID = "", nil, ""
+	s.txlog = s.log
 }
 
 func (s *session) Logout() error {
@@ -94,15 +109,20 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	// null sender is allowed, as Postfix's reject_sender_login_mismatch
 	// does, for auto-replies that must not bounce.
 	if from != "" && !s.owns(from) {
-		s.log.Warn().Str("from", sanitize(from)).Msg("sender refused")
+		s.txlog.Warn().Str("from", sanitize(from)).Msg("sender refused")
 		return errSenderNotOwned
 	}
+	// The queue ID is allocated here, once per message: the MTA keeps it
+	// (queue.IDParam), so the reply, the trace field and every log line
+	// of the message carry the same ID.
+	s.queueID = queue.NewID(time.Now())
+	s.txlog = s.log.With().Str("queue_id", s.queueID).Logger()
 	c, err := s.b.DialMTA()
 	if err != nil {
-		s.log.Error().Err(err).Msg("cannot reach mta")
+		s.txlog.Error().Err(err).Msg("cannot reach mta")
 		return errMTAUnavailable
 	}
-	mopts := smtp.MailOptions{Auth: &s.user}
+	mopts := smtp.MailOptions{Auth: &s.user, Params: map[string]string{queue.IDParam: s.queueID}}
 	if opts != nil {
 		mopts.Body, mopts.UTF8, mopts.Size = opts.Body, opts.UTF8, opts.Size
 	}
@@ -140,17 +160,22 @@ func (s *session) Data(r io.Reader) error {
 		s.Reset()
 		return dataError(err)
 	}
+	header, reply := s.filterHeader(h.block(s.b.Config.Hostname))
+	if reply != nil {
+		s.Reset() // closes the MTA transaction: nothing is queued
+		return reply
+	}
 	w, err := s.mta.Data()
 	if err != nil {
 		return s.mtaError("DATA", err)
 	}
-	if err := writeCompleted(w, h, br, s.b.Config.Hostname); err != nil {
+	if err := writeMessage(w, header, h, br); err != nil {
 		s.Reset() // the MTA must not queue a truncated message
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) {
 			return serr
 		}
-		s.log.Error().Err(err).Msg("cannot pass message to mta")
+		s.txlog.Error().Err(err).Msg("cannot pass message to mta")
 		return errMTAUnavailable
 	}
 	resp, err := w.CloseWithResponse()
@@ -158,7 +183,11 @@ func (s *session) Data(r io.Reader) error {
 		return s.mtaError("end of DATA", err)
 	}
 	text := stripEnhancedCode(resp.StatusText)
-	s.log.Info().Str("queue_id", queuedAs(text)).Str("from", s.from).Strs("rcpt", s.rcpts).Msg("submitted")
+	log := s.txlog
+	if id := queuedAs(text); id != s.queueID {
+		log = log.With().Str("mta_queue_id", id).Logger()
+	}
+	log.Info().Str("from", s.from).Strs("rcpt", s.rcpts).Msg("submitted")
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text}
 }
 
@@ -178,7 +207,7 @@ func (s *session) checkHeaderFrom(value []byte) error {
 	}
 	for _, a := range list {
 		if !s.owns(a.Address) {
-			s.log.Warn().Str("header_from", sanitize(a.Address)).Msg("From header refused")
+			s.txlog.Warn().Str("header_from", sanitize(a.Address)).Msg("From header refused")
 			return errHeaderFromNotOwned
 		}
 	}
@@ -199,10 +228,10 @@ func dataError(err error) error {
 func (s *session) mtaError(stage string, err error) error {
 	var serr *smtp.SMTPError
 	if errors.As(err, &serr) {
-		s.log.Info().Str("stage", stage).Int("code", serr.Code).Str("reply", serr.Message).Msg("mta refused")
+		s.txlog.Info().Str("stage", stage).Int("code", serr.Code).Str("reply", serr.Message).Msg("mta refused")
 		return serr
 	}
-	s.log.Error().Err(err).Str("stage", stage).Msg("mta connection failed")
+	s.txlog.Error().Err(err).Str("stage", stage).Msg("mta connection failed")
 	s.Reset()
 	return errMTAUnavailable
 }

@@ -22,6 +22,7 @@ import (
 	"postline/address"
 	"postline/config"
 	"postline/guard"
+	"postline/plugins/host"
 	"postline/queue"
 	"postline/users"
 )
@@ -37,6 +38,12 @@ type Backend struct {
 	// Trusted is set on the backend of the MSA's unix socket: its
 	// clients may relay, and pass the submitter as MAIL FROM AUTH=.
 	Trusted bool
+	// Plugins is the mta's chain (nil: none); its data hook runs for
+	// mail from the internet, never on the trusted socket.
+	Plugins *host.Chain
+	// ReverseDNS looks up a client's verified PTR name ("" when none);
+	// nil skips the look-up.
+	ReverseDNS func(ip string) string
 }
 
 // NewSession implements smtp.Backend.
@@ -45,18 +52,22 @@ func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if addr := c.Conn().RemoteAddr(); addr != nil && addr.String() != "" && addr.String() != "@" {
 		remote = addr.String()
 	}
-	return &session{b: b, conn: c.Conn(), log: b.Log.With().Str("remote", remote).Logger()}, nil
+	return &session{b: b, conn: c.Conn(), smtpConn: c, log: b.Log.With().Str("remote", remote).Logger()}, nil
 }
 
 type session struct {
 	b        *Backend
 	conn     net.Conn
+	smtpConn *smtp.Conn
+	rdns     string // the client's verified PTR name, once looked up
+	rdnsDone bool
 	log      zerolog.Logger
 	from     string
 	authUser string
 	opts     smtp.MailOptions
 	rcpts    []string
-	refused  int // recipients refused in this connection
+	refused  int    // recipients refused in this connection
+	queueID  string // proposed by the MSA on the trusted socket (queue.IDParam)
 }
 
 var (
@@ -73,7 +84,7 @@ var (
 )
 
 func (s *session) Reset() {
-	s.from, s.authUser, s.opts, s.rcpts = "", "", smtp.MailOptions{}, nil
+	s.from, s.authUser, s.opts, s.rcpts, s.queueID = "", "", smtp.MailOptions{}, nil, ""
 }
 
 func (s *session) Logout() error { return nil }
@@ -110,6 +121,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.opts = *opts
 		if s.b.Trusted && opts.Auth != nil {
 			s.authUser = *opts.Auth
+		}
+		if s.b.Trusted {
+			s.queueID = opts.Params[queue.IDParam]
 		}
 	}
 	return nil
@@ -174,14 +188,18 @@ func splitAddress(addr string) (local, domain string, ok bool) {
 func (s *session) Data(r io.Reader) error {
 	now := time.Now()
 	env := &queue.Envelope{
-		ID: queue.NewID(now), From: s.from, AuthUser: s.authUser, Received: now,
+		ID: s.newID(now), From: s.from, AuthUser: s.authUser, Received: now,
 		Body8Bit: s.opts.Body == smtp.Body8BitMIME, SMTPUTF8: s.opts.UTF8, Relay: s.b.Trusted,
 	}
 	for _, rc := range s.rcpts {
 		env.Recipients = append(env.Recipients, &queue.Recipient{Address: rc, State: queue.Pending})
 	}
 	log := s.log.With().Str("queue_id", env.ID).Logger()
-	if err := s.b.Spool.Store(env, guard.NewDataReader(r, s.conn, s.b.Policy)); err != nil {
+	data, reply := s.filtered(guard.NewDataReader(r, s.conn, s.b.Policy), env.ID, log)
+	if reply != nil {
+		return reply
+	}
+	if err := s.b.Spool.Store(env, data); err != nil {
 		serr := storeError(err)
 		log.Warn().Err(err).Int("code", serr.Code).Msg("message not queued")
 		return serr
@@ -190,6 +208,29 @@ func (s *session) Data(r io.Reader) error {
 		Str("auth", env.AuthUser).Msg("queued")
 	s.b.Manager.Add(env)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + env.ID}
+}
+
+// newID is the queue ID of the message in this transaction: the one the
+// MSA allocated when it is well formed and not in the queue yet, else a
+// new one.
+func (s *session) newID(now time.Time) string {
+	if s.b.Trusted && s.queueID != "" {
+		if queue.ValidID(s.queueID) && !s.b.Spool.Has(s.queueID) {
+			return s.queueID
+		}
+		s.log.Warn().Str("proposed_id", sanitizeID(s.queueID)).Msg("queue id from the msa not usable, allocating one")
+	}
+	return queue.NewID(now)
+}
+
+// sanitizeID keeps a client-supplied ID from forging log lines.
+func sanitizeID(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, id)
 }
 
 // storeError decides the reply when the spool could not take a message.

@@ -3,12 +3,16 @@ package mta
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
+	"postline/durable"
+	"postline/queue"
 	"postline/users/userstest"
 )
 
@@ -113,6 +117,41 @@ func TestStoreError(t *testing.T) {
 		got := storeError(tt.err)
 		if got.Code != tt.wantCode || got.EnhancedCode != tt.wantEnh {
 			t.Errorf("storeError(%v) = %d %v, want %d %v", tt.err, got.Code, got.EnhancedCode, tt.wantCode, tt.wantEnh)
+		}
+	}
+}
+
+// The queue ID the MSA allocated is kept, on the trusted socket only,
+// when it is well formed and not queued yet.
+func TestSessionQueueIDParameter(t *testing.T) {
+	spool, err := queue.Open(t.TempDir(), durable.OS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	queued := queue.NewID(now)
+	if err := spool.Store(&queue.Envelope{ID: queued}, strings.NewReader("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	fresh := queue.NewID(now)
+	tests := []struct {
+		trusted bool
+		id      string
+		keep    bool
+	}{
+		{true, fresh, true},
+		{false, fresh, false},
+		{true, queued, false},
+		{true, "../../etc/passwd", false},
+		{true, "", false},
+	}
+	for _, tt := range tests {
+		s := newTestSession(t, tt.trusted)
+		s.b.Spool = spool
+		s.Mail("alice@example.test", &smtp.MailOptions{Params: map[string]string{queue.IDParam: tt.id}})
+		got := s.newID(now)
+		if (got == tt.id) != tt.keep || !queue.ValidID(got) {
+			t.Errorf("trusted=%v id %q: got %q, keep want %v", tt.trusted, tt.id, got, tt.keep)
 		}
 	}
 }

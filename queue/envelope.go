@@ -82,6 +82,11 @@ func NewID(now time.Time) string {
 	return idEncoding.EncodeToString(b[:])
 }
 
+// IDParam is the MAIL FROM parameter with which the MSA hands the queue
+// ID it allocated to the MTA over the trusted socket, so that a message
+// keeps one ID from submission to delivery.
+const IDParam = "X-POSTLINE-ID"
+
 // ValidID reports whether id has the shape NewID produces, so an ID from
 // outside (an admin command, a file name) can be used as a path safely.
 func ValidID(id string) bool {

@@ -100,6 +100,20 @@ func (s *Spool) Remove(id string) error {
 	return nil
 }
 
+// Has reports whether message id is in the spool (its data or its
+// envelope), so that an ID proposed by a client is never reused.
+func (s *Spool) Has(id string) bool {
+	if !ValidID(id) {
+		return false
+	}
+	for _, d := range []string{"msg", "env"} {
+		if _, err := os.Lstat(s.sub(d, id)); !errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
+
 // OpenMessage opens the stored bytes of message id.
 func (s *Spool) OpenMessage(id string) (*os.File, error) {
 	if !ValidID(id) {

@@ -32,7 +32,7 @@ func main() {
 		Mailboxes: &mda.Mailboxes{Config: cfg, Users: db},
 		Maildir:   &mda.Maildir{FS: durable.Rooted{Root: cfg.MDA.MailRoot}, Hostname: cfg.Hostname},
 		SpoolDir:  spoolDir,
-		Policy:    guard.Policy(cfg),
+		Policy:    guard.PolicyAfterHop(cfg), // the MTA's Received field
 		Log:       log,
 	}
 	srv := smtp.NewServer(be)

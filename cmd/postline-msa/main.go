@@ -53,6 +53,15 @@ func main() {
 
 	ctx, stop := daemon.SignalContext()
 	defer stop()
+	// After dropping root: the plugins run as the msa user. By default
+	// that is the bundled received plugin (RFC 5321 §4.4).
+	chain, err := daemon.StartPlugins(ctx, cfg, "msa", log)
+	if err != nil {
+		daemon.Fatal(log, "cannot start plugins", err)
+	}
+	defer chain.Close()
+	be.Plugins = chain
+	be.ReverseDNS = daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); daemon.Serve(ctx, log, starttls, plainListeners, 30*time.Second) }()

@@ -55,16 +55,21 @@ func main() {
 	}
 	spool, manager := startQueue(cfg, log)
 
-	policy := guard.Policy(cfg)
-	public := newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log, Policy: policy})
+	public, trusted, publicBackend := newServers(cfg, log, db, spool, manager)
 	public.TLSConfig = tlsConfig
-	trusted := newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log, Policy: policy, Trusted: true})
-	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
-	trusted.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for the headers the MSA adds
 	admin := &mta.AdminServer{Manager: manager, Log: log}
 
 	ctx, stop := daemon.SignalContext()
 	defer stop()
+	// After dropping root: the plugins run as the mta user. By default
+	// that is the bundled received plugin (RFC 5321 §4.4), for mail from
+	// the internet only: the trusted socket's mail got its field at the MSA.
+	chain, err := daemon.StartPlugins(ctx, cfg, "mta", log)
+	if err != nil {
+		daemon.Fatal(log, "cannot start plugins", err)
+	}
+	defer chain.Close()
+	publicBackend.Plugins = chain
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() { defer wg.Done(); manager.Run(ctx) }()
@@ -81,6 +86,22 @@ func main() {
 	}
 	wg.Wait()
 	log.Info().Msg("mta stopped")
+}
+
+// newServers builds the public SMTP server (mail from the internet) and
+// the trusted one on the MSA's socket, which takes the MSA's queue ID and
+// any destination.
+func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, spool *queue.Spool,
+	manager *mta.Manager) (public, trusted *smtp.Server, publicBackend *mta.Backend) {
+	publicBackend = &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log,
+		Policy: guard.Policy(cfg), ReverseDNS: daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second)}
+	public = newServer(cfg, log, publicBackend)
+	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager,
+		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true})
+	trusted.MailParams = []string{queue.IDParam}          // the queue ID the MSA allocated
+	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
+	trusted.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for the headers the MSA adds
+	return public, trusted, publicBackend
 }
 
 // startQueue opens and recovers the spool and returns the manager that

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"postline/plugins/pb"
+
+	"github.com/emersion/go-smtp"
 )
 
 // ConnInfo describes the client's SMTP session, as the MSA or MTA knows it.
@@ -84,6 +86,16 @@ type Reply struct {
 }
 
 func (r Reply) String() string { return fmt.Sprintf("%d %s %s", r.Code, r.Enhanced, r.Text) }
+
+// SMTPError is the reply as the daemons send it to their client; the
+// chain has already checked the code's class and the text.
+func (r Reply) SMTPError() *smtp.SMTPError {
+	var enh smtp.EnhancedCode
+	if _, err := fmt.Sscanf(r.Enhanced, "%d.%d.%d", &enh[0], &enh[1], &enh[2]); err != nil {
+		enh = smtp.EnhancedCodeNotSet
+	}
+	return &smtp.SMTPError{Code: r.Code, EnhancedCode: enh, Message: r.Text}
+}
 
 // EditOp is the kind of a header edit.
 type EditOp int

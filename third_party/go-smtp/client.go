@@ -477,6 +477,24 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 		}
 		// We can safely discard parameter if server does not support AUTH.
 	}
+	// [postline patch] extra parameters, in a stable order
+	if opts != nil && len(opts.Params) > 0 {
+		keys := make([]string, 0, len(opts.Params))
+		for k := range opts.Params {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if !isParamKeyword(k) {
+				return errors.New("smtp: malformed MAIL parameter name")
+			}
+			v := opts.Params[k]
+			if !isPrintableASCII(v) {
+				return errors.New("smtp: malformed MAIL parameter value")
+			}
+			fmt.Fprintf(&sb, " %s=%s", k, encodeXtext(v))
+		}
+	}
 	if _, _, err := c.cmd(250, "%s", sb.String()); err != nil {
 		return err
 	}
@@ -982,6 +1000,24 @@ func isASCII(s string) bool {
 func allASCII(ss []string) bool {
 	for _, s := range ss {
 		if !isASCII(s) {
+			return false
+		}
+	}
+	return true
+}
+
+// [postline patch] isParamKeyword reports whether k is an esmtp-keyword
+// (RFC 5321 §4.1.2: ALPHA / DIGIT, then also "-").
+func isParamKeyword(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		ch := k[i]
+		switch {
+		case ch >= 'A' && ch <= 'Z', ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9':
+		case ch == '-' && i > 0:
+		default:
 			return false
 		}
 	}

@@ -438,6 +438,19 @@ func (c *Conn) handleMail(arg string) {
 			}
 			opts.Auth = &value
 		default:
+			// [postline patch] extra parameters named in Server.MailParams
+			if c.server.isMailParam(key) {
+				dec, err := decodeXtext(value)
+				if err != nil || !isPrintableASCII(dec) {
+					c.writeResponse(501, EnhancedCode{5, 5, 4}, "Malformed "+key+" parameter value")
+					return
+				}
+				if opts.Params == nil {
+					opts.Params = map[string]string{}
+				}
+				opts.Params[key] = dec
+				continue
+			}
 			c.writeResponse(500, EnhancedCode{5, 5, 4}, "Unknown MAIL FROM argument")
 			return
 		}

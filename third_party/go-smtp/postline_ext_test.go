@@ -1,6 +1,7 @@
 package smtp_test
 
 import (
+	"github.com/emersion/go-smtp"
 	"io"
 	"strings"
 	"testing"
@@ -34,5 +35,69 @@ func TestSessionLimits(t *testing.T) {
 	}
 	if !strings.HasPrefix(replies[2], "250 ") || !strings.HasPrefix(replies[3], "421 4.7.0 ") {
 		t.Errorf("replies to NOOPs: %q, want the 4th to be 421 4.7.0", replies)
+	}
+}
+
+// [postline patch] extra MAIL FROM parameters named in Server.MailParams
+// reach the session in MailOptions.Params; the client sends its Params.
+func TestMailParams(t *testing.T) {
+	be, s, c, scanner := testServerAuthenticated(t)
+	defer s.Close()
+	defer c.Close()
+	s.MailParams = []string{"X-POSTLINE-ID"}
+	io.WriteString(c, "MAIL FROM:<root@nsa.gov> X-POSTLINE-ID=abc+2B1\r\n")
+	scanner.Scan()
+	if !strings.HasPrefix(scanner.Text(), "250 ") {
+		t.Fatalf("MAIL with a known parameter: %q", scanner.Text())
+	}
+	io.WriteString(c, "RCPT TO:<root@gchq.gov.uk>\r\n")
+	scanner.Scan()
+	io.WriteString(c, "DATA\r\n")
+	scanner.Scan()
+	io.WriteString(c, "Hey <3\r\n.\r\n")
+	scanner.Scan()
+	if len(be.messages) != 1 || be.messages[0].Opts.Params["X-POSTLINE-ID"] != "abc+1" {
+		t.Fatalf("params: %+v", be.messages)
+	}
+	io.WriteString(c, "MAIL FROM:<root@nsa.gov> X-OTHER=1\r\n")
+	scanner.Scan()
+	if !strings.HasPrefix(scanner.Text(), "500 ") {
+		t.Errorf("MAIL with an unknown parameter: %q, want 500", scanner.Text())
+	}
+	io.WriteString(c, "MAIL FROM:<root@nsa.gov> X-POSTLINE-ID=a+0A\r\n")
+	scanner.Scan()
+	if !strings.HasPrefix(scanner.Text(), "501 ") {
+		t.Errorf("MAIL with a control character: %q, want 501", scanner.Text())
+	}
+
+	// the client
+	be2, s2, c2, _ := testServer(t, func(s *smtp.Server) {
+		s.MailParams = []string{"X-POSTLINE-ID"}
+	})
+	defer s2.Close()
+	cl := smtp.NewClient(c2)
+	defer cl.Close()
+	if err := cl.Mail("a@example.com", &smtp.MailOptions{Params: map[string]string{"X-POSTLINE-ID": "q=1 2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Rcpt("b@example.com", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := cl.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "x\r\n")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(be2.anonmsgs) != 1 || be2.anonmsgs[0].Opts.Params["X-POSTLINE-ID"] != "q=1 2" {
+		t.Fatalf("client params: %+v", be2.anonmsgs)
+	}
+	if err := cl.Mail("a@example.com", &smtp.MailOptions{Params: map[string]string{"X-POSTLINE-ID": "a\nb"}}); err == nil {
+		t.Error("client sent a control character")
+	}
+	if err := cl.Mail("a@example.com", &smtp.MailOptions{Params: map[string]string{"X ID": "a"}}); err == nil {
+		t.Error("client sent a bad parameter name")
 	}
 }

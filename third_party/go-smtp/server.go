@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -40,8 +41,12 @@ type Server struct {
 	// MaxErrors is how many protocol errors end the session with 421
 	// (0: upstream's 3); MaxCommands bounds the commands of one session
 	// (0: no bound).
-	MaxErrors         int
-	MaxCommands       int
+	MaxErrors   int
+	MaxCommands int
+	// [postline patch] MailParams names extra MAIL FROM parameters
+	// (upper case, e.g. "X-POSTLINE-ID") that are accepted into
+	// MailOptions.Params, xtext-decoded, instead of answering 500.
+	MailParams        []string
 	AllowInsecureAuth bool
 	Debug             io.Writer
 	ErrorLog          Logger
@@ -332,4 +337,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-connDone:
 		return err
 	}
+}
+
+// [postline patch] isMailParam reports whether key (upper case) is named
+// in MailParams.
+func (s *Server) isMailParam(key string) bool {
+	for _, p := range s.MailParams {
+		if strings.EqualFold(p, key) {
+			return true
+		}
+	}
+	return false
 }

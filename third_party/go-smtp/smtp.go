@@ -71,6 +71,11 @@ type MailOptions struct {
 	//
 	// Defined in RFC 4954.
 	Auth *string
+
+	// [postline patch] Params holds extra MAIL FROM parameters: on the
+	// server, those named in Server.MailParams (keys upper case, values
+	// xtext-decoded); on the client, sent as " KEY=VALUE" (xtext-encoded).
+	Params map[string]string
 }
 
 type DSNNotify string
