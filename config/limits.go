@@ -58,15 +58,3 @@ func (c *Config) TrustedNets() []netip.Prefix {
 	}
 	return nets
 }
-
-// IsTrusted reports whether a client at ip is on a trusted network,
-// exempt from the per-IP connection limit.
-func (c *Config) IsTrusted(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, n := range c.TrustedNets() {
-		if n.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}

@@ -1,6 +1,8 @@
 package guard
 
 import (
+	"net/netip"
+
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
@@ -45,6 +47,20 @@ func PolicyAfterHop(cfg *config.Config) DataPolicy {
 func Limits(cfg *config.Config, log zerolog.Logger, greeting bool) ConnLimits {
 	return ConnLimits{
 		Max: cfg.Limits.MaxConnections, PerIP: cfg.Limits.MaxConnectionsPerIP,
-		Trusted: cfg.IsTrusted, Greeting: greeting, Log: log,
+		Trusted: inNets(cfg.TrustedNets()), Greeting: greeting, Log: log,
+	}
+}
+
+// inNets tests addresses against nets, parsed once here at start-up
+// rather than at every accepted connection.
+func inNets(nets []netip.Prefix) func(netip.Addr) bool {
+	return func(ip netip.Addr) bool {
+		ip = ip.Unmap()
+		for _, n := range nets {
+			if n.Contains(ip) {
+				return true
+			}
+		}
+		return false
 	}
 }

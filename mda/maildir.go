@@ -69,11 +69,15 @@ func (m *Maildir) ensure(dir string) error {
 	return nil
 }
 
+// hostEscaper escapes a host name for a Maildir key, as go-maildir does;
+// built once, since newKey runs for every delivered copy.
+var hostEscaper = strings.NewReplacer("/", `\057`, ":", `\072`)
+
 // newKey makes a unique file name in go-maildir's format:
 // <unix seconds>.<pid><counter><20 random hex>.<hostname>.
 func (m *Maildir) newKey(now time.Time) string {
 	var rnd [10]byte
 	rand.Read(rnd[:])
-	host := strings.NewReplacer("/", `\057`, ":", `\072`).Replace(m.Hostname)
-	return fmt.Sprintf("%d.%d%d%s.%s", now.Unix(), os.Getpid(), m.counter.Add(1), hex.EncodeToString(rnd[:]), host)
+	return fmt.Sprintf("%d.%d%d%s.%s", now.Unix(), os.Getpid(), m.counter.Add(1), hex.EncodeToString(rnd[:]),
+		hostEscaper.Replace(m.Hostname))
 }

@@ -2,6 +2,7 @@ package msa
 
 import (
 	"errors"
+	"postline/users"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -82,7 +83,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 // login checks a password, slowing down and locking out guessing. The
 // log lines carry "ip" and "user" for fail2ban-style tools.
 func (s *session) login(username, password string) error {
-	account := normalizeUser(username)
+	account := users.Normalize(username)
 	if s.b.limiter.locked(s.ip, account) {
 		s.log.Warn().Str("ip", s.ip).Str("user", sanitize(account)).Msg("authentication locked out")
 		return errAuthLocked

@@ -2,9 +2,6 @@ package msa
 
 import (
 	"context"
-	"crypto/tls"
-	"net"
-	"strconv"
 
 	"github.com/emersion/go-smtp"
 
@@ -29,7 +26,9 @@ func (s *session) filterHeader(header []byte) ([]byte, *smtp.SMTPError) {
 		s.txlog.Error().Msg("a data plugin of the msa wants the body: not supported yet")
 		return nil, errFilterNeedsBody
 	}
-	tx := host.TxInfo{Conn: s.connInfo(), Sender: s.from, Recipients: s.rcpts}
+	ci := s.client.Info()
+	ci.AuthUser, ci.QueueID = s.user, s.queueID
+	tx := host.TxInfo{Conn: ci, Sender: s.from, Recipients: s.rcpts}
 	res := chain.Data(context.Background(), tx, header, nil)
 	switch res.Action {
 	case host.Reject, host.Tempfail:
@@ -46,27 +45,4 @@ func (s *session) filterHeader(header []byte) ([]byte, *smtp.SMTPError) {
 		return header, nil
 	}
 	return edited, nil
-}
-
-// connInfo describes the client's session for the plugins.
-func (s *session) connInfo() host.ConnInfo {
-	ci := host.ConnInfo{ClientIP: s.ip, Protocol: "ESMTP", AuthUser: s.user, QueueID: s.queueID}
-	if _, port, err := net.SplitHostPort(s.conn.RemoteAddr().String()); err == nil {
-		ci.ClientPort, _ = strconv.Atoi(port)
-	}
-	if s.smtpConn != nil {
-		ci.Helo = s.smtpConn.Hostname()
-		if cs, ok := s.smtpConn.TLSConnectionState(); ok {
-			ci.SetTLS(cs)
-		}
-	} else if tc, ok := s.conn.(*tls.Conn); ok {
-		ci.SetTLS(tc.ConnectionState())
-	}
-	if s.b.ReverseDNS != nil {
-		if !s.rdnsDone {
-			s.rdns, s.rdnsDone = s.b.ReverseDNS(s.ip), true
-		}
-		ci.ReverseDNS = s.rdns
-	}
-	return ci
 }

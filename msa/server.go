@@ -59,19 +59,17 @@ func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	remote := c.Conn().RemoteAddr().String()
 	ip, _, _ := net.SplitHostPort(remote)
 	log := b.Log.With().Str("remote", remote).Logger()
-	return &session{b: b, tls: isTLS, conn: c.Conn(), smtpConn: c, ip: ip, log: log, txlog: log}, nil
+	return &session{b: b, tls: isTLS, conn: c.Conn(), client: host.NewClient(c, b.ReverseDNS), ip: ip, log: log, txlog: log}, nil
 }
 
 type session struct {
-	b        *Backend
-	tls      bool
-	conn     net.Conn
-	smtpConn *smtp.Conn
-	ip       string
-	rdns     string // the client's verified PTR name, once looked up
-	rdnsDone bool
-	user     string // authenticated address, "" before AUTH
-	log      zerolog.Logger
+	b      *Backend
+	tls    bool
+	conn   net.Conn
+	client *host.Client // what the plugins are told of the connection
+	ip     string
+	user   string // authenticated address, "" before AUTH
+	log    zerolog.Logger
 
 	from    string
 	rcpts   []string
@@ -256,8 +254,6 @@ func stripEnhancedCode(text string) string {
 	}
 	return text
 }
-
-func normalizeUser(address string) string { return users.Normalize(address) }
 
 // sanitize keeps client-supplied text from forging log lines.
 func sanitize(s string) string {

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
-	"strconv"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
@@ -44,7 +42,9 @@ func (s *session) filtered(r io.Reader, queueID string, log zerolog.Logger) (io.
 	if err != nil {
 		return nil, storeError(err)
 	}
-	tx := host.TxInfo{Conn: s.connInfo(queueID), Sender: s.from, Recipients: s.rcpts}
+	ci := s.client.Info()
+	ci.QueueID = queueID
+	tx := host.TxInfo{Conn: ci, Sender: s.from, Recipients: s.rcpts}
 	res := chain.Data(context.Background(), tx, head, nil)
 	switch res.Action {
 	case host.Reject, host.Tempfail:
@@ -114,28 +114,4 @@ func isField(line []byte) bool {
 		}
 	}
 	return true
-}
-
-// connInfo describes the client's session for the plugins.
-func (s *session) connInfo(queueID string) host.ConnInfo {
-	ci := host.ConnInfo{Protocol: "ESMTP", QueueID: queueID}
-	if s.conn != nil {
-		if h, port, err := net.SplitHostPort(s.conn.RemoteAddr().String()); err == nil {
-			ci.ClientIP = h
-			ci.ClientPort, _ = strconv.Atoi(port)
-		}
-	}
-	if s.smtpConn != nil {
-		ci.Helo = s.smtpConn.Hostname()
-		if cs, ok := s.smtpConn.TLSConnectionState(); ok {
-			ci.SetTLS(cs)
-		}
-	}
-	if s.b.ReverseDNS != nil && ci.ClientIP != "" {
-		if !s.rdnsDone {
-			s.rdns, s.rdnsDone = s.b.ReverseDNS(ci.ClientIP), true
-		}
-		ci.ReverseDNS = s.rdns
-	}
-	return ci
 }

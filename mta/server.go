@@ -52,15 +52,13 @@ func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if addr := c.Conn().RemoteAddr(); addr != nil && addr.String() != "" && addr.String() != "@" {
 		remote = addr.String()
 	}
-	return &session{b: b, conn: c.Conn(), smtpConn: c, log: b.Log.With().Str("remote", remote).Logger()}, nil
+	return &session{b: b, conn: c.Conn(), client: host.NewClient(c, b.ReverseDNS), log: b.Log.With().Str("remote", remote).Logger()}, nil
 }
 
 type session struct {
 	b        *Backend
 	conn     net.Conn
-	smtpConn *smtp.Conn
-	rdns     string // the client's verified PTR name, once looked up
-	rdnsDone bool
+	client   *host.Client // what the plugins are told of the connection
 	log      zerolog.Logger
 	from     string
 	authUser string
