@@ -96,6 +96,10 @@ func (o *Owners) separated() bool {
 // (mda.Backend.SpoolDir).
 func MDASpoolDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "mda") }
 
+// MSASpoolDir holds the MSA's copy of a message while filter plugins read
+// its body (msa.Backend.SpillDir).
+func MSASpoolDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "msa") }
+
 // folder is one folder and who should own it.
 type folder struct {
 	path  string
@@ -114,6 +118,8 @@ func (o *Owners) folders(cfg *config.Config, svcs []string) []folder {
 	fs := []folder{{cfg.StateDir, o.Self, shared, false}, {cfg.RunDir(), o.Self, shared, false}}
 	for _, svc := range svcs {
 		switch svc {
+		case "msa":
+			fs = append(fs, folder{MSASpoolDir(cfg), o.MSA, 0o700, true})
 		case "mta":
 			fs = append(fs, folder{cfg.QueueDir(), o.MTA, 0o700, true})
 		case "mda":

@@ -6,6 +6,7 @@
 // the ENVID parameter of MAIL FROM (RFC 3461), so the MDA can log it and
 // key its delivery records on it. On this hop the MTA is the envelope's
 // originator, and DSNs are the MTA's job, so no other meaning is lost.
+// A filter's choice of folder travels as queue.FolderParam.
 //
 // lmtp knows nothing of the queue's files or of Maildirs.
 package lmtp
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"postline/queue"
 )
 
 // Message is one delivery request.
@@ -28,7 +31,10 @@ type Message struct {
 	Recipients []string
 	Body8Bit   bool
 	SMTPUTF8   bool
-	Data       io.Reader
+	// Folder is the mailbox folder a filter chose ("" for the inbox),
+	// sent as the MAIL FROM parameter queue.FolderParam.
+	Folder string
+	Data   io.Reader
 }
 
 // Result maps each recipient to its outcome: nil when the MDA accepted
@@ -64,6 +70,9 @@ func Deliver(ctx context.Context, socket, lhloName string, m Message) (Result, e
 
 func transact(c *smtp.Client, m Message) (Result, error) {
 	opts := &smtp.MailOptions{EnvelopeID: m.QueueID, UTF8: m.SMTPUTF8}
+	if m.Folder != "" {
+		opts.Params = map[string]string{queue.FolderParam: m.Folder}
+	}
 	if m.Body8Bit {
 		opts.Body = smtp.Body8BitMIME
 	}

@@ -53,9 +53,7 @@ func startMDA(t *testing.T) *mdaServer {
 		SpoolDir:  dir,
 		Log:       zerolog.Nop(),
 	}
-	srv := smtp.NewServer(be)
-	srv.LMTP, srv.EnableDSN, srv.EnableSMTPUTF8 = true, true, true
-	srv.Domain = cfg.Hostname
+	srv := mda.NewServer(be, cfg.Hostname)
 	ln, err := net.Listen("unix", m.socket)
 	if err != nil {
 		t.Fatal(err)
@@ -89,11 +87,31 @@ func (m *mdaServer) messages(t *testing.T, user string) []string {
 
 func deliver(t *testing.T, socket string, body string, rcpts ...string) (lmtp.Result, error) {
 	t.Helper()
+	return deliverInto(t, socket, "", body, rcpts...)
+}
+
+func deliverInto(t *testing.T, socket, folder, body string, rcpts ...string) (lmtp.Result, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return lmtp.Deliver(ctx, socket, "mta.example.test", lmtp.Message{
 		QueueID: "06K040MXZS16B70B", From: "sender@example.org", Recipients: rcpts,
-		Body8Bit: true, SMTPUTF8: true, Data: strings.NewReader(body)})
+		Body8Bit: true, SMTPUTF8: true, Folder: folder, Data: strings.NewReader(body)})
+}
+
+// A filter's folder reaches the MDA, which files the copy there.
+func TestDeliverIntoFolder(t *testing.T) {
+	m := startMDA(t)
+	res, err := deliverInto(t, m.socket, "Junk", "Subject: spam\r\n\r\nbuy\r\n", "alice@example.test")
+	if err != nil || res["alice@example.test"] != nil {
+		t.Fatalf("result %v, %v", res, err)
+	}
+	if got := m.messages(t, "alice/.Junk"); len(got) != 1 || got[0] != "Subject: spam\n\nbuy\n" {
+		t.Errorf(".Junk holds %q", got)
+	}
+	if got := m.messages(t, "alice"); len(got) != 0 {
+		t.Errorf("the inbox holds %q", got)
+	}
 }
 
 func TestDeliverToRealMDA(t *testing.T) {

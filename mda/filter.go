@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
@@ -20,35 +19,51 @@ import (
 const maxHeaderBlock = 1 << 20
 
 // copyFor runs the deliver hook for one recipient's copy and returns what
-// to write into which Maildir folder. A non-nil reply ends that
-// recipient's delivery there: refused (4xx, 5xx) or discarded (250).
-// msg is the spooled message at its start, with LF line ends.
+// to write into which Maildir folder: the one a data filter chose in the
+// MSA or MTA (carried in MAIL FROM), unless a deliver filter chooses
+// another. A non-nil reply ends that recipient's delivery there: refused
+// (4xx, 5xx) or discarded (250). msg is the spooled message at its
+// start, with LF line ends.
 func (s *session) copyFor(msg io.Reader, rc recipient, log zerolog.Logger) (io.Reader, string, *smtp.SMTPError) {
-	chain := s.b.Plugins
-	if !chain.Has(host.HookDeliver) {
+	folder := s.folder
+	if s.b.Plugins.Has(host.HookDeliver) {
+		var reply *smtp.SMTPError
+		msg, folder, reply = s.deliverHook(msg, rc, log)
+		if reply != nil {
+			return nil, "", reply
+		}
+	}
+	if folder == "" {
 		return msg, rc.dir, nil
 	}
+	// Maildir++: folder F of a Maildir lives in its subfolder ".F".
+	if !SafeFolderName(folder) || !host.ValidFolder(folder) {
+		log.Error().Str("folder", folder).Msg("unsafe folder")
+		return nil, "", deliveryError(fmt.Errorf("mda: unsafe folder %q", folder))
+	}
+	return msg, filepath.Join(rc.dir, "."+folder), nil
+}
+
+// deliverHook runs the deliver hook and returns the copy with the
+// plugins' header edits and the folder they chose.
+func (s *session) deliverHook(msg io.Reader, rc recipient, log zerolog.Logger) (io.Reader, string, *smtp.SMTPError) {
 	head, rest, synthetic, err := readHeader(msg)
 	if err != nil {
 		return nil, "", deliveryError(err)
 	}
-	res := chain.Deliver(context.Background(), host.DeliveryInfo{Recipient: rc.address, Sender: s.from, QueueID: s.queueID}, head)
+	info := host.DeliveryInfo{Recipient: rc.address, Sender: s.from, QueueID: s.queueID, Folder: s.folder}
+	res := s.b.Plugins.Deliver(context.Background(), info, head)
 	switch res.Action {
 	case host.Reject, host.Tempfail:
 		log.Info().Str("plugin", res.By).Str("reply", res.Reply.String()).Msg("delivery refused by plugin")
 		return nil, "", res.Reply.SMTPError()
 	case host.Discard:
 		log.Info().Str("plugin", res.By).Msg("delivery discarded by plugin")
-		return nil, "", &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: discarded by filter " + res.By}
+		return nil, "", host.Discarded(res.By)
 	}
-	dir := rc.dir
-	if f := res.Folder; f != "" {
-		// Maildir++: folder F of a Maildir lives in its subfolder ".F".
-		if !SafeFolderName(f) || strings.HasSuffix(f, ".") || strings.Contains(f, "..") {
-			log.Error().Str("folder", f).Msg("plugin chose an unsafe folder")
-			return nil, "", deliveryError(fmt.Errorf("mda: unsafe folder %q", f))
-		}
-		dir = filepath.Join(rc.dir, "."+f)
+	folder := s.folder
+	if res.Folder != "" {
+		folder = res.Folder
 	}
 	edited, err := host.ApplyEdits(head, res.Edits)
 	if err != nil {
@@ -60,7 +75,7 @@ func (s *session) copyFor(msg io.Reader, rc recipient, log zerolog.Logger) (io.R
 	if synthetic {
 		edited = edited[:len(edited)-1] // the empty line readHeader added
 	}
-	return io.MultiReader(bytes.NewReader(edited), bytes.NewReader(rest), msg), dir, nil
+	return io.MultiReader(bytes.NewReader(edited), bytes.NewReader(rest), msg), folder, nil
 }
 
 // readHeader reads the header block (up to and including the empty line)

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"postline/plugins/host"
+	"postline/queue"
 )
 
 // buildPlugins builds the bundled return-path plugin and the host's echo
@@ -38,6 +39,13 @@ func buildPlugins(t *testing.T) string {
 // and the Maildir's root.
 func deliverWith(t *testing.T, bin, sender, msg string, plugins ...string) (*smtp.SMTPError, string) {
 	t.Helper()
+	return deliverInto(t, bin, "", sender, msg, plugins...)
+}
+
+// deliverInto is deliverWith for a message that a filter in the MSA or
+// MTA filed into folder.
+func deliverInto(t *testing.T, bin, folder, sender, msg string, plugins ...string) (*smtp.SMTPError, string) {
+	t.Helper()
 	var specs []host.Spec
 	for i, p := range plugins {
 		specs = append(specs, host.Spec{Name: p, Path: filepath.Join(bin, p), Daemon: "mda", Order: i})
@@ -48,7 +56,7 @@ func deliverWith(t *testing.T, bin, sender, msg string, plugins ...string) (*smt
 	}
 	t.Cleanup(func() { chain.Close() })
 	md, root := newMaildir(t, "mx.example.test")
-	s := &session{b: &Backend{Maildir: md, Plugins: chain, Log: zerolog.Nop()}, from: sender, queueID: "Q1"}
+	s := &session{b: &Backend{Maildir: md, Plugins: chain, Log: zerolog.Nop()}, from: sender, queueID: "Q1", folder: folder}
 	f, err := os.CreateTemp(t.TempDir(), "msg-")
 	if err != nil {
 		t.Fatal(err)
@@ -150,5 +158,29 @@ func TestReadHeader(t *testing.T) {
 	head, rest, synthetic, _ := readHeader(strings.NewReader(long + "\nbody"))
 	if string(head) != "\n" || !synthetic || len(rest) < maxHeaderBlock || !strings.HasPrefix(long, string(rest)) {
 		t.Errorf("over-long header: head %q, synthetic %v, rest %d bytes", head, synthetic, len(rest))
+	}
+}
+
+// A folder chosen before the MDA (queue.FolderParam) is where the copy
+// goes, with or without deliver plugins, unless one of them chooses another.
+func TestFolderFromMail(t *testing.T) {
+	bin := buildPlugins(t)
+	for _, plugins := range [][]string{nil, {"return-path"}} {
+		reply, root := deliverInto(t, bin, "Junk", "bob@example.test", "Subject: s\n\nb\n", plugins...)
+		if reply == nil || reply.Code != 250 || !strings.HasSuffix(delivered(t, root, ".Junk"), "Subject: s\n\nb\n") {
+			t.Errorf("plugins %v: reply %v", plugins, reply)
+		}
+	}
+	_, root := deliverInto(t, bin, "Junk", "bob@example.test", "X-Verdict: continue\n\nb\n", "echo")
+	delivered(t, root, ".Junk")
+	_, root = deliverInto(t, bin, "Lists", "bob@example.test", "X-Verdict: junk\n\nb\n", "echo")
+	delivered(t, root, ".Junk")
+
+	s := &session{b: &Backend{Log: zerolog.Nop()}}
+	for _, bad := range []string{"../x", ".hidden", "a/b", "a..b"} {
+		err := s.Mail("bob@example.test", &smtp.MailOptions{Params: map[string]string{queue.FolderParam: bad}})
+		if serr, ok := err.(*smtp.SMTPError); !ok || serr.Code != 501 {
+			t.Errorf("folder %q: %v, want 501", bad, err)
+		}
 	}
 }

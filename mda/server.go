@@ -19,7 +19,10 @@ import (
 
 	"postline/guard"
 	"postline/plugins/host"
+	"postline/queue"
 )
+
+var errBadFolder = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Bad " + queue.FolderParam + " folder name"}
 
 // Backend is the go-smtp backend of the LMTP server.
 type Backend struct {
@@ -37,6 +40,18 @@ type Backend struct {
 	Log     zerolog.Logger
 }
 
+// NewServer returns the LMTP server for b, speaking the conventions of
+// package lmtp: ENVID is the queue ID, queue.FolderParam a folder.
+func NewServer(b *Backend, hostname string) *smtp.Server {
+	srv := smtp.NewServer(b)
+	srv.LMTP = true
+	srv.Domain = hostname
+	srv.EnableDSN = true // carries the queue ID as ENVID
+	srv.EnableSMTPUTF8 = true
+	srv.MailParams = []string{queue.FolderParam}
+	return srv
+}
+
 // NewSession implements smtp.Backend.
 func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	return &session{b: b, conn: c.Conn()}, nil
@@ -52,11 +67,12 @@ type session struct {
 	conn    net.Conn
 	from    string
 	queueID string
+	folder  string // a filter's choice for the message (queue.FolderParam)
 	rcpts   []recipient
 }
 
 func (s *session) Reset() {
-	s.from, s.queueID, s.rcpts = "", "", nil
+	s.from, s.queueID, s.folder, s.rcpts = "", "", "", nil
 }
 
 func (s *session) Logout() error { return nil }
@@ -65,6 +81,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.from = from
 	if opts != nil {
 		s.queueID = opts.EnvelopeID // the MTA's queue ID, see package lmtp
+		s.folder = opts.Params[queue.FolderParam]
+	}
+	if s.folder != "" && !host.ValidFolder(s.folder) {
+		return errBadFolder
 	}
 	return nil
 }

@@ -31,7 +31,8 @@ func completeHeader(w io.Writer, r io.Reader, hostname string) error {
 
 // writeCompleted writes the added fields, the scanned header and the rest.
 func writeCompleted(w io.Writer, h *scannedHeader, br *bufio.Reader, hostname string) error {
-	return writeMessage(w, h.block(hostname), h, br)
+	_, err := io.Copy(w, h.message(h.block(hostname), br))
+	return err
 }
 
 // block is the header block as it goes to the MTA: the added fields, the
@@ -54,19 +55,10 @@ func (h *scannedHeader) block(hostname string) []byte {
 	return b.Bytes()
 }
 
-// writeMessage writes header (h.block, possibly edited) and the rest of
-// the message: the first body line scanHeader read, if any, then br.
-func writeMessage(w io.Writer, header []byte, h *scannedHeader, br *bufio.Reader) error {
-	if _, err := w.Write(header); err != nil {
-		return err
-	}
-	if h.body != nil {
-		if _, err := w.Write(h.body); err != nil {
-			return err
-		}
-	}
-	_, err := io.Copy(w, br)
-	return err
+// message is the message as it goes on: header (h.block, possibly
+// edited), the first body line scanHeader read, if any, then br.
+func (h *scannedHeader) message(header []byte, br *bufio.Reader) io.Reader {
+	return io.MultiReader(bytes.NewReader(header), bytes.NewReader(h.body), br)
 }
 
 // scannedHeader is what scanHeader learnt of a message's start.

@@ -37,8 +37,11 @@ type Backend struct {
 	DialMTA func() (*smtp.Client, error)
 	Policy  guard.DataPolicy
 	// Plugins is the msa's chain (nil: none); its data hook sees each
-	// message's header block before it goes to the MTA.
+	// message before it goes to the MTA.
 	Plugins *host.Chain
+	// SpillDir holds an unlinked copy of a message while plugins read its
+	// body ("": the system's temporary folder).
+	SpillDir string
 	// ReverseDNS looks up a client's verified PTR name ("" when none);
 	// nil skips the look-up.
 	ReverseDNS func(ip string) string
@@ -59,7 +62,12 @@ func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	remote := c.Conn().RemoteAddr().String()
 	ip, _, _ := net.SplitHostPort(remote)
 	log := b.Log.With().Str("remote", remote).Logger()
-	return &session{b: b, tls: isTLS, conn: c.Conn(), client: host.NewClient(c, b.ReverseDNS), ip: ip, log: log, txlog: log}, nil
+	s := &session{b: b, tls: isTLS, conn: c.Conn(), client: host.NewClient(c, b.ReverseDNS), ip: ip, log: log, txlog: log}
+	if reply := s.hookConnect(); reply != nil {
+		return nil, reply
+	}
+	s.outcome = s.connOutcome
+	return s, nil
 }
 
 type session struct {
@@ -74,8 +82,12 @@ type session struct {
 	from    string
 	rcpts   []string
 	mta     *smtp.Client   // open from MAIL until the end of the transaction
+	mtaMail smtp.MailOptions
 	queueID string         // allocated at MAIL FROM, passed to the MTA
 	txlog   zerolog.Logger // log with the transaction's queue_id
+	// connOutcome is what the connect hook decided for every message of
+	// the session, outcome what the hooks decided for this one.
+	connOutcome, outcome host.Outcome
 }
 
 var (
@@ -91,6 +103,7 @@ func (s *session) Reset() {
 	}
 	s.from, s.rcpts, s.queueID = "", nil, ""
 	s.txlog = s.log
+	s.outcome = s.connOutcome
 }
 
 func (s *session) Logout() error {
@@ -115,26 +128,49 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	// of the message carry the same ID.
 	s.queueID = queue.NewID(time.Now())
 	s.txlog = s.log.With().Str("queue_id", s.queueID).Logger()
+	if reply := s.hookMail(from, opts); reply != nil {
+		return reply
+	}
+	s.mtaMail = smtp.MailOptions{Auth: &s.user, Params: map[string]string{queue.IDParam: s.queueID}}
+	if opts != nil {
+		s.mtaMail.Body, s.mtaMail.UTF8, s.mtaMail.Size = opts.Body, opts.UTF8, opts.Size
+	}
+	s.from = from
+	return s.openMTA()
+}
+
+// openMTA starts the transaction with the MTA, and when it is started
+// anew (for a folder chosen at the end of DATA) gives the recipients again.
+func (s *session) openMTA() error {
+	if s.mta != nil {
+		s.mta.Close()
+		s.mta = nil
+	}
 	c, err := s.b.DialMTA()
 	if err != nil {
 		s.txlog.Error().Err(err).Msg("cannot reach mta")
 		return errMTAUnavailable
 	}
-	mopts := smtp.MailOptions{Auth: &s.user, Params: map[string]string{queue.IDParam: s.queueID}}
-	if opts != nil {
-		mopts.Body, mopts.UTF8, mopts.Size = opts.Body, opts.UTF8, opts.Size
-	}
-	if err := c.Mail(from, &mopts); err != nil {
+	if err := c.Mail(s.from, &s.mtaMail); err != nil {
 		c.Close()
 		return s.mtaError("MAIL", err)
 	}
-	s.mta, s.from = c, from
+	for _, rcpt := range s.rcpts {
+		if err := c.Rcpt(rcpt, nil); err != nil {
+			c.Close()
+			return s.mtaError("RCPT", err)
+		}
+	}
+	s.mta = c
 	return nil
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if s.mta == nil { // the MTA connection broke earlier in this transaction
 		return errMTAUnavailable
+	}
+	if reply := s.hookRcpt(to); reply != nil {
+		return reply
 	}
 	if err := s.mta.Rcpt(to, nil); err != nil {
 		return s.mtaError("RCPT", err)
@@ -158,16 +194,20 @@ func (s *session) Data(r io.Reader) error {
 		s.Reset()
 		return dataError(err)
 	}
-	header, reply := s.filterHeader(h.block(s.b.Config.Hostname))
-	if reply != nil {
+	f, err := s.filter(h.message(h.block(s.b.Config.Hostname), br))
+	if err != nil {
 		s.Reset() // closes the MTA transaction: nothing is queued
-		return reply
+		return dataError(err)
+	}
+	defer f.Close()
+	if err := s.passFolder(); err != nil {
+		return err
 	}
 	w, err := s.mta.Data()
 	if err != nil {
 		return s.mtaError("DATA", err)
 	}
-	if err := writeMessage(w, header, h, br); err != nil {
+	if _, err := io.Copy(w, f.Message); err != nil {
 		s.Reset() // the MTA must not queue a truncated message
 		var serr *smtp.SMTPError
 		if errors.As(err, &serr) {
@@ -187,6 +227,16 @@ func (s *session) Data(r io.Reader) error {
 	}
 	log.Info().Str("from", s.from).Strs("rcpt", s.rcpts).Msg("submitted")
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text}
+}
+
+// passFolder hands a folder the plugins chose to the MTA, which learns
+// it with MAIL FROM: the transaction is started again with it.
+func (s *session) passFolder() error {
+	if s.outcome.Folder == "" {
+		return nil
+	}
+	s.mtaMail.Params[queue.FolderParam] = s.outcome.Folder
+	return s.openMTA()
 }
 
 // owns reports whether the authenticated user may use addr as a sender.

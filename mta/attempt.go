@@ -88,7 +88,7 @@ func (m *Manager) deliverLocal(ctx context.Context, env *queue.Envelope, rcpts [
 	}
 	defer f.Close()
 	msg := lmtp.Message{QueueID: env.ID, From: env.From, Recipients: rcpts,
-		Body8Bit: env.Body8Bit, SMTPUTF8: env.SMTPUTF8, Data: f}
+		Body8Bit: env.Body8Bit, SMTPUTF8: env.SMTPUTF8, Folder: env.Folder, Data: f}
 	dctx, cancel := context.WithTimeout(ctx, m.Config.SMTPTimeout.D()*2)
 	defer cancel()
 	return m.Deliver(dctx, msg)

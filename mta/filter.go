@@ -1,8 +1,6 @@
 package mta
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"io"
 
@@ -10,108 +8,83 @@ import (
 	"github.com/rs/zerolog"
 
 	"postline/plugins/host"
+	"postline/queue"
 )
 
-// maxHeaderBlock bounds the header block read for the data hook; past it
-// the plugins see no header fields, and their prepended fields go on top
-// of the message as it is.
-const maxHeaderBlock = 1 << 20
-
-// errFilterNeedsBody answers when a data plugin of the mta wants the
-// body: the mta spools the message while it arrives and runs the data
-// hook on its header block only.
-// TODO(issue 5): run body plugins on the spooled copy before the 250.
-var errFilterNeedsBody = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error: a body filter is configured for the mta, which it does not support yet"}
-
-// filtered runs the data hook on the message's header block, for mail
-// from the internet only (what arrives on the trusted socket was filtered
-// by the MSA), and returns the message to store, with the plugins' header
-// edits. A non-nil reply ends the transaction without queueing: a
-// refusal, or a 250 for a discarded message.
-func (s *session) filtered(r io.Reader, queueID string, log zerolog.Logger) (io.Reader, *smtp.SMTPError) {
-	chain := s.b.Plugins
-	if s.b.Trusted || !chain.Has(host.HookData) {
-		return r, nil
+// hookConnect runs the connect hook when the session starts (HELO or
+// EHLO), for mail from the internet only: what arrives on the trusted
+// socket was filtered by the MSA.
+func (s *session) hookConnect() *smtp.SMTPError {
+	if s.b.Trusted || !s.b.Plugins.Has(host.HookConnect) {
+		return nil
 	}
-	if chain.WantsBody() {
-		log.Error().Msg("a data plugin of the mta wants the body: not supported yet")
-		return nil, errFilterNeedsBody
+	res := s.b.Plugins.Connect(context.Background(), s.client.Info())
+	return s.fold("connect", &s.connOutcome, res)
+}
+
+// hookMail runs the mail hook for one MAIL FROM.
+func (s *session) hookMail(params map[string]string) *smtp.SMTPError {
+	if s.b.Trusted || !s.b.Plugins.Has(host.HookMail) {
+		return nil
 	}
-	br := bufio.NewReader(r)
-	head, rest, synthetic, err := splitHeader(br)
-	if err != nil {
-		return nil, storeError(err)
+	res := s.b.Plugins.Mail(context.Background(), host.MailInfo{Conn: s.client.Info(), Sender: s.from, Params: params})
+	return s.fold("mail", &s.outcome, res)
+}
+
+// hookRcpt runs the rcpt hook for one RCPT TO.
+func (s *session) hookRcpt(rcpt string) *smtp.SMTPError {
+	if s.b.Trusted || !s.b.Plugins.Has(host.HookRcpt) {
+		return nil
+	}
+	res := s.b.Plugins.Rcpt(context.Background(), host.RcptInfo{Conn: s.client.Info(), Sender: s.from, Recipient: rcpt})
+	return s.fold("rcpt", &s.outcome, res)
+}
+
+func (s *session) fold(hook string, o *host.Outcome, res host.Result) *smtp.SMTPError {
+	reply := o.Fold(res)
+	if reply != nil {
+		s.log.Info().Str("hook", hook).Str("plugin", res.By).Str("from", s.from).
+			Str("reply", res.Reply.String()).Msg("refused by plugin")
+	}
+	return reply
+}
+
+// filter runs the data hook on the message, for mail from the internet
+// only, and returns the message to store, with the plugins' header edits,
+// and sets env.Folder from their choice. A non-nil reply ends the
+// transaction without queueing: a refusal, or a 250 for a discarded message.
+func (s *session) filter(r io.Reader, env *queue.Envelope, log zerolog.Logger) (*host.Filtered, *smtp.SMTPError) {
+	if s.outcome.DiscardedBy != "" {
+		log.Info().Str("plugin", s.outcome.DiscardedBy).Msg("message discarded by plugin")
+		return nil, host.Discarded(s.outcome.DiscardedBy)
+	}
+	env.Folder = s.outcome.Folder
+	if s.b.Trusted {
+		return &host.Filtered{Message: r}, nil
 	}
 	ci := s.client.Info()
-	ci.QueueID = queueID
+	ci.QueueID = env.ID
 	tx := host.TxInfo{Conn: ci, Sender: s.from, Recipients: s.rcpts}
-	res := chain.Data(context.Background(), tx, head, nil)
-	switch res.Action {
-	case host.Reject, host.Tempfail:
+	f, err := s.b.Plugins.FilterMessage(context.Background(), tx, r, s.b.Spool.TempDir())
+	if err != nil {
+		serr := storeError(err)
+		log.Warn().Err(err).Int("code", serr.Code).Msg("message not filtered")
+		return nil, serr
+	}
+	res := f.Result
+	if res.Refused() || res.Action == host.Discard {
+		f.Close()
+	}
+	switch {
+	case res.Refused():
 		log.Info().Str("plugin", res.By).Str("reply", res.Reply.String()).Msg("message refused by plugin")
 		return nil, res.Reply.SMTPError()
-	case host.Discard:
+	case res.Action == host.Discard:
 		log.Info().Str("plugin", res.By).Msg("message discarded by plugin")
-		return nil, &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: discarded by filter " + res.By}
+		return nil, host.Discarded(res.By)
 	}
-	edited, err := host.ApplyEdits(head, res.Edits)
-	if err != nil {
-		// A header that cannot be parsed is stored as it came.
-		log.Warn().Err(err).Msg("header edits not applied")
-		edited = head
+	if res.Folder != "" {
+		env.Folder = res.Folder
 	}
-	if synthetic {
-		edited = edited[:len(edited)-2] // the empty line splitHeader added
-	}
-	return io.MultiReader(bytes.NewReader(edited), bytes.NewReader(rest), br), nil
-}
-
-// splitHeader reads the header block, up to and including the empty
-// line that ends it. A first line that is neither a field nor a folded
-// continuation starts the body: the block then gets its missing empty
-// line. A block that ends the message or outgrows maxHeaderBlock is
-// synthetic: no fields (or the fields of a message with no body) plus a
-// "\r\n" the caller removes again; rest is what was read past the block.
-func splitHeader(br *bufio.Reader) (head, rest []byte, synthetic bool, err error) {
-	var buf []byte
-	midLine := false
-	for len(buf) < maxHeaderBlock {
-		line, err := br.ReadSlice('\n')
-		if !midLine && len(line) > 0 {
-			switch {
-			case len(bytes.TrimRight(line, "\r\n")) == 0:
-				return append(buf, line...), nil, false, nil
-			case line[0] != ' ' && line[0] != '\t' && !isField(line):
-				return append(buf, "\r\n"...), append([]byte(nil), line...), false, nil
-			}
-		}
-		buf = append(buf, line...)
-		midLine = err == bufio.ErrBufferFull
-		if err == io.EOF {
-			if len(buf) > 0 && buf[len(buf)-1] != '\n' {
-				return []byte("\r\n"), buf, true, nil // a last line without its end
-			}
-			return append(buf, "\r\n"...), nil, true, nil
-		}
-		if err != nil && !midLine {
-			return nil, nil, false, err
-		}
-	}
-	return []byte("\r\n"), buf, true, nil
-}
-
-// isField reports whether line starts a header field: printable ASCII up
-// to a colon (RFC 5322 §2.2).
-func isField(line []byte) bool {
-	name, _, ok := bytes.Cut(line, []byte(":"))
-	name = bytes.TrimRight(name, " \t")
-	if !ok || len(name) == 0 {
-		return false
-	}
-	for _, c := range name {
-		if c < 33 || c > 126 {
-			return false
-		}
-	}
-	return true
+	return f, nil
 }

@@ -52,7 +52,12 @@ func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if addr := c.Conn().RemoteAddr(); addr != nil && addr.String() != "" && addr.String() != "@" {
 		remote = addr.String()
 	}
-	return &session{b: b, conn: c.Conn(), client: host.NewClient(c, b.ReverseDNS), log: b.Log.With().Str("remote", remote).Logger()}, nil
+	s := &session{b: b, conn: c.Conn(), client: host.NewClient(c, b.ReverseDNS), log: b.Log.With().Str("remote", remote).Logger()}
+	if reply := s.hookConnect(); reply != nil {
+		return nil, reply
+	}
+	s.outcome = s.connOutcome
+	return s, nil
 }
 
 type session struct {
@@ -66,12 +71,16 @@ type session struct {
 	rcpts    []string
 	refused  int    // recipients refused in this connection
 	queueID  string // proposed by the MSA on the trusted socket (queue.IDParam)
+	// connOutcome is what the connect hook decided for every message of
+	// the session, outcome what the hooks decided for this one.
+	connOutcome, outcome host.Outcome
 }
 
 var (
 	errRelayDenied = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
 	errBadRcpt     = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
 	errBadSender   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+	errBadFolder   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Bad " + queue.FolderParam + " folder name"}
 	// RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8 on MAIL FROM.
 	errNeedSMTPUTF8  = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
 	errTooManyErrors = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many errors, closing connection"}
@@ -83,6 +92,7 @@ var (
 
 func (s *session) Reset() {
 	s.from, s.authUser, s.opts, s.rcpts, s.queueID = "", "", smtp.MailOptions{}, nil, ""
+	s.outcome = s.connOutcome
 }
 
 func (s *session) Logout() error { return nil }
@@ -122,7 +132,14 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		if s.b.Trusted {
 			s.queueID = opts.Params[queue.IDParam]
+			s.outcome.Folder = opts.Params[queue.FolderParam]
 		}
+	}
+	if f := s.outcome.Folder; f != "" && !host.ValidFolder(f) {
+		return errBadFolder
+	}
+	if reply := s.hookMail(host.MailParams(opts)); reply != nil {
+		return reply
 	}
 	return nil
 }
@@ -144,6 +161,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 			return errTooManyErrors
 		}
 		return err
+	}
+	if reply := s.hookRcpt(rcpt); reply != nil {
+		return reply
 	}
 	s.rcpts = append(s.rcpts, rcpt)
 	return nil
@@ -193,11 +213,12 @@ func (s *session) Data(r io.Reader) error {
 		env.Recipients = append(env.Recipients, &queue.Recipient{Address: rc, State: queue.Pending})
 	}
 	log := s.log.With().Str("queue_id", env.ID).Logger()
-	data, reply := s.filtered(guard.NewDataReader(r, s.conn, s.b.Policy), env.ID, log)
+	f, reply := s.filter(guard.NewDataReader(r, s.conn, s.b.Policy), env, log)
 	if reply != nil {
 		return reply
 	}
-	if err := s.b.Spool.Store(env, data); err != nil {
+	defer f.Close()
+	if err := s.b.Spool.Store(env, f.Message); err != nil {
 		serr := storeError(err)
 		log.Warn().Err(err).Int("code", serr.Code).Msg("message not queued")
 		return serr

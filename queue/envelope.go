@@ -41,6 +41,9 @@ type Envelope struct {
 	// Relay allows delivery to other domains: set for mail from the MSA's
 	// trusted socket and for bounces, never for mail from the internet.
 	Relay bool `json:"relay,omitempty"`
+	// Folder is the mailbox folder a filter plugin chose for local
+	// recipients (e.g. "Junk"), "" for the inbox.
+	Folder string `json:"folder,omitempty"`
 
 	Recipients []*Recipient `json:"recipients"`
 }
@@ -86,6 +89,11 @@ func NewID(now time.Time) string {
 // ID it allocated to the MTA over the trusted socket, so that a message
 // keeps one ID from submission to delivery.
 const IDParam = "X-POSTLINE-ID"
+
+// FolderParam is the MAIL FROM parameter that carries a filter's choice
+// of folder (Envelope.Folder) from the MSA to the MTA over the trusted
+// socket, and from the MTA to the MDA over LMTP.
+const FolderParam = "X-POSTLINE-FOLDER"
 
 // ValidID reports whether id has the shape NewID produces, so an ID from
 // outside (an admin command, a file name) can be used as a path safely.

@@ -41,6 +41,10 @@ func (s *Spool) sub(parts ...string) string {
 	return filepath.Join(append([]string{s.dir}, parts...)...)
 }
 
+// TempDir is a folder on the spool's file system for transient files
+// (Recover empties it).
+func (s *Spool) TempDir() string { return s.sub("tmp") }
+
 // Store makes a new message durable: its bytes from data, then env.
 // env.Size is set from the bytes written. When Store returns nil the
 // message survives a crash, so the caller may answer 250.

@@ -7,8 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"postline/daemon"
 	"postline/durable"
 	"postline/guard"
@@ -35,13 +33,9 @@ func main() {
 		Policy:    guard.PolicyAfterHop(cfg), // the MTA's Received field
 		Log:       log,
 	}
-	srv := smtp.NewServer(be)
-	srv.LMTP = true
-	srv.Domain = cfg.Hostname
+	srv := mda.NewServer(be, cfg.Hostname)
 	srv.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for trace headers added on the way
 	guard.Configure(srv, cfg)
-	srv.EnableDSN = true // carries the queue ID as ENVID, see package lmtp
-	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = daemon.StdLogger(log)
 
 	l, err := own.ListenSocket("mda", cfg.MDASocket())

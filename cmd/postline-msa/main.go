@@ -61,6 +61,7 @@ func main() {
 	}
 	defer chain.Close()
 	be.Plugins = chain
+	be.SpillDir = daemon.MSASpoolDir(cfg)
 	be.ReverseDNS = daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second)
 	var wg sync.WaitGroup
 	wg.Add(2)

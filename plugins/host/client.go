@@ -45,3 +45,34 @@ func (cl *Client) Info() ConnInfo {
 	}
 	return ci
 }
+
+// MailParams lists the ESMTP parameters of a MAIL FROM for the plugins,
+// with upper-case keys, as the client gave them.
+func MailParams(opts *smtp.MailOptions) map[string]string {
+	p := map[string]string{}
+	if opts == nil {
+		return p
+	}
+	if opts.Size > 0 {
+		p["SIZE"] = strconv.FormatInt(opts.Size, 10)
+	}
+	if opts.Body != "" {
+		p["BODY"] = string(opts.Body)
+	}
+	if opts.UTF8 {
+		p["SMTPUTF8"] = ""
+	}
+	if opts.RequireTLS {
+		p["REQUIRETLS"] = ""
+	}
+	if opts.Return != "" {
+		p["RET"] = string(opts.Return)
+	}
+	if opts.EnvelopeID != "" {
+		p["ENVID"] = opts.EnvelopeID
+	}
+	if opts.Auth != nil {
+		p["AUTH"] = *opts.Auth
+	}
+	return p
+}

@@ -179,7 +179,7 @@ func checkVerdict(p *pb.Verdict) (verdict, []string) {
 		v.reply = checkReply(p.GetReply(), 4, Reply{451, "4.7.1", "try again later"}, &problems)
 	case FileInto:
 		v.folder = p.GetFolder()
-		if !validFolder(v.folder) {
+		if !ValidFolder(v.folder) {
 			problems = append(problems, fmt.Sprintf("folder %q is not a valid Maildir++ folder name, taken as continue", v.folder))
 			v = verdict{action: Continue}
 		}
@@ -232,10 +232,10 @@ func oneLine(s string) string {
 	return s
 }
 
-// validFolder accepts a Maildir++ folder name such as "Junk" or
+// ValidFolder reports whether f is a Maildir++ folder name such as "Junk" or
 // "Lists.golang": no path separators, no leading or trailing dot, no empty
 // level, no control characters. The MDA checks again before opening it.
-func validFolder(f string) bool {
+func ValidFolder(f string) bool {
 	if f == "" || len(f) > 200 || strings.HasPrefix(f, ".") || strings.HasSuffix(f, ".") || strings.Contains(f, "..") {
 		return false
 	}
