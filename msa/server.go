@@ -81,10 +81,10 @@ type session struct {
 
 	from    string
 	rcpts   []string
-	mta     *smtp.Client   // open from MAIL until the end of the transaction
-	mtaMail smtp.MailOptions
-	queueID string         // allocated at MAIL FROM, passed to the MTA
-	txlog   zerolog.Logger // log with the transaction's queue_id
+	mta     *smtp.Client     // open from MAIL until the end of the transaction
+	mtaMail smtp.MailOptions // what MAIL FROM gave the MTA, for a new start
+	queueID string           // allocated at MAIL FROM, passed to the MTA
+	txlog   zerolog.Logger   // log with the transaction's queue_id
 	// connOutcome is what the connect hook decided for every message of
 	// the session, outcome what the hooks decided for this one.
 	connOutcome, outcome host.Outcome
