@@ -107,6 +107,22 @@ func (r Rooted) MkdirAll(dir string, perm os.FileMode) error {
 	return nil
 }
 
+// ReadDirNames lists the names in folder dir below Root, reached without
+// following a symlink.
+func (r Rooted) ReadDirNames(dir string) ([]string, error) {
+	elems, err := r.below(dir)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := r.walk(elems, false, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
 // openParent opens the folder that holds name and returns its fd and
 // name's last element.
 func (r Rooted) openParent(name string) (int, string, error) {

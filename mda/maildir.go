@@ -3,6 +3,7 @@ package mda
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,7 @@ import (
 type FS interface {
 	durable.FS
 	MkdirAll(dir string, perm os.FileMode) error
+	ReadDirNames(dir string) ([]string, error)
 }
 
 // Maildir writes messages into Maildirs below the mail root durably:
@@ -41,19 +43,48 @@ type Maildir struct {
 // root), creating the Maildir first if needed, and returns the file's
 // unique key. A symlink on the way fails the delivery, naming the path.
 func (m *Maildir) Deliver(dir string, msg io.Reader) (string, error) {
+	key := m.NewKey()
+	return key, m.DeliverAs(dir, key, msg)
+}
+
+// NewKey returns a unique file name for a new message.
+func (m *Maildir) NewKey() string { return m.newKey(time.Now()) }
+
+// DeliverAs is Deliver with the file name chosen by the caller (NewKey).
+func (m *Maildir) DeliverAs(dir, key string, msg io.Reader) error {
 	if err := m.ensure(dir); err != nil {
-		return "", err
+		return err
 	}
-	key := m.newKey(time.Now())
 	err := durable.Write(m.FS, filepath.Join(dir, "tmp", key), filepath.Join(dir, "new", key), 0o600,
 		func(w io.Writer) error {
 			_, err := io.Copy(w, msg)
 			return err
 		})
 	if err != nil {
-		return "", fmt.Errorf("maildir %s: %w", dir, err)
+		return fmt.Errorf("maildir %s: %w", dir, err)
 	}
-	return key, nil
+	return nil
+}
+
+// Has reports whether the message key is in the Maildir at dir: in new/,
+// or in cur/ where a mail reader moved it, with ":2,FLAGS" added (the
+// Maildir spec's info). A message moved elsewhere or deleted is not found.
+func (m *Maildir) Has(dir, key string) (bool, error) {
+	for _, sub := range []string{"new", "cur"} {
+		names, err := m.FS.ReadDirNames(filepath.Join(dir, sub))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("maildir %s: %w", dir, err)
+		}
+		for _, n := range names {
+			if n == key || strings.HasPrefix(n, key+":") {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // ensure creates the Maildir's missing folders (mode 0700); FS.MkdirAll

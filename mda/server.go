@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
@@ -37,7 +38,10 @@ type Backend struct {
 	// Plugins run the deliver hook for each recipient's copy; nil (no
 	// plugins) writes the message as it came.
 	Plugins *host.Chain
-	Log     zerolog.Logger
+	// Ledger records the copies written, so a message delivered again
+	// (same queue ID and recipient) gets no second copy; nil: no record.
+	Ledger *Ledger
+	Log    zerolog.Logger
 }
 
 // NewServer returns the LMTP server for b, speaking the conventions of
@@ -126,15 +130,18 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 }
 
 func (s *session) deliverOne(f *os.File, rc recipient) error {
+	log := s.b.Log.With().Str("queue_id", s.queueID).Str("rcpt", rc.address).Logger()
+	if done, err := s.delivered(rc, log); done || err != nil {
+		return err
+	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return deliveryError(err)
 	}
-	log := s.b.Log.With().Str("queue_id", s.queueID).Str("rcpt", rc.address).Logger()
 	msg, dir, reply := s.copyFor(f, rc, log)
 	if reply != nil {
 		return reply
 	}
-	key, err := s.b.Maildir.Deliver(dir, msg)
+	key, err := s.write(dir, rc, msg)
 	if err != nil {
 		serr := deliveryError(err)
 		log.Error().Err(err).Int("code", serr.Code).Msg("delivery failed")
@@ -142,6 +149,51 @@ func (s *session) deliverOne(f *os.File, rc recipient) error {
 	}
 	log.Info().Str("from", s.from).Str("file", key).Msg("delivered")
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: delivered as " + key}
+}
+
+// write puts the copy into the Maildir dir, between the ledger's begin
+// and done records when the message has a queue ID.
+func (s *session) write(dir string, rc recipient, msg io.Reader) (string, error) {
+	md, ledger := s.b.Maildir, s.b.Ledger
+	key := md.NewKey()
+	if ledger == nil || s.queueID == "" {
+		return key, md.DeliverAs(dir, key, msg)
+	}
+	if err := ledger.Begin(s.queueID, rc.address, dir, key, time.Now()); err != nil {
+		return "", err
+	}
+	if err := md.DeliverAs(dir, key, msg); err != nil {
+		return "", err
+	}
+	if err := ledger.Done(s.queueID, rc.address, time.Now()); err != nil {
+		s.b.Log.Warn().Err(err).Str("queue_id", s.queueID).Msg("delivery ledger: done not recorded")
+	}
+	return key, nil
+}
+
+// delivered reports whether this copy was written before: a delivery
+// repeated after a crash. It then returns the 250 to answer with.
+func (s *session) delivered(rc recipient, log zerolog.Logger) (bool, error) {
+	if s.b.Ledger == nil || s.queueID == "" {
+		return false, nil
+	}
+	c, ok := s.b.Ledger.Find(s.queueID, rc.address)
+	if !ok {
+		return false, nil
+	}
+	if !c.Done {
+		found, err := s.b.Maildir.Has(c.Dir, c.Name)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot tell whether the message was delivered before")
+			return true, deliveryError(err)
+		}
+		if !found { // the crash came before the file was in new/
+			return false, nil
+		}
+		s.b.Ledger.Done(s.queueID, rc.address, time.Now())
+	}
+	log.Info().Str("file", c.Name).Msg("delivered before: no second copy")
+	return true, &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: delivered before as " + c.Name}
 }
 
 // spool copies the message to an unlinked temporary file, turning CRLF

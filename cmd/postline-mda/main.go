@@ -46,6 +46,15 @@ func main() {
 	if err := daemon.DropPrivileges(log, cfg.MDA.User); err != nil {
 		daemon.Fatal(log, "cannot drop privileges", err)
 	}
+	// After dropping root, so its files belong to the mda user too. A
+	// message stays queued for at most queue_lifetime, so no redelivery
+	// comes later than that.
+	ledger, err := mda.OpenLedger(spoolDir, cfg.MTA.QueueLifetime.D(), time.Now())
+	if err != nil {
+		daemon.Fatal(log, "cannot open the delivery ledger", err)
+	}
+	defer ledger.Close()
+	be.Ledger = ledger
 	ctx, stop := daemon.SignalContext()
 	defer stop()
 	// After dropping root: the plugins run as the mda user. By default
