@@ -58,6 +58,9 @@ func TestHangTimesOutAndRestarts(t *testing.T) {
 	if took > s.Timeout+time.Second {
 		t.Errorf("a hung plugin held the call %s (timeout %s)", took, s.Timeout)
 	}
+	// Starting the new process may take longer than the short timeout
+	// on a loaded machine; the next call is meant to find it up.
+	waitUp(t, c, before)
 	got = c.Data(ctx, TxInfo{Conn: conn}, header(""), nil)
 	if got.Action != Continue {
 		t.Errorf("after the restart: %+v", got)
@@ -245,5 +248,18 @@ func TestAutoMTLS(t *testing.T) {
 	defer c.Close()
 	if got := c.Rcpt(context.Background(), RcptInfo{Conn: conn, Recipient: "accept@example.test"}); got.Action != Accept {
 		t.Errorf("with AutoMTLS: %+v", got)
+	}
+}
+
+// waitUp waits until the chain's first plugin runs in a process other
+// than old.
+func waitUp(t *testing.T, c *Chain, old int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for st := c.Status()[0]; !st.Up || st.PID == old; st = c.Status()[0] {
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin not restarted: %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
