@@ -217,10 +217,15 @@ func (s *session) Data(r io.Reader) error {
 		return errMTAUnavailable
 	}
 	resp, err := w.CloseWithResponse()
-	if err != nil {
+	var text string
+	switch {
+	case err == nil:
+		text = stripEnhancedCode(resp.StatusText)
+	case s.confirmQueued(err):
+		text = "Ok: queued as " + s.queueID
+	default:
 		return s.mtaError("end of DATA", err)
 	}
-	text := stripEnhancedCode(resp.StatusText)
 	log := s.txlog
 	if id := queuedAs(text); id != s.queueID {
 		log = log.With().Str("mta_queue_id", id).Logger()

@@ -116,6 +116,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
+	if id := queuedQuestion(opts); s.b.Trusted && id != "" {
+		return s.answerQueued(id)
+	}
 	if from != "" { // "" is the null reverse-path of bounces
 		if _, err := address.Parse(from); err != nil {
 			return errBadSender
@@ -227,6 +230,29 @@ func (s *session) Data(r io.Reader) error {
 		Str("auth", env.AuthUser).Msg("queued")
 	s.b.Manager.Add(env)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + env.ID}
+}
+
+func queuedQuestion(opts *smtp.MailOptions) string {
+	if opts == nil {
+		return ""
+	}
+	return opts.Params[queue.QueuedParam]
+}
+
+// answerQueued tells the MSA whether message id was queued (see
+// queue.QueuedParam).
+func (s *session) answerQueued(id string) error {
+	queued, err := s.b.Spool.Queued(id)
+	log := s.log.Info().Str("queue_id", sanitizeID(id)).Bool("queued", queued)
+	if err != nil {
+		log.Err(err).Msg("msa asked whether a message was queued")
+		return errQueue
+	}
+	log.Msg("msa asked whether a message was queued")
+	if !queued {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 0, 0}, Message: "not queued"}
+	}
+	return nil
 }
 
 // newID is the queue ID of the message in this transaction: the one the

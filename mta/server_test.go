@@ -155,3 +155,36 @@ func TestSessionQueueIDParameter(t *testing.T) {
 		}
 	}
 }
+
+// On the trusted socket the MSA may ask whether a message was queued:
+// yes while it is in the spool and after it left it, no for one never
+// queued; a client from the internet cannot ask.
+func TestSessionAnswersQueued(t *testing.T) {
+	spool, err := queue.Open(t.TempDir(), durable.OS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	queued, removed, never := queue.NewID(now), queue.NewID(now), queue.NewID(now)
+	for _, id := range []string{queued, removed} {
+		if err := spool.Store(&queue.Envelope{ID: id}, strings.NewReader("x\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spool.Remove(removed)
+	ask := func(trusted bool, id string) error {
+		s := newTestSession(t, trusted)
+		s.b.Spool = spool
+		return s.Mail("", &smtp.MailOptions{Params: map[string]string{queue.QueuedParam: id}})
+	}
+	for id, want := range map[string]bool{queued: true, removed: true, never: false, "../x": false} {
+		err := ask(true, id)
+		var serr *smtp.SMTPError
+		if got := err == nil; got != want || (!want && (!errors.As(err, &serr) || serr.Code != 550)) {
+			t.Errorf("%s: %v, want queued=%v", id, err, want)
+		}
+	}
+	if s := newTestSession(t, false); s.Mail("", &smtp.MailOptions{Params: map[string]string{queue.QueuedParam: never}}) != nil {
+		t.Error("the public listener answered the question (it must ignore the parameter, which go-smtp refuses there)")
+	}
+}

@@ -95,6 +95,12 @@ const IDParam = "X-POSTLINE-ID"
 // socket, and from the MTA to the MDA over LMTP.
 const FolderParam = "X-POSTLINE-FOLDER"
 
+// QueuedParam is the MAIL FROM parameter with which the MSA asks the MTA
+// whether the message with that queue ID was queued, when its connection
+// broke after the end of DATA: MAIL is answered 250 if so, 550 if not,
+// and no transaction follows.
+const QueuedParam = "X-POSTLINE-QUEUED"
+
 // ValidID reports whether id has the shape NewID produces, so an ID from
 // outside (an admin command, a file name) can be used as a path safely.
 func ValidID(id string) bool {

@@ -22,8 +22,9 @@ import (
 
 // Spool is a queue directory.
 type Spool struct {
-	dir string
-	fs  durable.FS
+	dir     string
+	fs      durable.FS
+	removed *removedLog
 }
 
 // Open prepares the spool under dir (mode 0700) and returns it.
@@ -34,8 +35,16 @@ func Open(dir string, fs durable.FS) (*Spool, error) {
 			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}
+	removed, err := openRemovedLog(s.sub("removed.log"), s.sub("removed.old.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.removed = removed
 	return s, nil
 }
+
+// Close closes the spool's open files.
+func (s *Spool) Close() error { return s.removed.close() }
 
 func (s *Spool) sub(parts ...string) string {
 	return filepath.Join(append([]string{s.dir}, parts...)...)
@@ -101,7 +110,20 @@ func (s *Spool) Remove(id string) error {
 	if err := s.fs.Remove(s.sub("msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: remove data %s: %w", id, err)
 	}
-	return nil
+	return s.removed.add(id)
+}
+
+// Queued reports whether message id was queued: its envelope is in the
+// spool, or it was removed since (delivered, bounced, deleted). A
+// message whose data was written but not its envelope was not queued.
+func (s *Spool) Queued(id string) (bool, error) {
+	if !ValidID(id) {
+		return false, nil
+	}
+	if _, err := os.Lstat(s.sub("env", id)); !errors.Is(err, os.ErrNotExist) {
+		return err == nil, err
+	}
+	return s.removed.has(id)
 }
 
 // Has reports whether message id is in the spool (its data or its

@@ -185,3 +185,26 @@ func TestRemove(t *testing.T) {
 		t.Errorf("second Remove: %v", err)
 	}
 }
+
+// Queued is true from Store on, also after Remove, and false for a
+// message whose envelope was never written.
+func TestQueued(t *testing.T) {
+	s := openSpool(t, t.TempDir(), durable.OS{})
+	now := time.Now()
+	id, other := queue.NewID(now), queue.NewID(now)
+	if q, err := s.Queued(id); q || err != nil {
+		t.Errorf("before Store: %v %v", q, err)
+	}
+	if err := s.Store(&queue.Envelope{ID: id}, strings.NewReader("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, stage := range []string{"stored", "removed"} {
+		if q, err := s.Queued(id); !q || err != nil {
+			t.Errorf("%s: %v %v", stage, q, err)
+		}
+		s.Remove(id)
+	}
+	if q, _ := s.Queued(other); q {
+		t.Error("an ID never stored is queued")
+	}
+}

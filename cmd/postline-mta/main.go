@@ -98,9 +98,10 @@ func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, spool *que
 	public = newServer(cfg, log, publicBackend)
 	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager,
 		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true})
-	trusted.MailParams = []string{queue.IDParam, queue.FolderParam} // the queue ID the MSA allocated, a filter's folder
-	trusted.AllowInsecureAuth = true                                // a unix socket guarded by file permissions
-	trusted.MaxMessageBytes = cfg.MaxMessageSize + 64<<10           // room for the headers the MSA adds
+	// The queue ID the MSA allocated, a filter's folder, the MSA's question.
+	trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam}
+	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
+	trusted.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for the headers the MSA adds
 	return public, trusted, publicBackend
 }
 
