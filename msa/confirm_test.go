@@ -51,8 +51,8 @@ func (s *dyingSession) Mail(_ string, opts *smtp.MailOptions) error {
 }
 
 func (s *dyingSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s *dyingSession) Reset()                                {}
-func (s *dyingSession) Logout() error                         { return nil }
+func (s *dyingSession) Reset()                               {}
+func (s *dyingSession) Logout() error                        { return nil }
 
 func (s *dyingSession) Data(r io.Reader) error {
 	io.Copy(io.Discard, r)
