@@ -25,6 +25,7 @@ build:
 	$(GO) build -o bin/postline-plugin-return-path ./plugins/returnpath
 	$(GO) build -o bin/postline-plugin-received ./plugins/received
 	$(GO) build -o bin/postline-plugin-example ./plugins/example
+	$(GO) build -o bin/postline-plugin-antispam ./plugins/antispam
 
 run: build
 	./bin/postline -c $(CONFIG) start
