@@ -84,6 +84,12 @@ type MTA struct {
 type MDA struct {
 	MailRoot string `toml:"mail_root"`
 	User     string `toml:"user"`
+	// Quota bounds the bytes of one mailbox (its Maildir with every
+	// Maildir++ folder); 0 is no limit. A copy that does not fit is
+	// answered 452 4.2.2 and retried; QuotaGrace after the message
+	// arrived, the MTA bounces it with 5.2.2.
+	Quota      int64    `toml:"quota"`
+	QuotaGrace Duration `toml:"quota_grace"`
 }
 
 // Limits bound what one client may make the SMTP servers do. They apply
@@ -119,7 +125,7 @@ func defaults() Config {
 		MTA: MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute), RetryMin: Duration(5 * time.Minute),
 			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour), HopLimit: 50,
 			MaxDeliveries: 100, MaxConnectionsPerDomain: 10},
-		MDA: MDA{MailRoot: "/var/mail/postline"},
+		MDA: MDA{MailRoot: "/var/mail/postline", QuotaGrace: Duration(24 * time.Hour)},
 		MSA: MSA{AuthMaxDelay: Duration(5 * time.Second), AuthFailuresPerIP: 10,
 			AuthFailuresPerAcc: 5, AuthLockout: Duration(15 * time.Minute)},
 		Limits: Limits{
@@ -242,6 +248,9 @@ func (c *Config) validate(path, src string) error {
 	}
 	if c.MTA.QueueLifetime.D() < time.Second {
 		bad("mta.queue_lifetime", "must be at least \"1s\"; the default is \"5d\"")
+	}
+	if c.MDA.Quota < 0 || c.MDA.QuotaGrace.D() < time.Second {
+		bad("mda.quota", "quota is bytes per mailbox (0: none) and quota_grace at least \"1s\"; the default grace is \"1d\"")
 	}
 	c.validateLimits(bad)
 	errs = append(errs, c.validatePlugins(path, src)...)

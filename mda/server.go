@@ -41,7 +41,9 @@ type Backend struct {
 	// Ledger records the copies written, so a message delivered again
 	// (same queue ID and recipient) gets no second copy; nil: no record.
 	Ledger *Ledger
-	Log    zerolog.Logger
+	// Quota bounds each mailbox's size; nil: no limit.
+	Quota *Quota
+	Log   zerolog.Logger
 }
 
 // NewServer returns the LMTP server for b, speaking the conventions of
@@ -141,7 +143,7 @@ func (s *session) deliverOne(f *os.File, rc recipient) error {
 	if reply != nil {
 		return reply
 	}
-	key, err := s.write(dir, rc, msg)
+	key, err := s.writeWithinQuota(f, dir, rc, msg)
 	if err != nil {
 		serr := deliveryError(err)
 		log.Error().Err(err).Int("code", serr.Code).Msg("delivery failed")
@@ -149,6 +151,24 @@ func (s *session) deliverOne(f *os.File, rc recipient) error {
 	}
 	log.Info().Str("from", s.from).Str("file", key).Msg("delivered")
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: delivered as " + key}
+}
+
+// writeWithinQuota writes the copy if it fits into the recipient's
+// mailbox (rc.dir, all its folders); the spooled message's size stands
+// for the copy's, give or take the plugins' header edits.
+func (s *session) writeWithinQuota(spooled *os.File, dir string, rc recipient, msg io.Reader) (string, error) {
+	st, err := spooled.Stat()
+	if err != nil {
+		return "", err
+	}
+	if err := s.b.Quota.Reserve(rc.dir, st.Size(), time.Now()); err != nil {
+		return "", err
+	}
+	key, err := s.write(dir, rc, msg)
+	if err != nil {
+		s.b.Quota.Release(rc.dir, st.Size())
+	}
+	return key, err
 }
 
 // write puts the copy into the Maildir dir, between the ledger's begin

@@ -113,21 +113,36 @@ func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recip
 		return nil
 	}
 	r.LastError = formatReply(reply)
-	expired := now.Sub(env.Received) >= m.Config.MTA.QueueLifetime.D()
-	if reply.Code < 500 && !expired {
+	status, final := m.finalStatus(env, r, reply, now)
+	if !final {
 		r.NextAttempt = now.Add(m.backoff(r))
 		l.Warn().Str("error", r.LastError).Time("next_attempt", r.NextAttempt).Msg("delivery deferred")
 		return nil
 	}
 	r.State = queue.Failed
-	status := statusOf(reply)
-	if reply.Code < 500 { // RFC 3463 4.4.7: delivery time expired
-		status = "4.4.7"
-		r.LastError = fmt.Sprintf("gave up after %s; last error: %s", m.Config.MTA.QueueLifetime.D(), r.LastError)
-	}
 	l.Error().Int("code", reply.Code).Str("error", r.LastError).Msg("delivery failed permanently")
 	return &FailedRecipient{Address: r.Address, Action: ActionFailed, Status: status,
 		RemoteMTA: out.RemoteMTA, Diagnostic: formatReply(reply), LastAttempt: now}
+}
+
+// finalStatus tells whether a failed attempt ends r's delivery and with
+// which status: a 5xx as it came; a 4xx once the queue lifetime is over
+// (RFC 3463 4.4.7, delivery time expired); a local mailbox still full
+// mda.quota_grace after the message arrived (5.2.2). It notes the reason
+// in r.LastError.
+func (m *Manager) finalStatus(env *queue.Envelope, r *queue.Recipient, reply *smtp.SMTPError, now time.Time) (string, bool) {
+	age := now.Sub(env.Received)
+	switch {
+	case reply.Code >= 500:
+		return statusOf(reply), true
+	case reply.EnhancedCode == smtp.EnhancedCode{4, 2, 2} && m.isLocal(r.Address) && age >= m.Config.MDA.QuotaGrace.D():
+		r.LastError = fmt.Sprintf("mailbox still full after %s: %s", m.Config.MDA.QuotaGrace.D(), r.LastError)
+		return "5.2.2", true
+	case age >= m.Config.MTA.QueueLifetime.D():
+		r.LastError = fmt.Sprintf("gave up after %s; last error: %s", m.Config.MTA.QueueLifetime.D(), r.LastError)
+		return "4.4.7", true
+	}
+	return "", false
 }
 
 // backoff is the wait before r's next attempt: from 1 s doubling to

@@ -28,6 +28,7 @@ func testConfig() *config.Config {
 		SMTPTimeout: config.Duration(5 * time.Second),
 		MTA: config.MTA{LocalRetryMax: config.Duration(time.Minute), RetryMin: config.Duration(time.Minute),
 			RetryMax: config.Duration(time.Hour), QueueLifetime: config.Duration(24 * time.Hour)},
+		MDA: config.MDA{QuotaGrace: config.Duration(time.Hour)},
 	}
 }
 

@@ -215,3 +215,34 @@ func TestTakeDueWithNoFreeWorkerDoesNotSpin(t *testing.T) {
 		t.Errorf("takeDue asks Run to wake up again in %v, want a time in the future", next.Sub(now))
 	}
 }
+
+// A failed attempt ends a recipient's delivery on a 5xx, on a local
+// mailbox still full after mda.quota_grace (5.2.2), and on any 4xx after
+// the queue lifetime (4.4.7); other 4xx replies are retried.
+func TestFinalStatus(t *testing.T) {
+	m := &Manager{Config: testConfig()}
+	received := time.Now()
+	full := reply(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full")
+	tests := []struct {
+		rcpt   string
+		reply  *smtp.SMTPError
+		age    time.Duration
+		status string
+		final  bool
+	}{
+		{"a@example.test", reply(550, smtp.EnhancedCode{5, 1, 1}, "User unknown"), 0, "5.1.1", true},
+		{"a@example.test", full, 59 * time.Minute, "", false},
+		{"a@example.test", full, time.Hour, "5.2.2", true},
+		{"a@example.org", full, time.Hour, "", false}, // a remote full mailbox waits for the lifetime
+		{"a@example.org", full, 24 * time.Hour, "4.4.7", true},
+		{"a@example.test", reply(451, smtp.EnhancedCode{4, 3, 0}, "later"), 23 * time.Hour, "", false},
+	}
+	for _, tt := range tests {
+		env := &queue.Envelope{Received: received}
+		r := &queue.Recipient{Address: tt.rcpt}
+		status, final := m.finalStatus(env, r, tt.reply, received.Add(tt.age))
+		if status != tt.status || final != tt.final {
+			t.Errorf("%s %v after %s: %q %v, want %q %v", tt.rcpt, tt.reply, tt.age, status, final, tt.status, tt.final)
+		}
+	}
+}

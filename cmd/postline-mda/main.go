@@ -30,6 +30,7 @@ func main() {
 		Mailboxes: &mda.Mailboxes{Config: cfg, Users: db},
 		Maildir:   &mda.Maildir{FS: durable.Rooted{Root: cfg.MDA.MailRoot}, Hostname: cfg.Hostname},
 		SpoolDir:  spoolDir,
+		Quota:     &mda.Quota{Limit: cfg.MDA.Quota},
 		Policy:    guard.PolicyAfterHop(cfg), // the MTA's Received field
 		Log:       log,
 	}
