@@ -84,6 +84,9 @@ type StackConfig struct {
 	TopLevel, MSA, MTA, MDA, Limits string
 	Plugins                         string // [[plugins]] tables, at the end
 	Domains                         string // default ["example.test", "other.example"]
+	// Prepare runs on the stack's folder before postline starts (e.g. to
+	// mount a small filesystem on var/queue).
+	Prepare func(dir string)
 }
 
 // StartStack writes a config with free loopback ports, adds the demo
@@ -108,6 +111,9 @@ func StartStackWith(t testing.TB, extra StackConfig) *Stack {
 		MailRoot: filepath.Join(dir, "var", "mail"), log: &syncBuffer{}}
 	s.writeConfig(extra)
 	s.Postline(demoPassword+"\n", "user", "add", demoUser)
+	if extra.Prepare != nil {
+		extra.Prepare(dir)
+	}
 	s.start()
 	return s
 }
