@@ -34,7 +34,6 @@ func smallDisk(t *testing.T, dir string, size, free int64) (filler string) {
 	return filler
 }
 
-
 func bigMessage(subject string, kib int) string {
 	return "Subject: " + subject + "\r\n\r\n" + strings.Repeat(strings.Repeat("x", 1022)+"\r\n", kib)
 }
