@@ -17,29 +17,51 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"postline/config"
 	"postline/durable"
 )
 
+// Certificate is the listeners' certificate, replaced by Reload while
+// they serve: each TLS handshake takes the one current at its start.
+type Certificate struct {
+	cur atomic.Pointer[tls.Certificate]
+}
+
 // ServerConfig returns the TLS settings for every postline listener:
-// TLS 1.2 or newer with the configured or generated certificate.
-func ServerConfig(cfg *config.Config) (*tls.Config, error) {
+// TLS 1.2 or newer with the configured or generated certificate, and
+// the Certificate to reload it (SIGHUP), so a renewed certificate needs
+// no restart.
+func ServerConfig(cfg *config.Config) (*tls.Config, *Certificate, error) {
+	c := &Certificate{}
+	if err := c.Reload(cfg); err != nil {
+		return nil, nil, err
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return c.cur.Load(), nil
+		},
+	}, c, nil
+}
+
+// Reload reads the certificate and key named by cfg again. On an error
+// the current certificate stays.
+func (c *Certificate) Reload(cfg *config.Config) error {
 	certFile, keyFile, generated := cfg.CertFiles()
 	if generated {
 		if err := EnsureSelfSigned(certFile, keyFile, cfg.Hostname); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("certs: load %s and %s: %w (check tls.cert and tls.key in %s)", certFile, keyFile, err, cfg.File)
+		return fmt.Errorf("certs: load %s and %s: %w (check tls.cert and tls.key in %s, and that the daemon's user may read them)", certFile, keyFile, err, cfg.File)
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{pair},
-	}, nil
+	c.cur.Store(&pair)
+	return nil
 }
 
 // EnsureSelfSigned creates a self-signed certificate for hostname at

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,8 @@ type Config struct {
 	// Plugins are the filter plugins of every daemon: DefaultPlugins
 	// merged with the file's [[plugins]] tables (see mergePlugins).
 	Plugins []Plugin `toml:"plugins"`
+
+	live *live // see Reload
 }
 
 // MSA configures the submission daemon.
@@ -168,6 +171,7 @@ func Load(path string) (*Config, error) {
 	}
 	c.Plugins = mergePlugins(c.Plugins)
 	c.File = abs
+	c.live = &live{}
 	c.resolvePaths()
 	if err := c.validate(path, string(src)); err != nil {
 		return nil, err
@@ -267,17 +271,12 @@ func (c *Config) IsLocalDomain(domain string) bool {
 	if err != nil {
 		return false
 	}
-	for _, d := range c.Domains {
-		if d == domain {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(c.localDomains(), domain)
 }
 
 // Postmaster is the address that the bare "<Postmaster>" of RFC 5321
 // §4.5.1 stands for: postmaster at the first local domain.
-func (c *Config) Postmaster() string { return "postmaster@" + c.Domains[0] }
+func (c *Config) Postmaster() string { return "postmaster@" + c.localDomains()[0] }
 
 // QueueDir is the MTA's spool.
 func (c *Config) QueueDir() string { return filepath.Join(c.StateDir, "queue") }

@@ -35,6 +35,7 @@ const DefaultConfig = "/etc/postline/postline.toml"
 func Start(svc string) (*config.Config, zerolog.Logger) {
 	path := flag.String("c", DefaultConfig, "config file")
 	flag.Parse()
+	IgnoreHangup() // until the daemon's Reloader runs
 	log := NewLogger(svc, zerolog.InfoLevel)
 	cfg, err := config.Load(*path)
 	if err != nil {

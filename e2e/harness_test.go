@@ -44,6 +44,8 @@ func TestMain(m *testing.M) {
 		{"-o", dir + "/", "./cmd/..."},
 		{"-o", dir + "/postline-plugin-return-path", "./plugins/returnpath"},
 		{"-o", dir + "/postline-plugin-received", "./plugins/received"},
+		{"-o", dir + "/postline-plugin-example", "./plugins/example"},
+		{"-o", dir + "/postline-plugin-antispam", "./plugins/antispam"},
 	} {
 		build := exec.Command("go", append([]string{"build"}, args...)...)
 		build.Dir = ".."

@@ -66,6 +66,8 @@ func main() {
 	}
 	defer chain.Close()
 	be.Plugins = chain
+	reloader := &daemon.Reloader{Config: cfg, Svc: "mda", Log: log, Plugins: chain}
+	go reloader.Run(ctx)
 	log.Info().Str("socket", cfg.MDASocket()).Str("mail_root", cfg.MDA.MailRoot).Msg("mda ready")
 	if err := daemon.NotifyReady(); err != nil {
 		log.Warn().Err(err).Msg("cannot notify supervisor")

@@ -30,7 +30,7 @@ func main() {
 	if err != nil {
 		daemon.Fatal(log, "cannot read users", err)
 	}
-	tlsConfig, err := certs.ServerConfig(cfg)
+	tlsConfig, cert, err := certs.ServerConfig(cfg)
 	if err != nil {
 		daemon.Fatal(log, "cannot set up TLS", err)
 	}
@@ -61,6 +61,8 @@ func main() {
 	}
 	defer chain.Close()
 	be.Plugins = chain
+	reloader := &daemon.Reloader{Config: cfg, Svc: "msa", Log: log, Cert: cert, Plugins: chain}
+	go reloader.Run(ctx)
 	be.SpillDir = daemon.MSASpoolDir(cfg)
 	be.ReverseDNS = daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second)
 	var wg sync.WaitGroup

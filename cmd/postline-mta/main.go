@@ -35,7 +35,7 @@ func main() {
 	if err != nil {
 		daemon.Fatal(log, "cannot read users", err)
 	}
-	tlsConfig, err := certs.ServerConfig(cfg)
+	tlsConfig, cert, err := certs.ServerConfig(cfg)
 	if err != nil {
 		daemon.Fatal(log, "cannot set up TLS", err)
 	}
@@ -70,6 +70,8 @@ func main() {
 	}
 	defer chain.Close()
 	publicBackend.Plugins = chain
+	reloader := &daemon.Reloader{Config: cfg, Svc: "mta", Log: log, Cert: cert, Plugins: chain}
+	go reloader.Run(ctx)
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() { defer wg.Done(); manager.Run(ctx) }()

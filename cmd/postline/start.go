@@ -42,6 +42,7 @@ type child struct {
 	started time.Time
 	delay   time.Duration // wait before the next restart
 	exited  chan struct{}
+	hup     chan struct{} // reload requests, served by watch
 }
 
 func start(cfg *config.Config) int {
@@ -58,6 +59,9 @@ func start(cfg *config.Config) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // before any child: a SIGHUP must not end postline
+	defer signal.Stop(hup)
 
 	var children []*child
 	for _, name := range daemons {
@@ -70,7 +74,7 @@ func start(cfg *config.Config) int {
 	}
 	if ctx.Err() == nil {
 		log.Info().Str("config", cfg.File).Msg("postline started")
-		supervise(ctx, children)
+		supervise(ctx, log, children, hup)
 	}
 	stopAll(log, children)
 	log.Info().Msg("postline stopped")
@@ -149,14 +153,39 @@ func (c *child) start() (ready <-chan struct{}, err error) {
 	return readyCh, nil
 }
 
-// supervise restarts any child that exits, until ctx is done.
-func supervise(ctx context.Context, children []*child) {
+// supervise restarts any child that exits, and passes each SIGHUP on to
+// the children once the config file loads, until ctx is done.
+func supervise(ctx context.Context, log zerolog.Logger, children []*child, hup <-chan os.Signal) {
 	var wg sync.WaitGroup
 	for _, c := range children {
+		c.hup = make(chan struct{}, 1)
 		wg.Add(1)
 		go func() { defer wg.Done(); c.watch(ctx) }()
 	}
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			reload(log, children)
+		case <-ctx.Done():
+		}
+	}
 	wg.Wait()
+}
+
+// reload checks the config file and has each child reload it: a file
+// with a mistake reaches no daemon, so none logs the same error.
+func reload(log zerolog.Logger, children []*child) {
+	if _, err := config.Load(children[0].cfgFile); err != nil {
+		log.Error().Err(err).Msg("config not reloaded: fix it and send SIGHUP again")
+		return
+	}
+	for _, c := range children {
+		select {
+		case c.hup <- struct{}{}:
+			log.Info().Str("child", c.name).Msg("reloading")
+		default: // one is pending already
+		}
+	}
 }
 
 func (c *child) watch(ctx context.Context) {
@@ -167,6 +196,8 @@ func (c *child) watch(ctx context.Context) {
 				return
 			}
 			c.restart(ctx)
+		case <-c.hup: // a child restarting reads the file anyway
+			c.cmd.Process.Signal(syscall.SIGHUP)
 		case <-ctx.Done():
 			return
 		}

@@ -18,6 +18,8 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/rs/zerolog"
@@ -45,7 +47,8 @@ type Options struct {
 // concurrent use and a nil *Chain (no plugins) continues everything.
 type Chain struct {
 	daemon string
-	procs  []*proc
+	opts   Options
+	procs  atomic.Pointer[[]*proc] // replaced as a whole by Reload
 	log    zerolog.Logger
 }
 
@@ -58,6 +61,17 @@ func Start(ctx context.Context, specs []Spec, opts Options) (*Chain, error) {
 	if hooksOf(opts.Daemon) == nil {
 		return nil, fmt.Errorf("plugins: unknown daemon %q", opts.Daemon)
 	}
+	procs, err := startProcs(ctx, specs, opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Chain{daemon: opts.Daemon, opts: opts, log: opts.Log}
+	c.procs.Store(&procs)
+	return c, nil
+}
+
+// startProcs validates specs and starts those of opts.Daemon in order.
+func startProcs(ctx context.Context, specs []Spec, opts Options) ([]*proc, error) {
 	var mine []Spec
 	var errs []error
 	seen := map[string]bool{}
@@ -79,16 +93,34 @@ func Start(ctx context.Context, specs []Spec, opts Options) (*Chain, error) {
 		return nil, err
 	}
 	sort.SliceStable(mine, func(i, j int) bool { return mine[i].Order < mine[j].Order })
-	c := &Chain{daemon: opts.Daemon, log: opts.Log}
+	var procs []*proc
 	for _, s := range mine {
 		p, err := newProc(ctx, s, opts)
 		if err != nil {
-			c.Close()
+			closeAll(procs)
 			return nil, fmt.Errorf("plugins: %s: %w", s.Name, err)
 		}
-		c.procs = append(c.procs, p)
+		procs = append(procs, p)
 	}
-	return c, nil
+	return procs, nil
+}
+
+// Reload starts the plugins of specs and, once they all run, puts them
+// in place of the chain's: calls from then on go to the new ones, and
+// the old ones are stopped when the calls they serve have had their
+// timeout. On an error the chain keeps its plugins.
+func (c *Chain) Reload(ctx context.Context, specs []Spec) error {
+	procs, err := startProcs(ctx, specs, c.opts)
+	if err != nil {
+		return err
+	}
+	old := c.procs.Swap(&procs)
+	var drain time.Duration
+	for _, p := range *old {
+		drain = max(drain, p.spec.Timeout)
+	}
+	time.AfterFunc(drain, func() { closeAll(*old) })
+	return nil
 }
 
 // Close stops every plugin of the chain (in parallel, at most about 3 s).
@@ -96,12 +128,16 @@ func (c *Chain) Close() error {
 	if c == nil {
 		return nil
 	}
+	closeAll(c.active())
+	return nil
+}
+
+func closeAll(procs []*proc) {
 	var wg sync.WaitGroup
-	for _, p := range c.procs {
+	for _, p := range procs {
 		wg.Go(p.close)
 	}
 	wg.Wait()
-	return nil
 }
 
 // Cleanup kills every plugin process this daemon started, of any chain;
@@ -134,7 +170,7 @@ func (c *Chain) active() []*proc {
 	if c == nil {
 		return nil
 	}
-	return c.procs
+	return *c.procs.Load()
 }
 
 // Status is one plugin's state, for logs, admin commands and tests.

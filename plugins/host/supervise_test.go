@@ -263,3 +263,34 @@ func waitUp(t *testing.T, c *Chain, old int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Reload puts new plugin processes in place: the next call sees the new
+// settings, the old process stops once its calls had their timeout, and
+// specs that cannot start leave the chain as it was.
+func TestReload(t *testing.T) {
+	echo := func(mark string) Spec {
+		s := spec("echo", "echo", "mta", map[string]any{"mark": mark})
+		s.Timeout = 200 * time.Millisecond
+		return s
+	}
+	c, _ := startChain(t, "mta", echo("old"))
+	before := pidOf(t, c, "echo")
+	if err := c.Reload(context.Background(), []Spec{echo("new")}); err != nil {
+		t.Fatal(err)
+	}
+	got := c.Data(context.Background(), TxInfo{Conn: conn}, header(""), nil)
+	if len(got.Edits) != 1 || got.Edits[0].Value != "new" {
+		t.Errorf("after reload: edits %+v, want X-Echo: new", got.Edits)
+	}
+	if err := waitGone(before); err != nil {
+		t.Error(err)
+	}
+	bad := Spec{Name: "missing", Path: bin("does-not-exist"), Daemon: "mta"}
+	if err := c.Reload(context.Background(), []Spec{bad}); err == nil {
+		t.Error("a plugin that cannot start was accepted")
+	}
+	got = c.Data(context.Background(), TxInfo{Conn: conn}, header(""), nil)
+	if len(got.Edits) != 1 || got.Edits[0].Value != "new" {
+		t.Errorf("after a failed reload: edits %+v, want the running plugin's", got.Edits)
+	}
+}
