@@ -135,3 +135,33 @@ func TestSupervisorRetriesDaemonThatCannotStart(t *testing.T) {
 		t.Errorf("msa start failures logged %d times, want >= 3", n)
 	}
 }
+
+// A hung MDA never blocks intake: with the MDA stopped (SIGSTOP, so its
+// socket still accepts connections that get no answer) submissions are
+// acknowledged as usual, and each message is delivered once it runs again.
+func TestHungMDADoesNotBlockIntake(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	mda := s.ChildPID("mda")
+	syscall.Kill(mda, syscall.SIGSTOP)
+	thawed := false
+	defer func() {
+		if !thawed {
+			syscall.Kill(mda, syscall.SIGCONT)
+		}
+	}()
+	const n = 5
+	for i := range n {
+		body := fmt.Sprintf("Subject: while hung %d\r\n\r\nqueued\r\n", i)
+		start := time.Now()
+		if _, err := s.Submit(Submission{To: []string{demoUser}, Body: body}); err != nil {
+			t.Fatalf("submission %d while the MDA hangs: %v", i, err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("submission %d took %s: intake waits for the MDA", i, took)
+		}
+	}
+	syscall.Kill(mda, syscall.SIGCONT)
+	thawed = true
+	s.WaitForMail(demoUser, n, 30*time.Second)
+}
