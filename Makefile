@@ -9,7 +9,7 @@ FUZZTIME ?= 100000x
 FUZZ_TARGETS = address:FuzzParse guard:FuzzDataReader queue:FuzzDecodeEnvelope \
 	mda:FuzzResolve msa:FuzzCompleteHeader
 
-.PHONY: build run test bench fuzz vet clean proto
+.PHONY: build run test bench fuzz chaos vet clean proto
 
 # `make proto` regenerates plugins/pb from plugins/proto with these pinned
 # generators (installed into bin/tools) and Debian's protoc (protobuf-compiler).
@@ -33,6 +33,12 @@ run: build
 test:
 	$(GO) test -count=1 -timeout 15m ./...
 	cd third_party/go-smtp && $(GO) test -count=1 ./...
+
+# Messages the chaos test submits while it kills the MTA and the MDA.
+CHAOS_N ?= 500
+
+chaos: build
+	POSTLINE_CHAOS_N=$(CHAOS_N) $(GO) test -count=1 -run '^TestChaos$$' -v -timeout 20m ./e2e/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -44,8 +44,18 @@ func NewManager(cfg *config.Config, spool *queue.Spool, deliver DeliverFunc, log
 		queued: map[string]*entry{}, wake: make(chan struct{}, 1)}
 }
 
-// Add schedules a newly queued (or recovered) message for delivery.
+// Add schedules a newly queued (or recovered) message for delivery. A
+// recovered message with no pending recipient, left by a crash between
+// its last update and its removal, is removed instead.
 func (m *Manager) Add(env *queue.Envelope) {
+	if env.Done() {
+		if err := m.Spool.Remove(env.ID); err != nil {
+			m.Log.Error().Err(err).Str("queue_id", env.ID).Msg("cannot remove finished message")
+			return
+		}
+		m.Log.Info().Str("queue_id", env.ID).Msg("removed (finished before a restart)")
+		return
+	}
 	m.mu.Lock()
 	m.queued[env.ID] = &entry{env: env}
 	m.mu.Unlock()

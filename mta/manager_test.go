@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
+	"postline/durable"
 	"postline/lmtp"
 	"postline/queue"
 )
@@ -244,5 +245,32 @@ func TestFinalStatus(t *testing.T) {
 		if status != tt.status || final != tt.final {
 			t.Errorf("%s %v after %s: %q %v, want %q %v", tt.rcpt, tt.reply, tt.age, status, final, tt.status, tt.final)
 		}
+	}
+}
+
+// A message recovered with no pending recipient (the MTA died between
+// recording the last delivery and removing the message) leaves the
+// queue at once instead of staying in it for ever.
+func TestRecoveredFinishedMessageIsRemoved(t *testing.T) {
+	spool, err := queue.Open(t.TempDir(), durable.OS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &queue.Envelope{ID: queue.NewID(time.Now()), Recipients: []*queue.Recipient{
+		{Address: "a@example.test", State: queue.Delivered}, {Address: "b@example.test", State: queue.Failed}}}
+	if err := spool.Store(env, strings.NewReader("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	m := NewManager(testConfig(), spool, nil, zerolog.Nop())
+	recovered, err := spool.Recover()
+	if err != nil || len(recovered) != 1 {
+		t.Fatalf("recovered %v, %v", recovered, err)
+	}
+	m.Add(recovered[0])
+	if m.Len() != 0 || spool.Has(env.ID) {
+		t.Errorf("finished message still queued: len %d, in spool %v", m.Len(), spool.Has(env.ID))
+	}
+	if q, _ := spool.Queued(env.ID); !q {
+		t.Error("the removed message is not remembered as queued")
 	}
 }
