@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 )
 
 // Each daemon killed with SIGKILL comes back, and mail flows again.
@@ -164,4 +168,61 @@ func TestHungMDADoesNotBlockIntake(t *testing.T) {
 	syscall.Kill(mda, syscall.SIGCONT)
 	thawed = true
 	s.WaitForMail(demoUser, n, 30*time.Second)
+}
+
+// SIGTERM stops intake but lets a transaction in flight finish: a
+// client in the middle of DATA still gets its 250, the message survives
+// the stop, and the next `postline start` delivers it.
+func TestStopFinishesTransactionInFlight(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	c, err := smtp.DialStartTLS(s.Submission, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", demoUser, demoPassword)); err != nil {
+		t.Fatal(err)
+	}
+	// Freeze the MDA: the message must be queued, not delivered, when
+	// the stack stops.
+	mda := s.ChildPID("mda")
+	syscall.Kill(mda, syscall.SIGSTOP)
+	defer syscall.Kill(mda, syscall.SIGCONT)
+	if err := c.Mail(demoUser, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt(demoUser, nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("Subject: in flight\r\n\r\nfirst half\r\n"))
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond) // the MSA has stopped listening
+	if _, err := s.Submit(Submission{To: []string{demoUser}, Body: "Subject: late\r\n\r\nx\r\n"}); err == nil {
+		t.Error("a new submission was taken after SIGTERM")
+	}
+	w.Write([]byte("second half\r\n"))
+	if err := w.Close(); err != nil {
+		t.Fatalf("the transaction in flight at SIGTERM: %v", err)
+	}
+	c.Quit()
+	// The MTA stops without waiting for the frozen MDA; then the MDA may
+	// go, and the message is still queued.
+	s.WaitLog(`"message":"mta stopped"`, 1, 20*time.Second)
+	syscall.Kill(mda, syscall.SIGCONT)
+	s.cmd.Wait()
+	if entries, _ := os.ReadDir(filepath.Join(s.Dir, "var/queue/env")); len(entries) != 1 {
+		t.Errorf("%d messages queued at the stop, want the one in flight", len(entries))
+	}
+
+	s.log = &syncBuffer{}
+	s.start()
+	got := string(s.WaitForMail(demoUser, 1, 20*time.Second)[0])
+	if !strings.Contains(got, "Subject: in flight") || !strings.HasSuffix(got, "first half\nsecond half\n") {
+		t.Errorf("delivered after the restart: %q", got)
+	}
 }

@@ -55,6 +55,11 @@ func Deliver(ctx context.Context, socket, lhloName string, m Message) (Result, e
 		deadline = time.Now().Add(10 * time.Minute)
 	}
 	conn.SetDeadline(deadline)
+	// Cancelling ctx (the MTA stopping) aborts a delivery in progress:
+	// recipients without a reply stay queued, and the MDA's ledger keeps
+	// a copy it wrote meanwhile from being written twice.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	c := smtp.NewClientLMTP(conn)
 	defer c.Close()
 	if err := c.Hello(lhloName); err != nil {
