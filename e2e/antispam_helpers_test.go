@@ -41,27 +41,11 @@ func sendFromIP(t *testing.T, s *Stack, m internetMail) (string, error) {
 	if err := c.Hello(m.Helo); err != nil {
 		return "", err
 	}
-	if err := c.Mail(m.From, nil); err != nil {
-		return "", err
+	text, err := sendMail(c, m.From, m.To, m.Data)
+	if err == nil {
+		c.Quit()
 	}
-	for _, to := range m.To {
-		if err := c.Rcpt(to, nil); err != nil {
-			return "", err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return "", err
-	}
-	if _, err := w.Write([]byte(m.Data)); err != nil {
-		return "", err
-	}
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		return "", err
-	}
-	c.Quit()
-	return resp.StatusText, nil
+	return text, err
 }
 
 // deliveredMsg is one message read back from a Maildir folder.

@@ -332,11 +332,21 @@ func (s *Stack) Submit(sub Submission) (string, error) {
 	if err := c.Auth(sasl.NewPlainClient("", sub.User, sub.Pass)); err != nil {
 		return "", err
 	}
-	if err := c.Mail(sub.From, nil); err != nil {
+	text, err := sendMail(c, sub.From, sub.To, sub.Body)
+	if err == nil {
+		c.Quit()
+	}
+	return text, err
+}
+
+// sendMail runs one transaction on c and returns the reply text to the
+// end of DATA, or the first error.
+func sendMail(c *smtp.Client, from string, to []string, body string) (string, error) {
+	if err := c.Mail(from, nil); err != nil {
 		return "", err
 	}
-	for _, to := range sub.To {
-		if err := c.Rcpt(to, nil); err != nil {
+	for _, rcpt := range to {
+		if err := c.Rcpt(rcpt, nil); err != nil {
 			return "", err
 		}
 	}
@@ -344,14 +354,13 @@ func (s *Stack) Submit(sub Submission) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := w.Write([]byte(sub.Body)); err != nil {
+	if _, err := w.Write([]byte(body)); err != nil {
 		return "", err
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
 		return "", err
 	}
-	c.Quit()
 	return resp.StatusText, nil
 }
 

@@ -54,7 +54,7 @@ func TestReload(t *testing.T) {
 	s.cmd.Process.Signal(syscall.SIGHUP)
 	s.WaitLog(`"message":"config reloaded"`, 3, 20*time.Second)
 
-	if err := sendOn(open, demoUser, "Subject: sent on a session opened before the reload\r\n\r\nhi\r\n"); err != nil {
+	if _, err := sendMail(open, demoUser, []string{demoUser}, "Subject: sent on a session opened before the reload\r\n\r\nhi\r\n"); err != nil {
 		t.Errorf("the session opened before the reload: %v", err)
 	}
 	if newCert := serverCert(t, s.Submissions); bytes.Equal(newCert, oldCert) {
@@ -89,23 +89,6 @@ func serverCert(t *testing.T, addr string) []byte {
 	return conn.ConnectionState().PeerCertificates[0].Raw
 }
 
-func sendOn(c *smtp.Client, to, body string) error {
-	if err := c.Mail(demoUser, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(body)); err != nil {
-		return err
-	}
-	return w.Close()
-}
-
 // sendToMTA sends one message to the MTA's public listener, as a host
 // of the internet would.
 func sendToMTA(addr, from, to, body string) error {
@@ -117,18 +100,6 @@ func sendToMTA(addr, from, to, body string) error {
 	if err := c.Hello("client.example.org"); err != nil {
 		return err
 	}
-	if err := c.Mail(from, nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(body)); err != nil {
-		return err
-	}
-	return w.Close()
+	_, err = sendMail(c, from, []string{to}, body)
+	return err
 }
