@@ -38,9 +38,9 @@ func bigMessage(subject string, kib int) string {
 	return "Subject: " + subject + "\r\n\r\n" + strings.Repeat(strings.Repeat("x", 1022)+"\r\n", kib)
 }
 
-// A full spool: the submission is answered 452 4.3.1, nothing is
-// acknowledged and nothing half-written stays; once there is space the
-// same message is queued and delivered.
+// A full spool, and then a read-only one: the submission is answered
+// 452 4.3.1, nothing is acknowledged and nothing half-written stays;
+// once the spool can take it the same message is queued and delivered.
 func TestDiskFullSpool(t *testing.T) {
 	t.Parallel()
 	var filler string
@@ -58,6 +58,22 @@ func TestDiskFullSpool(t *testing.T) {
 		}
 	}
 	os.Remove(filler)
+	// The spool's tmp/ read-only (a read-only bind mount of itself): the
+	// MTA keeps files open elsewhere in the spool, so the whole of it
+	// cannot be remounted.
+	tmp := filepath.Join(s.Dir, "var", "queue", "tmp")
+	for _, args := range [][]string{{"--bind", tmp, tmp}, {"-o", "remount,bind,ro", tmp}} {
+		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mount %v: %v %s", args, err, out)
+		}
+	}
+	_, err = s.Submit(Submission{To: []string{demoUser}, Body: bigMessage("read-only spool", 4)})
+	if !errors.As(err, &serr) || serr.Code != 452 || serr.EnhancedCode != (smtp.EnhancedCode{4, 3, 1}) {
+		t.Errorf("submission to a read-only spool: %v, want 452 4.3.1", err)
+	}
+	if out, err := exec.Command("umount", tmp).CombinedOutput(); err != nil {
+		t.Fatalf("umount %s: %v %s", tmp, err, out)
+	}
 	if _, err := s.Submit(Submission{To: []string{demoUser}, Body: bigMessage("full spool", 400)}); err != nil {
 		t.Fatalf("with space again: %v", err)
 	}

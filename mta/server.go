@@ -286,6 +286,9 @@ func storeError(err error) *smtp.SMTPError {
 		return serr
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return errStorage
+	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		// A spool that cannot be written takes no mail, as a full one.
+		return errStorage
 	}
 	return errQueue
 }

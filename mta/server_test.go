@@ -3,6 +3,7 @@ package mta
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -110,6 +111,8 @@ func TestStoreError(t *testing.T) {
 	}{
 		{fmt.Errorf("queue: store: %w", syscall.ENOSPC), 452, smtp.EnhancedCode{4, 3, 1}},
 		{fmt.Errorf("queue: store: %w", syscall.EDQUOT), 452, smtp.EnhancedCode{4, 3, 1}},
+		{fmt.Errorf("queue: store: %w", syscall.EROFS), 452, smtp.EnhancedCode{4, 3, 1}},
+		{&os.PathError{Op: "open", Path: "x", Err: syscall.EACCES}, 452, smtp.EnhancedCode{4, 3, 1}},
 		{fmt.Errorf("queue: store: %w", sizeErr), 552, smtp.EnhancedCode{5, 3, 4}},
 		{errors.New("queue: store: input/output error"), 451, smtp.EnhancedCode{4, 3, 0}},
 	}
