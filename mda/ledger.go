@@ -27,14 +27,16 @@ import (
 // are forgotten after lifetime (the MTA's queue_lifetime), past which no
 // message is delivered again.
 //
-// Begin holds the lock across its fsync: concurrent deliveries could
-// share one flush (group commit) by batching there.
+// Concurrent Begins share their fsyncs (group commit): the log is
+// flushed once for every record appended while the previous flush ran.
 type Ledger struct {
 	dir      string
 	lifetime time.Duration
+	flushes  durable.Group
 
 	mu      sync.Mutex
 	log     *os.File
+	retired *os.File  // the previous generation, kept open for a flush under way
 	started time.Time // when the current log generation began
 	copies  map[copyKey]Copy
 }
@@ -168,21 +170,37 @@ func (l *Ledger) append(r record, now time.Time, sync bool) error {
 	if err != nil {
 		return fmt.Errorf("mda: delivery ledger: %w", err)
 	}
+	if err := l.write(r, append(line, '\n'), now); err != nil {
+		return err
+	}
+	if sync {
+		if err := l.flushes.Do(l.flush); err != nil {
+			return fmt.Errorf("mda: delivery ledger: %w", err)
+		}
+	}
+	return nil
+}
+
+func (l *Ledger) write(r record, line []byte, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.rotateIfOld(now); err != nil {
 		return err
 	}
-	if _, err := l.log.Write(append(line, '\n')); err != nil {
+	if _, err := l.log.Write(line); err != nil {
 		return fmt.Errorf("mda: delivery ledger: %w", err)
-	}
-	if sync {
-		if err := l.log.Sync(); err != nil {
-			return fmt.Errorf("mda: delivery ledger: %w", err)
-		}
 	}
 	l.apply(r, now)
 	return nil
+}
+
+// flush makes every record written so far durable; a rotation syncs the
+// generation it retires, so syncing the current one is enough.
+func (l *Ledger) flush() error {
+	l.mu.Lock()
+	f := l.log
+	l.mu.Unlock()
+	return f.Sync()
 }
 
 // rotateIfOld starts a new generation once the current one is older than
@@ -191,7 +209,13 @@ func (l *Ledger) rotateIfOld(now time.Time) error {
 	if now.Sub(l.started) <= l.lifetime {
 		return nil
 	}
-	l.log.Close()
+	if err := l.log.Sync(); err != nil {
+		return fmt.Errorf("mda: delivery ledger: rotate: %w", err)
+	}
+	if l.retired != nil {
+		l.retired.Close()
+	}
+	l.retired = l.log // a flush may be syncing it right now
 	cur, old := filepath.Join(l.dir, ledgerCurrent), filepath.Join(l.dir, ledgerOld)
 	if err := os.Rename(cur, old); err != nil {
 		return fmt.Errorf("mda: delivery ledger: rotate: %w", err)
@@ -212,5 +236,8 @@ func (l *Ledger) rotateIfOld(now time.Time) error {
 func (l *Ledger) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.retired != nil {
+		l.retired.Close()
+	}
 	return l.log.Close()
 }

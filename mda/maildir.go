@@ -25,6 +25,16 @@ type FS interface {
 	ReadDirNames(dir string) ([]string, error)
 }
 
+// BatchedFS shares the fsync of a Maildir's new/ among the copies
+// written into it at the same time (group commit, see durable.Group).
+type BatchedFS struct {
+	FS
+	folders durable.Folders
+}
+
+// SyncDir implements FS, with group commit per folder.
+func (b *BatchedFS) SyncDir(dir string) error { return b.folders.Sync(dir, b.FS.SyncDir) }
+
 // Maildir writes messages into Maildirs below the mail root durably:
 // tmp/KEY is written and fsynced, renamed to new/KEY, and new/ is
 // fsynced, all through FS, before Deliver returns.

@@ -38,6 +38,13 @@ func (m *Manager) attempt(ctx context.Context, e *entry) {
 		}
 	}
 	m.bounce(log, env, failed, now)
+	if env.Done() {
+		// Straight to removal: a crash before it repeats the attempt,
+		// which the MDA's ledger answers without a second copy, as it
+		// would a crash before an update.
+		m.release(e, env)
+		return
+	}
 	if err := m.Spool.Update(env); err != nil {
 		log.Error().Err(err).Msg("cannot record delivery results; will retry")
 		m.release(e, nil)

@@ -28,7 +28,7 @@ func main() {
 	spoolDir := daemon.MDASpoolDir(cfg)
 	be := &mda.Backend{
 		Mailboxes: &mda.Mailboxes{Config: cfg, Users: db},
-		Maildir:   &mda.Maildir{FS: durable.Rooted{Root: cfg.MDA.MailRoot}, Hostname: cfg.Hostname},
+		Maildir:   &mda.Maildir{FS: &mda.BatchedFS{FS: durable.Rooted{Root: cfg.MDA.MailRoot}}, Hostname: cfg.Hostname},
 		SpoolDir:  spoolDir,
 		Quota:     &mda.Quota{Limit: cfg.MDA.Quota},
 		Policy:    guard.PolicyAfterHop(cfg), // the MTA's Received field

@@ -110,7 +110,8 @@ func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, spool *que
 // startQueue opens and recovers the spool and returns the manager that
 // delivers its messages, to the MDA and to other hosts.
 func startQueue(cfg *config.Config, log zerolog.Logger) (*queue.Spool, *mta.Manager) {
-	spool, err := queue.Open(cfg.QueueDir(), durable.OS{})
+	// Concurrent messages share the fsyncs of the spool's folders.
+	spool, err := queue.Open(cfg.QueueDir(), &durable.Batched{FS: durable.OS{}})
 	if err != nil {
 		daemon.Fatal(log, "cannot open queue", err)
 	}

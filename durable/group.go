@@ -1,0 +1,89 @@
+package durable
+
+import "sync"
+
+// Group lets concurrent callers share one flush (group commit): Do
+// returns once a flush that started after the call has finished, and
+// while one flush runs, every caller that arrives meanwhile waits for the
+// next one, which then serves them all. Nothing is acknowledged before a
+// flush covering it has finished, so no fsync is dropped; under load
+// there are just fewer of them.
+type Group struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	running bool
+	started uint64 // flushes begun
+	done    uint64 // flushes finished
+	err     error  // of the last finished flush
+}
+
+// Do waits for a flush that began after this call, running it itself
+// when no flush is under way, and returns that flush's error.
+func (g *Group) Do(flush func() error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	// The next flush to begin: one running now may have missed this
+	// caller's writes. A later one covers them too.
+	want := g.started + 1
+	for g.done < want {
+		if g.running {
+			g.cond.Wait()
+			continue
+		}
+		g.running = true
+		g.started++
+		g.mu.Unlock()
+		err := flush()
+		g.mu.Lock()
+		g.running, g.done, g.err = false, g.started, err
+		g.cond.Broadcast()
+	}
+	return g.err
+}
+
+// Folders makes concurrent fsyncs of one folder share a flush (Group):
+// concurrent Writes into one folder, the queue's or a mailbox's new/,
+// then cost one folder fsync per batch, not one per file.
+type Folders struct {
+	mu     sync.Mutex
+	groups map[string]*folderGroup
+}
+
+type folderGroup struct {
+	Group
+	users int
+}
+
+// Sync runs sync(dir) with group commit per folder.
+func (f *Folders) Sync(dir string, sync func(string) error) error {
+	f.mu.Lock()
+	if f.groups == nil {
+		f.groups = map[string]*folderGroup{}
+	}
+	g := f.groups[dir]
+	if g == nil {
+		g = &folderGroup{}
+		f.groups[dir] = g
+	}
+	g.users++
+	f.mu.Unlock()
+	err := g.Do(func() error { return sync(dir) })
+	f.mu.Lock()
+	if g.users--; g.users == 0 {
+		delete(f.groups, dir) // no state to keep between bursts
+	}
+	f.mu.Unlock()
+	return err
+}
+
+// Batched is an FS whose SyncDir calls share fsyncs per folder.
+type Batched struct {
+	FS
+	folders Folders
+}
+
+// SyncDir implements FS, with group commit per folder.
+func (b *Batched) SyncDir(dir string) error { return b.folders.Sync(dir, b.FS.SyncDir) }
