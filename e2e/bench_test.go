@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
 
 // BenchmarkSubmitToMaildir measures the whole pipeline: messages
@@ -70,7 +68,7 @@ func BenchmarkInboundToMaildir(b *testing.B) {
 				wg.Add(1)
 				go func(n int) {
 					defer wg.Done()
-					sendInbound(b, s, n, body)
+					sendInboundTo(b, s.MTA, n, body)
 				}(b.N/clients + boolInt(c < b.N%clients))
 			}
 			wg.Wait()
@@ -79,22 +77,6 @@ func BenchmarkInboundToMaildir(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		})
 	}
-}
-
-func sendInbound(b *testing.B, s *Stack, n int, body string) {
-	c, err := smtp.Dial(s.MTA)
-	if err != nil {
-		b.Error(err)
-		return
-	}
-	defer c.Close()
-	for i := 0; i < n; i++ {
-		if err := c.SendMail("sender@remote.test", []string{demoUser}, strings.NewReader(body)); err != nil {
-			b.Error(err)
-			return
-		}
-	}
-	c.Quit()
 }
 
 func boolInt(v bool) int {

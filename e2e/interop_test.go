@@ -47,7 +47,7 @@ func requireProgram(t *testing.T, name string) string {
 
 // interopMissing skips the test, or fails it where the environment
 // promises every interop program (so a broken CI image cannot pass).
-func interopMissing(t *testing.T, format string, args ...any) {
+func interopMissing(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("POSTLINE_REQUIRE_INTEROP") == "1" {
 		t.Fatalf("POSTLINE_REQUIRE_INTEROP=1: "+format, args...)

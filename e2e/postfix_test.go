@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -182,7 +181,7 @@ func startPostfix(t *testing.T, n *relayNet, mta string) *postfixInstance {
 	pf := &postfixInstance{Dir: dir, IP: n.DeadAddr()}
 	pf.Addr = net.JoinHostPort(pf.IP, strconv.Itoa(n.Port))
 	t.Cleanup(func() {
-		pf.stop(t)
+		pf.shutdown(t)
 		if t.Failed() {
 			t.Logf("postfix log:\n%s", pf.Log())
 		}
@@ -254,7 +253,7 @@ func postfixCert(t *testing.T) (cert, key string) {
 }
 
 // waitListening waits until Postfix's smtpd greets on pf.Addr.
-func (pf *postfixInstance) waitListening(t *testing.T) {
+func (pf *postfixInstance) waitListening(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -267,32 +266,6 @@ func (pf *postfixInstance) waitListening(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// stop stops the instance (`postfix stop`), then kills its master by
-// the PID in its own pid file if it is still there.
-func (pf *postfixInstance) stop(t *testing.T) {
-	pid := pf.masterPID()
-	if out, err := exec.Command("/usr/sbin/postfix", "-c", pf.Dir, "stop").CombinedOutput(); err != nil && pid != 0 {
-		t.Logf("postfix stop: %v\n%s", err, out)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for pid != 0 && syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (pf *postfixInstance) masterPID() int {
-	b, err := os.ReadFile(filepath.Join(pf.Dir, "queue", "pid", "master.pid"))
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
 }
 
 // Log returns Postfix's log so far.
