@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,25 +40,7 @@ func BenchmarkPostfixInboundToMaildir(b *testing.B) {
 	for _, clients := range []int{1, 8} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			pf := startPostfixMX(b)
-			body := "Subject: bench\r\nMessage-ID: <b@example.test>\r\n\r\n" +
-				strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", 160)
-			b.SetBytes(int64(len(body)))
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			for c := 0; c < clients; c++ {
-				wg.Add(1)
-				go func(n int) {
-					defer wg.Done()
-					sendInboundTo(b, pf.Addr, n, body)
-				}(b.N/clients + boolInt(c < b.N%clients))
-			}
-			wg.Wait()
-			if b.Failed() {
-				b.FailNow()
-			}
-			pf.waitNew(b, demoUser, b.N, 5*time.Minute)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			benchInbound(b, pf.Addr, clients, func() { pf.waitNew(b, demoUser, b.N, 5*time.Minute) })
 			pf.checkNew(b, demoUser, b.N, "Subject: bench\n")
 		})
 	}
