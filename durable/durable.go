@@ -75,29 +75,16 @@ func (OS) SyncDir(dir string) error {
 // path tmp (same filesystem), with permissions perm. On error nothing is
 // left at tmp and the caller must treat the write as not done: final is
 // unchanged, or (if only the last fsync failed) new but not durable.
-func Write(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) error) (err error) {
-	f, err := fs.CreateExcl(tmp, perm)
+func Write(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) error) error {
+	p, err := Create(fs, tmp, final, perm, fill)
 	if err != nil {
-		return fmt.Errorf("durable: create %s: %w", tmp, err)
+		return err
 	}
-	defer func() {
-		if err != nil {
-			fs.Remove(tmp)
-		}
-	}()
-	if err := fill(f); err != nil {
-		f.Close()
-		return fmt.Errorf("durable: write %s: %w", tmp, err)
+	if err := p.Sync(); err != nil {
+		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("durable: fsync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("durable: close %s: %w", tmp, err)
-	}
-	if err := fs.Rename(tmp, final); err != nil {
-		return fmt.Errorf("durable: rename %s: %w", final, err)
+	if err := p.Rename(); err != nil {
+		return err
 	}
 	// The rename is only durable once the directory holding the new name
 	// is synced; before that a crash may forget it.
@@ -105,6 +92,65 @@ func Write(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) erro
 		return fmt.Errorf("durable: fsync dir of %s: %w", final, err)
 	}
 	return nil
+}
+
+// Pending is a file written at its temporary path, on its way to its
+// final name: Write's steps one by one, so that a caller writing several
+// files can overlap their fsyncs.
+type Pending struct {
+	fs         FS
+	f          File // nil once closed
+	tmp, final string
+}
+
+// Create writes the content produced by fill to tmp. On error nothing is
+// left at tmp.
+func Create(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) error) (*Pending, error) {
+	f, err := fs.CreateExcl(tmp, perm)
+	if err != nil {
+		return nil, fmt.Errorf("durable: create %s: %w", tmp, err)
+	}
+	p := &Pending{fs: fs, f: f, tmp: tmp, final: final}
+	if err := fill(f); err != nil {
+		p.Abort()
+		return nil, fmt.Errorf("durable: write %s: %w", tmp, err)
+	}
+	return p, nil
+}
+
+// Sync makes the content durable and closes the file; on error the
+// temporary file is gone.
+func (p *Pending) Sync() error {
+	err := p.f.Sync()
+	if err != nil {
+		p.Abort()
+		return fmt.Errorf("durable: fsync %s: %w", p.tmp, err)
+	}
+	err, p.f = p.f.Close(), nil
+	if err != nil {
+		p.Abort()
+		return fmt.Errorf("durable: close %s: %w", p.tmp, err)
+	}
+	return nil
+}
+
+// Rename gives the synced file its final name, durable once the final
+// name's folder is synced. On error the temporary file is gone.
+func (p *Pending) Rename() error {
+	if err := p.fs.Rename(p.tmp, p.final); err != nil {
+		p.Abort()
+		return fmt.Errorf("durable: rename %s: %w", p.final, err)
+	}
+	return nil
+}
+
+// Abort drops the temporary file.
+func (p *Pending) Abort() {
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+	}
+	p.fs.Remove(p.tmp)
 }
 
 // MkdirAll creates dir and its missing parents with perm and makes each

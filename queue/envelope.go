@@ -58,6 +58,17 @@ func (e *Envelope) Done() bool {
 	return true
 }
 
+// attempted reports whether any delivery of the message was tried, so it
+// was acknowledged and queued long ago.
+func (e *Envelope) attempted() bool {
+	for _, r := range e.Recipients {
+		if r.Attempts > 0 || r.State != Pending {
+			return true
+		}
+	}
+	return false
+}
+
 // Clone returns a deep copy, so a delivery can work on its own copy.
 func (e *Envelope) Clone() *Envelope {
 	c := *e

@@ -84,7 +84,7 @@ func TestRecoverDamagedEnvelope(t *testing.T) {
 			id := queue.NewID(time.Now())
 			envJSON := strings.ReplaceAll(tt.env, "ID", id)
 			if envJSON == "" {
-				envJSON = `{"id":"` + id + `","recipients":[{"address":"b@example.test","state":"pending"}]}`
+				envJSON = `{"id":"` + id + `","recipients":[{"address":"b@example.test","state":"pending","attempts":1}]}`
 			}
 			os.WriteFile(filepath.Join(dir, "env", id), []byte(envJSON), 0o600)
 			if tt.withMsg {
@@ -135,6 +135,26 @@ func TestInvalidIDRefused(t *testing.T) {
 	if f, err := s.OpenMessage("../env/x"); err == nil {
 		f.Close()
 		t.Error("OpenMessage accepted an invalid ID")
+	}
+}
+
+// An envelope without data that was never attempted is a Store cut
+// short by a crash between the two files' renames: never acknowledged,
+// so Recover drops it. Once attempted, missing data is damage (above).
+func TestRecoverDropsUnfinishedStore(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, durable.OS{})
+	env := newEnvelope(time.Now(), "a@example.test")
+	if err := s.Store(env, strings.NewReader("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "msg", env.ID))
+	envs, err := openSpool(t, dir, durable.OS{}).Recover()
+	if err != nil || len(envs) != 0 {
+		t.Errorf("Recover = %v, %v; want nothing", envs, err)
+	}
+	if n := names(t, filepath.Join(dir, "env")); len(n) != 0 {
+		t.Errorf("env/ keeps %q", n)
 	}
 }
 

@@ -57,11 +57,15 @@ func (s *Spool) TempDir() string { return s.sub("tmp") }
 // Store makes a new message durable: its bytes from data, then env.
 // env.Size is set from the bytes written. When Store returns nil the
 // message survives a crash, so the caller may answer 250.
+//
+// The two files' fsyncs overlap, and so do their folders': a crash may
+// then leave an envelope without its data, which was never acknowledged
+// and which Recover drops.
 func (s *Spool) Store(env *Envelope, data io.Reader) error {
 	if !ValidID(env.ID) {
 		return fmt.Errorf("queue: invalid id %q", env.ID)
 	}
-	err := durable.Write(s.fs, s.sub("tmp", env.ID+".msg"), s.sub("msg", env.ID), 0o600,
+	msg, err := durable.Create(s.fs, s.sub("tmp", env.ID+".msg"), s.sub("msg", env.ID), 0o600,
 		func(w io.Writer) error {
 			n, err := io.Copy(w, data)
 			env.Size = n
@@ -70,15 +74,60 @@ func (s *Spool) Store(env *Envelope, data io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("queue: store %s: %w", env.ID, err)
 	}
-	if err := s.Update(env); err != nil {
-		// The envelope may have been renamed into place before a failed
-		// directory fsync: remove it first, so no envelope is left
-		// without its data.
+	if err := s.commit(env, msg); err != nil {
+		// A name may have been renamed into place before a failed
+		// fsync: remove the envelope first, so none is left without data.
 		s.fs.Remove(s.sub("env", env.ID))
 		s.fs.Remove(s.sub("msg", env.ID))
-		return err
+		return fmt.Errorf("queue: store %s: %w", env.ID, err)
 	}
 	return nil
+}
+
+// commit writes the envelope beside the written data and makes both
+// durable, each step's fsyncs side by side.
+func (s *Spool) commit(env *Envelope, msg *durable.Pending) error {
+	envFile, err := s.createEnvelope(env)
+	if err != nil {
+		msg.Abort()
+		return err
+	}
+	if err := both(msg.Sync, envFile.Sync); err != nil {
+		msg.Abort()
+		envFile.Abort()
+		return err
+	}
+	if err := msg.Rename(); err != nil {
+		envFile.Abort()
+		return err
+	}
+	if err := envFile.Rename(); err != nil {
+		return err
+	}
+	return both(func() error { return s.fs.SyncDir(s.sub("msg")) }, func() error { return s.fs.SyncDir(s.sub("env")) })
+}
+
+// both runs a and b at the same time and returns the first error.
+func both(a, b func() error) error {
+	errB := make(chan error, 1)
+	go func() { errB <- b() }()
+	errA := a()
+	if err := <-errB; errA == nil {
+		return err
+	}
+	return errA
+}
+
+func (s *Spool) createEnvelope(env *Envelope) (*durable.Pending, error) {
+	data, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("encode envelope %s: %w", env.ID, err)
+	}
+	return durable.Create(s.fs, s.sub("tmp", env.ID+".env"), s.sub("env", env.ID), 0o600,
+		func(w io.Writer) error {
+			_, err := w.Write(data)
+			return err
+		})
 }
 
 // Update atomically replaces env's file with its current state.
@@ -163,6 +212,10 @@ func (s *Spool) Recover() ([]*Envelope, error) {
 	var envs []*Envelope
 	for _, name := range names {
 		env, err := s.loadEnvelope(name)
+		if errors.Is(err, errUnfinishedStore) {
+			s.fs.Remove(s.sub("env", name))
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -192,10 +245,17 @@ func (s *Spool) loadEnvelope(name string) (*Envelope, error) {
 		return nil, fmt.Errorf("queue: envelope %s is damaged (%v); move it out of %s to start", name, err, s.sub("env"))
 	}
 	if _, err := os.Stat(s.sub("msg", name)); err != nil {
+		if errors.Is(err, os.ErrNotExist) && !env.attempted() {
+			return nil, errUnfinishedStore
+		}
 		return nil, fmt.Errorf("queue: envelope %s has no message data: %w", name, err)
 	}
 	return env, nil
 }
+
+// errUnfinishedStore marks an envelope whose data never became durable:
+// Store was cut short by a crash, so the message was never acknowledged.
+var errUnfinishedStore = errors.New("queue: store cut short")
 
 // decodeEnvelope parses the envelope file of message id and checks what
 // the rest of the MTA relies on, so a damaged file stops the start with

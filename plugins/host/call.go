@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc/codes"
@@ -51,12 +52,19 @@ func classify(parent, cctx context.Context, inst *instance, err error) string {
 		return "host"
 	case parent.Err() != nil:
 		return "cancelled"
-	case cctx.Err() != nil:
+	case cctx.Err() != nil || pastDeadline(cctx):
 		return "timeout"
 	case status.Code(err) == codes.Unavailable || inst.client.Exited():
 		return "crashed"
 	}
 	return "error"
+}
+
+// pastDeadline reports whether ctx's deadline has come: gRPC may end a
+// call on its own timer a moment before ctx's timer marks ctx done.
+func pastDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // onError is the verdict for a failed call: per on_error, "tempfail"
