@@ -28,6 +28,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // File is what Write needs of an open file.
@@ -47,8 +49,28 @@ type FS interface {
 	SyncDir(dir string) error
 }
 
+// FSSyncer is an FS that can also make everything written to the
+// filesystem holding dir durable in one flush (syncfs(2)): files, their
+// content and folder entries alike, so that many files cost one flush.
+type FSSyncer interface {
+	SyncFS(dir string) error
+}
+
 // OS is the real filesystem.
 type OS struct{}
+
+// SyncFS implements FSSyncer.
+func (OS) SyncFS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
+	}
+	return nil
+}
 
 // CreateExcl implements FS.
 func (OS) CreateExcl(name string, perm os.FileMode) (File, error) {
@@ -76,11 +98,34 @@ func (OS) SyncDir(dir string) error {
 // left at tmp and the caller must treat the write as not done: final is
 // unchanged, or (if only the last fsync failed) new but not durable.
 func Write(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) error) error {
+	return WriteWith(fs, tmp, final, perm, fill, nil)
+}
+
+// WriteWith is Write with alongside, when not nil, run beside the file's
+// fsync: it must succeed before the file gets its final name (e.g. a
+// record of the write made durable first), and costs no extra wait.
+//
+// On an FSSyncer the file is not fsynced alone: one flush of the whole
+// filesystem, shared with concurrent writers, makes its content durable
+// before the rename, and another its new name after.
+func WriteWith(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) error, alongside func() error) error {
 	p, err := Create(fs, tmp, final, perm, fill)
 	if err != nil {
 		return err
 	}
-	if err := p.Sync(); err != nil {
+	if syncer, ok := fs.(FSSyncer); ok {
+		return p.commitWhole(syncer, filepath.Dir(final), alongside)
+	}
+	var synced bool
+	err = both(func() error {
+		err := p.Sync()
+		synced = err == nil
+		return err
+	}, alongside)
+	if err != nil {
+		if synced {
+			p.Abort()
+		}
 		return err
 	}
 	if err := p.Rename(); err != nil {
@@ -93,6 +138,47 @@ func Write(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) erro
 	}
 	return nil
 }
+
+// commitWhole is WriteWith's end on an FSSyncer.
+func (p *Pending) commitWhole(syncer FSSyncer, dir string, alongside func() error) error {
+	if err := p.Close(); err != nil {
+		return err
+	}
+	err := both(func() error { return syncer.SyncFS(dir) }, alongside)
+	if err != nil {
+		p.Abort()
+		return fmt.Errorf("durable: flush before renaming %s: %w", p.final, err)
+	}
+	if err := p.Rename(); err != nil {
+		return err
+	}
+	if err := syncer.SyncFS(dir); err != nil {
+		return fmt.Errorf("durable: flush after renaming %s: %w", p.final, err)
+	}
+	return nil
+}
+
+// both runs a and b (either may be nil) at the same time and returns the
+// first error.
+func both(a, b func() error) error {
+	if b == nil {
+		b = func() error { return nil }
+	}
+	errB := make(chan error, 1)
+	go func() { errB <- b() }()
+	var errA error
+	if a != nil {
+		errA = a()
+	}
+	if err := <-errB; errA == nil {
+		return err
+	}
+	return errA
+}
+
+// Both runs a and b at the same time and returns the first error: for
+// fsyncs that may overlap.
+func Both(a, b func() error) error { return both(a, b) }
 
 // Pending is a file written at its temporary path, on its way to its
 // final name: Write's steps one by one, so that a caller writing several
@@ -127,6 +213,18 @@ func (p *Pending) Sync() error {
 		return fmt.Errorf("durable: fsync %s: %w", p.tmp, err)
 	}
 	err, p.f = p.f.Close(), nil
+	if err != nil {
+		p.Abort()
+		return fmt.Errorf("durable: close %s: %w", p.tmp, err)
+	}
+	return nil
+}
+
+// Close closes the file without an fsync, for a caller that makes it
+// durable with its folder by SyncFS; on error the temporary file is gone.
+func (p *Pending) Close() error {
+	err := p.f.Close()
+	p.f = nil
 	if err != nil {
 		p.Abort()
 		return fmt.Errorf("durable: close %s: %w", p.tmp, err)

@@ -21,9 +21,21 @@ var errInjected = errors.New("injected failure")
 type faultFS struct {
 	durable.OS
 	failCreate, failWrite, failSync, failClose, failRename, failSyncDir bool
+	failSyncFS                                                          int // fail the Nth SyncFS call (1-based)
 
 	syncedDirs []string // every SyncDir call, failed or not
+	syncFSs    int      // SyncFS calls
 }
+
+func (f *faultFS) SyncFS(dir string) error {
+	if f.syncFSs++; f.syncFSs == f.failSyncFS {
+		return errInjected
+	}
+	return f.OS.SyncFS(dir)
+}
+
+// dirOnly hides SyncFS: Write then fsyncs the file and its folder.
+type dirOnly struct{ durable.FS }
 
 func (f *faultFS) CreateExcl(name string, perm os.FileMode) (durable.File, error) {
 	if f.failCreate {
@@ -113,7 +125,7 @@ func TestWriteSucceeds(t *testing.T) {
 	dir := t.TempDir()
 	tmp, final := filepath.Join(dir, "x.tmp"), filepath.Join(dir, "x")
 	fs := &faultFS{}
-	if err := durable.Write(fs, tmp, final, 0o600, writeString("hello\n")); err != nil {
+	if err := durable.Write(dirOnly{fs}, tmp, final, 0o600, writeString("hello\n")); err != nil {
 		t.Fatal(err)
 	}
 	if got := readFile(t, final); got != "hello\n" {
@@ -173,7 +185,7 @@ func TestWriteFailures(t *testing.T) {
 			if err := os.WriteFile(final, []byte("old"), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			err := durable.Write(tt.fs, tmp, final, 0o600, tt.fill)
+			err := durable.Write(dirOnly{tt.fs}, tmp, final, 0o600, tt.fill)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -186,6 +198,30 @@ func TestWriteFailures(t *testing.T) {
 				t.Errorf("final = %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// On an FSSyncer, Write flushes the filesystem before the rename (the
+// content) and after it (the name), and fsyncs neither file nor folder.
+// A failed first flush leaves final as it was; a failed second one has
+// renamed, but the write does not count as done.
+func TestWriteFlushesWholeFS(t *testing.T) {
+	for _, tt := range []struct {
+		failAt int
+		want   string
+	}{{0, "new"}, {1, "old"}, {2, "new"}} {
+		dir := t.TempDir()
+		tmp, final := filepath.Join(dir, "x.tmp"), filepath.Join(dir, "x")
+		os.WriteFile(final, []byte("old"), 0o600)
+		fs := &faultFS{failSync: true, failSyncDir: true, failSyncFS: tt.failAt}
+		err := durable.Write(fs, tmp, final, 0o600, writeString("new"))
+		if (err != nil) != (tt.failAt > 0) || fs.syncFSs != 2 && tt.failAt != 1 {
+			t.Errorf("failing flush %d: err %v after %d flushes", tt.failAt, err, fs.syncFSs)
+		}
+		assertMissing(t, tmp)
+		if got := readFile(t, final); got != tt.want {
+			t.Errorf("failing flush %d: final = %q, want %q", tt.failAt, got, tt.want)
+		}
 	}
 }
 
@@ -299,5 +335,29 @@ func TestMkdirAllBelowSymlinkedDir(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(real, "a", "b")); err != nil || !st.IsDir() {
 		t.Errorf("a/b not created in the link's target: %v", err)
+	}
+}
+
+// WriteWith gives the file its final name only after alongside
+// succeeded; otherwise nothing is left.
+func TestWriteWithAlongside(t *testing.T) {
+	dir := t.TempDir()
+	tmp, final := dir+"/tmp", dir+"/final"
+	fill := func(w io.Writer) error { _, err := io.WriteString(w, "x"); return err }
+	bad := errors.New("ledger flush failed")
+	if err := durable.WriteWith(durable.OS{}, tmp, final, 0o600, fill, func() error { return bad }); !errors.Is(err, bad) {
+		t.Errorf("got %v, want the alongside error", err)
+	}
+	for _, p := range []string{tmp, final} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s exists after a failed alongside", p)
+		}
+	}
+	ran := false
+	if err := durable.WriteWith(durable.OS{}, tmp, final, 0o600, fill, func() error { ran = true; return nil }); err != nil || !ran {
+		t.Errorf("got %v, ran %v", err, ran)
+	}
+	if b, _ := os.ReadFile(final); string(b) != "x" {
+		t.Errorf("final holds %q", b)
 	}
 }

@@ -1,6 +1,9 @@
 package durable
 
-import "sync"
+import (
+	"fmt"
+	"sync"
+)
 
 // Group lets concurrent callers share one flush (group commit): Do
 // returns once a flush that started after the call has finished, and
@@ -83,7 +86,18 @@ func (f *Folders) Sync(dir string, sync func(string) error) error {
 type Batched struct {
 	FS
 	folders Folders
+	whole   Group // SyncFS: one filesystem per Batched
 }
 
 // SyncDir implements FS, with group commit per folder.
 func (b *Batched) SyncDir(dir string) error { return b.folders.Sync(dir, b.FS.SyncDir) }
+
+// SyncFS implements FSSyncer when the wrapped FS does, with group commit:
+// concurrent callers share one flush of the filesystem.
+func (b *Batched) SyncFS(dir string) error {
+	syncer, ok := b.FS.(FSSyncer)
+	if !ok {
+		return fmt.Errorf("durable: %T cannot sync a whole filesystem", b.FS)
+	}
+	return b.whole.Do(func() error { return syncer.SyncFS(dir) })
+}

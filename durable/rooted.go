@@ -72,6 +72,19 @@ func (r Rooted) Remove(name string) error {
 	return nil
 }
 
+// SyncFS implements FSSyncer: it flushes the filesystem holding Root.
+func (r Rooted) SyncFS(string) error {
+	fd, err := unix.Open(r.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: r.Root, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return &os.PathError{Op: "syncfs", Path: r.Root, Err: err}
+	}
+	return nil
+}
+
 // SyncDir implements FS.
 func (r Rooted) SyncDir(dir string) error {
 	elems, err := r.below(dir)

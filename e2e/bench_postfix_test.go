@@ -40,7 +40,7 @@ func BenchmarkPostfixInboundToMaildir(b *testing.B) {
 	for _, clients := range []int{1, 8} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			pf := startPostfixMX(b)
-			benchInbound(b, pf.Addr, clients, func() { pf.waitNew(b, demoUser, b.N, 5*time.Minute) })
+			benchInbound(b, pf.Addr, clients, func() { waitFiles(b, pf.newDir(demoUser), b.N, 5*time.Minute) })
 			pf.checkNew(b, demoUser, b.N, "Subject: bench\n")
 		})
 	}
@@ -160,22 +160,6 @@ func (pf *postfixInstance) newDir(addr string) string {
 }
 
 // waitNew waits until addr's new/ holds n messages, polling as
-// Stack.WaitForRawMail does.
-func (pf *postfixInstance) waitNew(tb testing.TB, addr string, n int, timeout time.Duration) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		entries, _ := os.ReadDir(pf.newDir(addr))
-		if len(entries) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("Postfix's mailbox of %s has %d messages in new/, want %d", addr, len(entries), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // checkNew fails unless addr's new/ holds exactly n messages, each with
 // want (Postfix stores them with bare LF line ends).
 func (pf *postfixInstance) checkNew(tb testing.TB, addr string, n int, want string) {

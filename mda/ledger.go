@@ -19,8 +19,9 @@ import (
 // a crash between the MDA's 250 and the MTA's own record of it is
 // answered 250 without a second copy in the mailbox.
 //
-// Before a copy is written, a "begin" record naming its Maildir file is
-// appended to a log and fsynced; once the file is in new/, a "done"
+// Before a copy is renamed into new/, a "begin" record naming its file
+// is appended to a log and fsynced (beside the file's own fsync); once
+// the file is in new/, a "done"
 // record is appended without an fsync. A begin without a done (a crash
 // in between, or a done lost with the page cache) is settled by looking
 // for the file in new/ and cur/. The log has two generations; records
@@ -152,33 +153,35 @@ func (l *Ledger) Find(queueID, rcpt string) (Copy, bool) {
 	return c, ok
 }
 
-// Begin records, durably, that the copy of queueID for rcpt is about to
-// be written as file name in the Maildir dir.
+// Begin records that the copy of queueID for rcpt is about to be
+// written as file name in the Maildir dir; Flush makes it durable, and
+// must have returned before the file is in new/.
 func (l *Ledger) Begin(queueID, rcpt, dir, name string, now time.Time) error {
 	r := record{Op: "begin", ID: queueID, Rcpt: rcpt, Dir: dir, Name: name, At: now.Unix()}
-	return l.append(r, now, true)
+	return l.append(r, now)
+}
+
+// Flush makes every record written so far durable, sharing the fsync
+// with concurrent callers.
+func (l *Ledger) Flush() error {
+	if err := l.flushes.Do(l.flush); err != nil {
+		return fmt.Errorf("mda: delivery ledger: %w", err)
+	}
+	return nil
 }
 
 // Done records that the copy begun last for queueID and rcpt is in its
 // Maildir. It is not fsynced: without it the Maildir is looked at again.
 func (l *Ledger) Done(queueID, rcpt string, now time.Time) error {
-	return l.append(record{Op: "done", ID: queueID, Rcpt: rcpt, At: now.Unix()}, now, false)
+	return l.append(record{Op: "done", ID: queueID, Rcpt: rcpt, At: now.Unix()}, now)
 }
 
-func (l *Ledger) append(r record, now time.Time, sync bool) error {
+func (l *Ledger) append(r record, now time.Time) error {
 	line, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("mda: delivery ledger: %w", err)
 	}
-	if err := l.write(r, append(line, '\n'), now); err != nil {
-		return err
-	}
-	if sync {
-		if err := l.flushes.Do(l.flush); err != nil {
-			return fmt.Errorf("mda: delivery ledger: %w", err)
-		}
-	}
-	return nil
+	return l.write(r, append(line, '\n'), now)
 }
 
 func (l *Ledger) write(r record, line []byte, now time.Time) error {

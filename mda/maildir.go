@@ -30,10 +30,21 @@ type FS interface {
 type BatchedFS struct {
 	FS
 	folders durable.Folders
+	whole   durable.Group
 }
 
 // SyncDir implements FS, with group commit per folder.
 func (b *BatchedFS) SyncDir(dir string) error { return b.folders.Sync(dir, b.FS.SyncDir) }
+
+// SyncFS implements durable.FSSyncer when the wrapped FS does, with group
+// commit: the copies written at the same time share each flush.
+func (b *BatchedFS) SyncFS(dir string) error {
+	syncer, ok := b.FS.(durable.FSSyncer)
+	if !ok {
+		return b.SyncDir(dir)
+	}
+	return b.whole.Do(func() error { return syncer.SyncFS(dir) })
+}
 
 // Maildir writes messages into Maildirs below the mail root durably:
 // tmp/KEY is written and fsynced, renamed to new/KEY, and new/ is
@@ -54,22 +65,24 @@ type Maildir struct {
 // unique key. A symlink on the way fails the delivery, naming the path.
 func (m *Maildir) Deliver(dir string, msg io.Reader) (string, error) {
 	key := m.NewKey()
-	return key, m.DeliverAs(dir, key, msg)
+	return key, m.DeliverAs(dir, key, msg, nil)
 }
 
 // NewKey returns a unique file name for a new message.
 func (m *Maildir) NewKey() string { return m.newKey(time.Now()) }
 
 // DeliverAs is Deliver with the file name chosen by the caller (NewKey).
-func (m *Maildir) DeliverAs(dir, key string, msg io.Reader) error {
+// alongside, when not nil, runs beside the file's fsync and must succeed
+// before the file is renamed into new/ (the delivery ledger's flush).
+func (m *Maildir) DeliverAs(dir, key string, msg io.Reader, alongside func() error) error {
 	if err := m.ensure(dir); err != nil {
 		return err
 	}
-	err := durable.Write(m.FS, filepath.Join(dir, "tmp", key), filepath.Join(dir, "new", key), 0o600,
+	err := durable.WriteWith(m.FS, filepath.Join(dir, "tmp", key), filepath.Join(dir, "new", key), 0o600,
 		func(w io.Writer) error {
 			_, err := io.Copy(w, msg)
 			return err
-		})
+		}, alongside)
 	if err != nil {
 		return fmt.Errorf("maildir %s: %w", dir, err)
 	}

@@ -177,12 +177,12 @@ func (s *session) write(dir string, rc recipient, msg io.Reader) (string, error)
 	md, ledger := s.b.Maildir, s.b.Ledger
 	key := md.NewKey()
 	if ledger == nil || s.queueID == "" {
-		return key, md.DeliverAs(dir, key, msg)
+		return key, md.DeliverAs(dir, key, msg, nil)
 	}
 	if err := ledger.Begin(s.queueID, rc.address, dir, key, time.Now()); err != nil {
 		return "", err
 	}
-	if err := md.DeliverAs(dir, key, msg); err != nil {
+	if err := md.DeliverAs(dir, key, msg, ledger.Flush); err != nil {
 		return "", err
 	}
 	if err := ledger.Done(s.queueID, rc.address, time.Now()); err != nil {

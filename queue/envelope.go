@@ -36,8 +36,11 @@ type Envelope struct {
 	AuthUser string    `json:"auth_user,omitempty"` // authenticated submitter, if any
 	Received time.Time `json:"received"`
 	Size     int64     `json:"size"`
-	Body8Bit bool      `json:"body_8bit,omitempty"`
-	SMTPUTF8 bool      `json:"smtputf8,omitempty"`
+	// Checksum is the CRC-32C of the message data, by which Recover
+	// tells complete data from a Store a crash cut short.
+	Checksum uint32 `json:"crc32c,omitempty"`
+	Body8Bit bool   `json:"body_8bit,omitempty"`
+	SMTPUTF8 bool   `json:"smtputf8,omitempty"`
 	// Relay allows delivery to other domains: set for mail from the MSA's
 	// trusted socket and for bounces, never for mail from the internet.
 	Relay bool `json:"relay,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -25,6 +26,9 @@ type Spool struct {
 	dir     string
 	fs      durable.FS
 	removed *removedLog
+	// What Recover dropped (never acknowledged) and set aside in
+	// damaged/ (envelopes that do not decode), for the log.
+	dropped, damaged []string
 }
 
 // Open prepares the spool under dir (mode 0700) and returns it.
@@ -55,33 +59,70 @@ func (s *Spool) sub(parts ...string) string {
 func (s *Spool) TempDir() string { return s.sub("tmp") }
 
 // Store makes a new message durable: its bytes from data, then env.
-// env.Size is set from the bytes written. When Store returns nil the
-// message survives a crash, so the caller may answer 250.
+// env.Size and env.Checksum are set from the bytes written. When Store
+// returns nil the message survives a crash, so the caller may answer 250.
 //
-// The two files' fsyncs overlap, and so do their folders': a crash may
-// then leave an envelope without its data, which was never acknowledged
-// and which Recover drops.
+// On a filesystem that can be flushed whole (durable.FSSyncer), both
+// files and their names are made durable by one flush, shared with the
+// Stores running at the same time (group commit); a crash before it may
+// leave files that Recover recognizes by their size and checksum as
+// never acknowledged. Elsewhere the two files' fsyncs overlap.
 func (s *Spool) Store(env *Envelope, data io.Reader) error {
 	if !ValidID(env.ID) {
 		return fmt.Errorf("queue: invalid id %q", env.ID)
 	}
+	sum := crc32.New(castagnoli)
 	msg, err := durable.Create(s.fs, s.sub("tmp", env.ID+".msg"), s.sub("msg", env.ID), 0o600,
 		func(w io.Writer) error {
-			n, err := io.Copy(w, data)
+			n, err := io.Copy(io.MultiWriter(w, sum), data)
 			env.Size = n
 			return err
 		})
 	if err != nil {
 		return fmt.Errorf("queue: store %s: %w", env.ID, err)
 	}
-	if err := s.commit(env, msg); err != nil {
+	env.Checksum = sum.Sum32()
+	if syncer, ok := s.fs.(durable.FSSyncer); ok {
+		err = s.commitWhole(env, msg, syncer)
+	} else {
+		err = s.commit(env, msg)
+	}
+	if err != nil {
 		// A name may have been renamed into place before a failed
-		// fsync: remove the envelope first, so none is left without data.
+		// flush: remove the envelope first, so none is left without data.
 		s.fs.Remove(s.sub("env", env.ID))
 		s.fs.Remove(s.sub("msg", env.ID))
 		return fmt.Errorf("queue: store %s: %w", env.ID, err)
 	}
 	return nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// commitWhole gives the data and the envelope their names and flushes
+// the filesystem once for both.
+func (s *Spool) commitWhole(env *Envelope, msg *durable.Pending, syncer durable.FSSyncer) error {
+	envFile, err := s.createEnvelope(env)
+	if err != nil {
+		msg.Abort()
+		return err
+	}
+	if err := msg.Close(); err != nil {
+		envFile.Abort()
+		return err
+	}
+	if err := envFile.Close(); err != nil {
+		msg.Abort()
+		return err
+	}
+	if err := msg.Rename(); err != nil {
+		envFile.Abort()
+		return err
+	}
+	if err := envFile.Rename(); err != nil {
+		return err
+	}
+	return syncer.SyncFS(s.dir)
 }
 
 // commit writes the envelope beside the written data and makes both
@@ -92,7 +133,7 @@ func (s *Spool) commit(env *Envelope, msg *durable.Pending) error {
 		msg.Abort()
 		return err
 	}
-	if err := both(msg.Sync, envFile.Sync); err != nil {
+	if err := durable.Both(msg.Sync, envFile.Sync); err != nil {
 		msg.Abort()
 		envFile.Abort()
 		return err
@@ -104,18 +145,7 @@ func (s *Spool) commit(env *Envelope, msg *durable.Pending) error {
 	if err := envFile.Rename(); err != nil {
 		return err
 	}
-	return both(func() error { return s.fs.SyncDir(s.sub("msg")) }, func() error { return s.fs.SyncDir(s.sub("env")) })
-}
-
-// both runs a and b at the same time and returns the first error.
-func both(a, b func() error) error {
-	errB := make(chan error, 1)
-	go func() { errB <- b() }()
-	errA := a()
-	if err := <-errB; errA == nil {
-		return err
-	}
-	return errA
+	return durable.Both(func() error { return s.fs.SyncDir(s.sub("msg")) }, func() error { return s.fs.SyncDir(s.sub("env")) })
 }
 
 func (s *Spool) createEnvelope(env *Envelope) (*durable.Pending, error) {
@@ -153,13 +183,22 @@ func (s *Spool) Remove(id string) error {
 	if err := s.fs.Remove(s.sub("env", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: remove envelope %s: %w", id, err)
 	}
-	if err := s.fs.SyncDir(s.sub("env")); err != nil {
+	if err := s.syncFolder(s.sub("env")); err != nil {
 		return fmt.Errorf("queue: fsync env dir: %w", err)
 	}
 	if err := s.fs.Remove(s.sub("msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: remove data %s: %w", id, err)
 	}
 	return s.removed.add(id)
+}
+
+// syncFolder makes dir's entries durable: by one shared flush of the
+// filesystem where the FS can, else by fsyncing dir.
+func (s *Spool) syncFolder(dir string) error {
+	if syncer, ok := s.fs.(durable.FSSyncer); ok {
+		return syncer.SyncFS(dir)
+	}
+	return s.fs.SyncDir(dir)
 }
 
 // Queued reports whether message id was queued: its envelope is in the
@@ -212,11 +251,17 @@ func (s *Spool) Recover() ([]*Envelope, error) {
 	var envs []*Envelope
 	for _, name := range names {
 		env, err := s.loadEnvelope(name)
-		if errors.Is(err, errUnfinishedStore) {
+		switch {
+		case errors.Is(err, errUnfinishedStore):
 			s.fs.Remove(s.sub("env", name))
+			s.dropped = append(s.dropped, name)
 			continue
-		}
-		if err != nil {
+		case errors.Is(err, errDamaged):
+			if err := s.setAside(name); err != nil {
+				return nil, err
+			}
+			continue
+		case err != nil:
 			return nil, err
 		}
 		queued[name] = true
@@ -235,6 +280,31 @@ func (s *Spool) Recover() ([]*Envelope, error) {
 	return envs, nil
 }
 
+// Recovered names what Recover found: messages dropped as never
+// acknowledged (a Store cut short), and envelopes that do not decode,
+// moved with their data into the damaged/ folder for the admin.
+func (s *Spool) Recovered() (dropped, damaged []string) { return s.dropped, s.damaged }
+
+// DamagedDir is where Recover puts envelopes it cannot read.
+func (s *Spool) DamagedDir() string { return s.sub("damaged") }
+
+// setAside moves an envelope that does not decode, and its data, into
+// damaged/: a power loss before the flush of a Store can leave one, and
+// nothing tells it from real damage, so it is kept, not deleted.
+func (s *Spool) setAside(name string) error {
+	if err := durable.MkdirAll(s.fs, s.DamagedDir(), 0o700); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	for _, sub := range []string{"env", "msg"} {
+		err := s.fs.Rename(s.sub(sub, name), s.sub("damaged", name+"."+sub))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("queue: set aside damaged envelope %s: %w", name, err)
+		}
+	}
+	s.damaged = append(s.damaged, name)
+	return nil
+}
+
 func (s *Spool) loadEnvelope(name string) (*Envelope, error) {
 	data, err := os.ReadFile(s.sub("env", name))
 	if err != nil {
@@ -242,16 +312,39 @@ func (s *Spool) loadEnvelope(name string) (*Envelope, error) {
 	}
 	env, err := decodeEnvelope(name, data)
 	if err != nil {
-		return nil, fmt.Errorf("queue: envelope %s is damaged (%v); move it out of %s to start", name, err, s.sub("env"))
+		return nil, fmt.Errorf("%w: %s: %v", errDamaged, name, err)
 	}
-	if _, err := os.Stat(s.sub("msg", name)); err != nil {
-		if errors.Is(err, os.ErrNotExist) && !env.attempted() {
-			return nil, errUnfinishedStore
+	if env.attempted() {
+		if _, err := os.Stat(s.sub("msg", name)); err != nil {
+			return nil, fmt.Errorf("queue: envelope %s has no message data: %w", name, err)
 		}
-		return nil, fmt.Errorf("queue: envelope %s has no message data: %w", name, err)
+		return env, nil
+	}
+	if !s.dataIntact(env) {
+		return nil, errUnfinishedStore
 	}
 	return env, nil
 }
+
+// dataIntact reports whether a message never attempted has all its data:
+// the size and checksum Store recorded. Envelopes of older versions have
+// no checksum; their data need only exist.
+func (s *Spool) dataIntact(env *Envelope) bool {
+	f, err := os.Open(s.sub("msg", env.ID))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if env.Checksum == 0 {
+		return true
+	}
+	sum := crc32.New(castagnoli)
+	n, err := io.Copy(sum, f)
+	return err == nil && n == env.Size && sum.Sum32() == env.Checksum
+}
+
+// errDamaged marks an envelope that does not decode.
+var errDamaged = errors.New("queue: damaged envelope")
 
 // errUnfinishedStore marks an envelope whose data never became durable:
 // Store was cut short by a crash, so the message was never acknowledged.

@@ -23,7 +23,18 @@ type faultFS struct {
 	writeErr    error                  // returned by every file write when set
 	failCreate  func(name string) bool // CreateExcl fails for these paths
 	failSyncDir func(dir string) bool  // SyncDir fails for these folders
+	failSyncFS  bool                   // SyncFS fails
 }
+
+func (f *faultFS) SyncFS(dir string) error {
+	if f.failSyncFS {
+		return errInjected
+	}
+	return f.OS.SyncFS(dir)
+}
+
+// dirOnlyFS hides SyncFS: the spool then fsyncs files and folders.
+type dirOnlyFS struct{ durable.FS }
 
 func (f *faultFS) CreateExcl(name string, perm os.FileMode) (durable.File, error) {
 	if f.failCreate != nil && f.failCreate(name) {

@@ -16,6 +16,7 @@ import (
 
 func main() {
 	cfg, log := daemon.Start("mda")
+	defer daemon.Profile("mda")()
 	// Creates the spool and mail_root, owned by the mda user.
 	own, err := daemon.Prepare(cfg, "mda")
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 
 func main() {
 	cfg, log := daemon.Start("mta")
+	defer daemon.Profile("mta")()
 	own, err := daemon.Prepare(cfg, "mta")
 	if err != nil {
 		daemon.Fatal(log, "cannot prepare state_dir", err)
@@ -118,6 +119,14 @@ func startQueue(cfg *config.Config, log zerolog.Logger) (*queue.Spool, *mta.Mana
 	envs, err := spool.Recover()
 	if err != nil {
 		daemon.Fatal(log, "cannot recover queue", err)
+	}
+	dropped, damaged := spool.Recovered()
+	for _, id := range dropped {
+		log.Warn().Str("queue_id", id).Msg("dropped a message whose store a crash cut short (never acknowledged)")
+	}
+	for _, id := range damaged {
+		log.Error().Str("queue_id", id).Str("folder", spool.DamagedDir()).
+			Msg("envelope does not decode: set aside with its data; inspect it, then requeue or delete it")
 	}
 	deliver := func(ctx context.Context, m lmtp.Message) (lmtp.Result, error) {
 		return lmtp.Deliver(ctx, cfg.MDASocket(), cfg.Hostname, m)

@@ -93,7 +93,14 @@ func TestThroughHost(t *testing.T) {
 		strings.Count(string(edited), "X-Spam-Status") != 1 || !strings.HasSuffix(string(edited), signed) {
 		t.Errorf("edited header:\n%s\nwant it to start with\n%s", edited, top)
 	}
-	if l := log.String(); !strings.Contains(l, `"queue_id":"HOSTQUEUEID00001"`) || !strings.Contains(l, `"tests":"DNSBL_bl.test"`) {
+	// The plugin's own lines come over its stderr, after its verdict.
+	scored := func(l string) bool {
+		return strings.Contains(l, `"queue_id":"HOSTQUEUEID00001"`) && strings.Contains(l, `"tests":"DNSBL_bl.test"`)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !scored(log.String()) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if l := log.String(); !scored(l) {
 		t.Errorf("no scored line with queue_id and tests in the log:\n%s", l)
 	}
 
