@@ -7,6 +7,10 @@ import (
 	"net"
 	"time"
 
+	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/config"
 	"postline/daemon"
 	"postline/durable"
 	"postline/guard"
@@ -22,23 +26,7 @@ func main() {
 	if err != nil {
 		daemon.Fatal(log, "cannot prepare state_dir", err)
 	}
-	db, err := users.Open(cfg.UsersFile)
-	if err != nil {
-		daemon.Fatal(log, "cannot read users", err)
-	}
-	spoolDir := daemon.MDASpoolDir(cfg)
-	be := &mda.Backend{
-		Mailboxes: &mda.Mailboxes{Config: cfg, Users: db},
-		Maildir:   &mda.Maildir{FS: &mda.BatchedFS{FS: durable.Rooted{Root: cfg.MDA.MailRoot}}, Hostname: cfg.Hostname},
-		SpoolDir:  spoolDir,
-		Quota:     &mda.Quota{Limit: cfg.MDA.Quota},
-		Policy:    guard.PolicyAfterHop(cfg), // the MTA's Received field
-		Log:       log,
-	}
-	srv := mda.NewServer(be, cfg.Hostname)
-	srv.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for trace headers added on the way
-	guard.Configure(srv, cfg)
-	srv.ErrorLog = daemon.StdLogger(log)
+	be, srv := newServer(cfg, log)
 
 	l, err := own.ListenSocket("mda", cfg.MDASocket())
 	if err != nil {
@@ -51,7 +39,7 @@ func main() {
 	// After dropping root, so its files belong to the mda user too. A
 	// message stays queued for at most queue_lifetime, so no redelivery
 	// comes later than that.
-	ledger, err := mda.OpenLedger(spoolDir, cfg.MTA.QueueLifetime.D(), time.Now())
+	ledger, err := mda.OpenLedger(be.SpoolDir, cfg.MTA.QueueLifetime.D(), time.Now())
 	if err != nil {
 		daemon.Fatal(log, "cannot open the delivery ledger", err)
 	}
@@ -75,4 +63,26 @@ func main() {
 	}
 	daemon.Serve(ctx, log, srv, []net.Listener{l}, 30*time.Second)
 	log.Info().Msg("mda stopped")
+}
+
+// newServer builds the LMTP server and its backend; the ledger and the
+// plugins are added once root is dropped.
+func newServer(cfg *config.Config, log zerolog.Logger) (*mda.Backend, *smtp.Server) {
+	db, err := users.Open(cfg.UsersFile)
+	if err != nil {
+		daemon.Fatal(log, "cannot read users", err)
+	}
+	be := &mda.Backend{
+		Mailboxes: &mda.Mailboxes{Config: cfg, Users: db},
+		Maildir:   &mda.Maildir{FS: &mda.BatchedFS{FS: durable.Rooted{Root: cfg.MDA.MailRoot}}, Hostname: cfg.Hostname},
+		SpoolDir:  daemon.MDASpoolDir(cfg),
+		Quota:     &mda.Quota{Limit: cfg.MDA.Quota},
+		Policy:    guard.PolicyAfterHop(cfg), // the MTA's Received field
+		Log:       log,
+	}
+	srv := mda.NewServer(be, cfg.Hostname)
+	srv.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for trace headers added on the way
+	guard.Configure(srv, cfg)
+	srv.ErrorLog = daemon.StdLogger(log)
+	return be, srv
 }

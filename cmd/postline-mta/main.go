@@ -40,15 +40,7 @@ func main() {
 	if err != nil {
 		daemon.Fatal(log, "cannot set up TLS", err)
 	}
-	trustedListener, err := own.ListenSocket("mta", cfg.MTASocket())
-	if err != nil {
-		daemon.Fatal(log, "cannot listen on trusted socket", err)
-	}
-	adminListener, err := listenAdmin(cfg, own)
-	if err != nil {
-		daemon.Fatal(log, "cannot listen on admin socket", err)
-	}
-	publicListeners := listenTCP(cfg, log, cfg.MTA.Listen)
+	trustedListener, adminListener, publicListeners := listenAll(cfg, own, log)
 	// Port 25, the socket and the TLS key are ours: drop root before the
 	// queue is opened, so that every spool file belongs to the mta user.
 	if err := daemon.DropPrivileges(log, cfg.MTA.User); err != nil {
@@ -89,6 +81,20 @@ func main() {
 	}
 	wg.Wait()
 	log.Info().Msg("mta stopped")
+}
+
+// listenAll opens the MSA's trusted socket, the admin socket and the
+// public SMTP listeners, while the MTA may still be root.
+func listenAll(cfg *config.Config, own *daemon.Owners, log zerolog.Logger) (trusted, admin net.Listener, public []net.Listener) {
+	trusted, err := own.ListenSocket("mta", cfg.MTASocket())
+	if err != nil {
+		daemon.Fatal(log, "cannot listen on trusted socket", err)
+	}
+	admin, err = listenAdmin(cfg, own)
+	if err != nil {
+		daemon.Fatal(log, "cannot listen on admin socket", err)
+	}
+	return trusted, admin, listenTCP(cfg, log, cfg.MTA.Listen)
 }
 
 // newServers builds the public SMTP server (mail from the internet) and
