@@ -41,3 +41,32 @@ func (l *lfWriter) Flush() error {
 	_, err := l.w.Write([]byte{'\r'})
 	return err
 }
+
+// lfReader reads r with each CRLF turned into LF, as lfWriter writes
+// it. Close it when done, read to the end or not: Close returns once its
+// goroutine has stopped reading r, so r may then be read by the caller.
+func lfReader(r io.Reader) io.ReadCloser {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lw := &lfWriter{w: pw}
+		_, err := io.Copy(lw, r)
+		if err == nil {
+			err = lw.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
+	return &lfPipe{PipeReader: pr, done: done}
+}
+
+type lfPipe struct {
+	*io.PipeReader
+	done chan struct{}
+}
+
+func (p *lfPipe) Close() error {
+	err := p.PipeReader.Close()
+	<-p.done
+	return err
+}

@@ -113,7 +113,15 @@ func (s *session) Data(r io.Reader) error {
 // LMTPData stores the message once, then delivers a copy per recipient
 // and reports each recipient's result as soon as it is known.
 func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
-	f, err := s.spool(guard.NewDataReader(r, s.conn, s.b.Policy))
+	data := guard.NewDataReader(r, s.conn, s.b.Policy)
+	if s.direct() {
+		rc := s.rcpts[0]
+		msg := lfReader(data)
+		status.SetStatus(rc.address, s.deliverCopy(msg, 0, rc))
+		msg.Close() // go-smtp then drains what a refused copy left unread
+		return nil
+	}
+	f, err := s.spool(data)
 	if err != nil {
 		s.b.Log.Error().Err(err).Str("queue_id", s.queueID).Msg("cannot spool message")
 		return deliveryError(err)
@@ -131,19 +139,37 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	return nil
 }
 
+// direct reports whether the message can go straight into its one
+// Maildir as it arrives, without the spooled copy that serves several
+// recipients: one recipient and no quota, which needs the size first.
+func (s *session) direct() bool {
+	return len(s.rcpts) == 1 && (s.b.Quota == nil || s.b.Quota.Limit <= 0)
+}
+
+// deliverOne delivers the spooled message to one of its recipients.
 func (s *session) deliverOne(f *os.File, rc recipient) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return deliveryError(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return deliveryError(err)
+	}
+	return s.deliverCopy(f, st.Size(), rc)
+}
+
+// deliverCopy writes rc's copy of msg (LF line ends, size bytes or 0
+// when unknown) and returns rc's LMTP reply.
+func (s *session) deliverCopy(msg io.Reader, size int64, rc recipient) error {
 	log := s.b.Log.With().Str("queue_id", s.queueID).Str("rcpt", rc.address).Logger()
 	if done, err := s.delivered(rc, log); done || err != nil {
 		return err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return deliveryError(err)
-	}
-	msg, dir, reply := s.copyFor(f, rc, log)
+	msg, dir, reply := s.copyFor(msg, rc, log)
 	if reply != nil {
 		return reply
 	}
-	key, err := s.writeWithinQuota(f, dir, rc, msg)
+	key, err := s.writeWithinQuota(size, dir, rc, msg)
 	if err != nil {
 		serr := deliveryError(err)
 		log.Error().Err(err).Int("code", serr.Code).Msg("delivery failed")
@@ -154,19 +180,15 @@ func (s *session) deliverOne(f *os.File, rc recipient) error {
 }
 
 // writeWithinQuota writes the copy if it fits into the recipient's
-// mailbox (rc.dir, all its folders); the spooled message's size stands
+// mailbox (rc.dir, all its folders); size, the spooled message's, stands
 // for the copy's, give or take the plugins' header edits.
-func (s *session) writeWithinQuota(spooled *os.File, dir string, rc recipient, msg io.Reader) (string, error) {
-	st, err := spooled.Stat()
-	if err != nil {
-		return "", err
-	}
-	if err := s.b.Quota.Reserve(rc.dir, st.Size(), time.Now()); err != nil {
+func (s *session) writeWithinQuota(size int64, dir string, rc recipient, msg io.Reader) (string, error) {
+	if err := s.b.Quota.Reserve(rc.dir, size, time.Now()); err != nil {
 		return "", err
 	}
 	key, err := s.write(dir, rc, msg)
 	if err != nil {
-		s.b.Quota.Release(rc.dir, st.Size())
+		s.b.Quota.Release(rc.dir, size)
 	}
 	return key, err
 }
