@@ -82,11 +82,7 @@ func (s *Spool) Store(env *Envelope, data io.Reader) error {
 		return fmt.Errorf("queue: store %s: %w", env.ID, err)
 	}
 	env.Checksum = sum.Sum32()
-	if syncer, ok := s.fs.(durable.FSSyncer); ok {
-		err = s.commitWhole(env, msg, syncer)
-	} else {
-		err = s.commit(env, msg)
-	}
+	err = s.commit(env, msg)
 	if err != nil {
 		// A name may have been renamed into place before a failed
 		// flush: remove the envelope first, so none is left without data.
@@ -99,41 +95,21 @@ func (s *Spool) Store(env *Envelope, data io.Reader) error {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// commitWhole gives the data and the envelope their names and flushes
-// the filesystem once for both.
-func (s *Spool) commitWhole(env *Envelope, msg *durable.Pending, syncer durable.FSSyncer) error {
-	envFile, err := s.createEnvelope(env)
-	if err != nil {
-		msg.Abort()
-		return err
-	}
-	if err := msg.Close(); err != nil {
-		envFile.Abort()
-		return err
-	}
-	if err := envFile.Close(); err != nil {
-		msg.Abort()
-		return err
-	}
-	if err := msg.Rename(); err != nil {
-		envFile.Abort()
-		return err
-	}
-	if err := envFile.Rename(); err != nil {
-		return err
-	}
-	return syncer.SyncFS(s.dir)
-}
-
 // commit writes the envelope beside the written data and makes both
-// durable, each step's fsyncs side by side.
+// durable: on an FSSyncer by one flush after both renames, else by
+// fsyncing the files side by side, then their folders side by side.
 func (s *Spool) commit(env *Envelope, msg *durable.Pending) error {
 	envFile, err := s.createEnvelope(env)
 	if err != nil {
 		msg.Abort()
 		return err
 	}
-	if err := durable.Both(msg.Sync, envFile.Sync); err != nil {
+	syncer, whole := s.fs.(durable.FSSyncer)
+	finish := func() error { return durable.Both(msg.Sync, envFile.Sync) }
+	if whole {
+		finish = func() error { return durable.Both(msg.Close, envFile.Close) }
+	}
+	if err := finish(); err != nil {
 		msg.Abort()
 		envFile.Abort()
 		return err
@@ -144,6 +120,9 @@ func (s *Spool) commit(env *Envelope, msg *durable.Pending) error {
 	}
 	if err := envFile.Rename(); err != nil {
 		return err
+	}
+	if whole {
+		return syncer.SyncFS(s.dir)
 	}
 	return durable.Both(func() error { return s.fs.SyncDir(s.sub("msg")) }, func() error { return s.fs.SyncDir(s.sub("env")) })
 }
