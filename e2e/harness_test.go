@@ -342,15 +342,7 @@ func (s *Stack) Submit(sub Submission) (string, error) {
 // sendMail runs one transaction on c and returns the reply text to the
 // end of DATA, or the first error.
 func sendMail(c *smtp.Client, from string, to []string, body string) (string, error) {
-	if err := c.Mail(from, nil); err != nil {
-		return "", err
-	}
-	for _, rcpt := range to {
-		if err := c.Rcpt(rcpt, nil); err != nil {
-			return "", err
-		}
-	}
-	w, err := c.Data()
+	w, err := startData(c, from, to)
 	if err != nil {
 		return "", err
 	}
@@ -362,6 +354,20 @@ func sendMail(c *smtp.Client, from string, to []string, body string) (string, er
 		return "", err
 	}
 	return resp.StatusText, nil
+}
+
+// startData starts a transaction on c, up to DATA, for a test that
+// writes the message itself.
+func startData(c *smtp.Client, from string, to []string) (*smtp.DataCommand, error) {
+	if err := c.Mail(from, nil); err != nil {
+		return nil, err
+	}
+	for _, rcpt := range to {
+		if err := c.Rcpt(rcpt, nil); err != nil {
+			return nil, err
+		}
+	}
+	return c.Data()
 }
 
 // dialStartTLSAs is smtp.DialStartTLS with helo as the EHLO name (go-smtp's

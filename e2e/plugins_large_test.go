@@ -165,13 +165,7 @@ func largeThroughPlugin(t *testing.T, s *Stack, svc, subject string, dial func()
 	start := time.Now()
 	c := dial()
 	defer c.Close()
-	if err := c.Mail(demoUser, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt(demoUser, nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
+	w, err := startData(c, demoUser, []string{demoUser})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,13 +189,7 @@ func TestStopFinishesTransactionInFlight(t *testing.T) {
 	mda := s.ChildPID("mda")
 	syscall.Kill(mda, syscall.SIGSTOP)
 	defer syscall.Kill(mda, syscall.SIGCONT)
-	if err := c.Mail(demoUser, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt(demoUser, nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
+	w, err := startData(c, demoUser, []string{demoUser})
 	if err != nil {
 		t.Fatal(err)
 	}
