@@ -29,6 +29,7 @@ type Config struct {
 	StateDir       string   `toml:"state_dir"`
 	Domains        []string `toml:"domains"`
 	UsersFile      string   `toml:"users_file"`
+	AliasesFile    string   `toml:"aliases_file"` // see users.Aliases; "" for none
 	MaxMessageSize int64    `toml:"max_message_size"`
 	SMTPTimeout    Duration `toml:"smtp_timeout"`
 	LogLevel       string   `toml:"log_level"`
@@ -188,6 +189,7 @@ func (c *Config) resolvePaths() {
 	}
 	abs(&c.StateDir)
 	abs(&c.UsersFile)
+	abs(&c.AliasesFile)
 	abs(&c.MDA.MailRoot)
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)

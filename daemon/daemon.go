@@ -21,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"postline/config"
+	"postline/users"
 )
 
 // ReadyFDEnv names the environment variable through which the supervisor
@@ -91,4 +92,18 @@ func Fatal(log zerolog.Logger, msg string, err error) {
 // (go-smtp's ErrorLog), at warn level.
 func StdLogger(log zerolog.Logger) *stdlog.Logger {
 	return stdlog.New(log.With().Str("from", "go-smtp").Logger().Level(zerolog.WarnLevel), "", 0)
+}
+
+// OpenUsers opens the users file and the aliases file, both read again
+// whenever they change; it exits on a mistake in either.
+func OpenUsers(cfg *config.Config, log zerolog.Logger) (*users.DB, *users.Aliases) {
+	db, err := users.Open(cfg.UsersFile)
+	if err != nil {
+		Fatal(log, "cannot read users", err)
+	}
+	aliases, err := users.OpenAliases(cfg.AliasesFile)
+	if err != nil {
+		Fatal(log, "cannot read aliases", err)
+	}
+	return db, aliases
 }

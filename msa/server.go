@@ -32,7 +32,9 @@ import (
 type Backend struct {
 	Config *config.Config
 	Users  *users.DB
-	Log    zerolog.Logger
+	// Aliases that reach a user are addresses the user may send as.
+	Aliases *users.Aliases
+	Log     zerolog.Logger
 	// DialMTA opens a connection to the MTA's trusted socket.
 	DialMTA func() (*smtp.Client, error)
 	Policy  guard.DataPolicy
@@ -244,11 +246,11 @@ func (s *session) passFolder() error {
 	return s.openMTA()
 }
 
-// owns reports whether the authenticated user may use addr as a sender.
-// Aliases will widen this; for now a user owns its own address.
+// owns reports whether the authenticated user may use addr as a sender:
+// its own address, and each alias whose mail reaches it.
 func (s *session) owns(addr string) bool {
 	a, err := address.Parse(addr)
-	return err == nil && a.Key() == s.user
+	return err == nil && (a.Key() == s.user || s.b.Aliases.Reaches(a.Key(), s.user))
 }
 
 // checkHeaderFrom applies the sender rule to the From: header as well

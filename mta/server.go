@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -29,8 +30,10 @@ import (
 
 // Backend is the go-smtp backend for both of the MTA's listeners.
 type Backend struct {
-	Config  *config.Config
-	Users   *users.DB
+	Config *config.Config
+	Users  *users.DB
+	// Aliases send a local address's mail elsewhere (nil: none).
+	Aliases *users.Aliases
 	Spool   *queue.Spool
 	Manager *Manager
 	Log     zerolog.Logger
@@ -193,7 +196,41 @@ func (s *session) checkRecipient(to string) (string, *smtp.SMTPError) {
 	if strings.EqualFold(a.Local, "postmaster") || s.b.Users.Exists(a.Key()) {
 		return a.Key(), nil
 	}
+	if _, ok := s.b.Aliases.Expand(a.Key()); ok {
+		return a.Key(), nil
+	}
 	return "", errUnknownUser
+}
+
+// recipients are the message's envelope recipients in the queue: the
+// accepted ones with aliases replaced by where their mail goes, once
+// each. An alias may forward out of the local domains, which makes the
+// message relayable: the admin set that target, not the client.
+func (s *session) recipients(env *queue.Envelope) {
+	var addrs []string
+	for _, rc := range s.rcpts {
+		targets, ok := s.b.Aliases.Expand(rc)
+		if !ok {
+			targets = []string{rc}
+		}
+		for _, t := range targets {
+			if slices.Contains(addrs, t) {
+				continue
+			}
+			addrs = append(addrs, t)
+			if ok && !s.isLocal(t) {
+				env.Relay = true
+			}
+		}
+	}
+	for _, a := range addrs {
+		env.Recipients = append(env.Recipients, &queue.Recipient{Address: a, State: queue.Pending})
+	}
+}
+
+func (s *session) isLocal(addr string) bool {
+	a, err := address.Parse(addr)
+	return err == nil && s.b.Config.IsLocalDomain(a.Domain)
 }
 
 func splitAddress(addr string) (local, domain string, ok bool) {
@@ -212,9 +249,7 @@ func (s *session) Data(r io.Reader) error {
 		ID: s.newID(now), From: s.from, AuthUser: s.authUser, Received: now,
 		Body8Bit: s.opts.Body == smtp.Body8BitMIME, SMTPUTF8: s.opts.UTF8, Relay: s.b.Trusted,
 	}
-	for _, rc := range s.rcpts {
-		env.Recipients = append(env.Recipients, &queue.Recipient{Address: rc, State: queue.Pending})
-	}
+	s.recipients(env)
 	log := s.log.With().Str("queue_id", env.ID).Logger()
 	f, reply := s.filter(guard.NewDataReader(r, s.conn, s.b.Policy), env, log)
 	if reply != nil {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"postline/durable"
 	"postline/queue"
+	"postline/users"
 	"postline/users/userstest"
 )
 
@@ -189,5 +192,37 @@ func TestSessionAnswersQueued(t *testing.T) {
 	}
 	if s := newTestSession(t, false); s.Mail("", &smtp.MailOptions{Params: map[string]string{queue.QueuedParam: never}}) != nil {
 		t.Error("the public listener answered the question (it must ignore the parameter, which go-smtp refuses there)")
+	}
+}
+
+// Aliases become their targets in the queued envelope, each once; an
+// alias forwarding out of the local domains makes the message relayable,
+// while a client's own recipients never do.
+func TestRecipientsExpandAliases(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "aliases")
+	os.WriteFile(path, []byte("team@example.test alice@example.test, bob@example.test\nfwd@example.test friend@elsewhere.example\n"), 0o600)
+	aliases, err := users.OpenAliases(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		rcpts []string
+		want  []string
+		relay bool
+	}{
+		{[]string{"team@example.test", "alice@example.test"}, []string{"alice@example.test", "bob@example.test"}, false},
+		{[]string{"fwd@example.test"}, []string{"friend@elsewhere.example"}, true},
+	} {
+		s := newTestSession(t, false)
+		s.b.Aliases, s.rcpts = aliases, tt.rcpts
+		env := &queue.Envelope{}
+		s.recipients(env)
+		var got []string
+		for _, r := range env.Recipients {
+			got = append(got, r.Address)
+		}
+		if !slices.Equal(got, tt.want) || env.Relay != tt.relay {
+			t.Errorf("%v: recipients %v relay %v, want %v %v", tt.rcpts, got, env.Relay, tt.want, tt.relay)
+		}
 	}
 }

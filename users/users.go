@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -33,21 +32,28 @@ var ErrNoSuchUser = errors.New("no such user")
 // users file, re-reading it when it changes so that `postline user add`
 // takes effect without a restart.
 type DB struct {
-	path string
-
-	mu     sync.Mutex
-	hashes map[string]string
-	info   os.FileInfo // of the file when hashes were read
-	readAt time.Time
+	file watched[map[string]string] // address → bcrypt hash
 }
 
 // Open returns a DB backed by path. A missing file means no users yet.
 func Open(path string) (*DB, error) {
-	db := &DB{path: path}
-	if err := db.refresh(); err != nil {
+	db := &DB{file: watched[map[string]string]{path: path, parse: parseHashes}}
+	if err := db.file.refresh(); err != nil {
 		return nil, err
 	}
 	return db, nil
+}
+
+func parseHashes(path string, data []byte) (map[string]string, error) {
+	entries, err := parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	hashes := make(map[string]string, len(entries))
+	for _, e := range entries {
+		hashes[e.address] = e.hash
+	}
+	return hashes, nil
 }
 
 // Exists reports whether address has an account.
@@ -74,50 +80,8 @@ var dummyHash = sync.OnceValue(func() string {
 })
 
 func (db *DB) hash(address string) (string, bool) {
-	// On a read error keep serving the last good list.
-	_ = db.refresh()
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	h, ok := db.hashes[Normalize(address)]
+	h, ok := db.file.get()[Normalize(address)]
 	return h, ok
-}
-
-// refresh re-reads the file unless it is surely unchanged since the last
-// read: same file (`postline user` replaces it by rename), same size and
-// mtime, and that mtime older than the read by more than the timestamp
-// granularity of common filesystems, so an edit in the same second as
-// the read is not missed.
-func (db *DB) refresh() error {
-	st, err := os.Stat(db.path)
-	if errors.Is(err, os.ErrNotExist) {
-		db.mu.Lock()
-		db.hashes, db.info = map[string]string{}, nil
-		db.mu.Unlock()
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("users: %w", err)
-	}
-	db.mu.Lock()
-	old, readAt := db.info, db.readAt
-	db.mu.Unlock()
-	if old != nil && os.SameFile(old, st) && st.Size() == old.Size() &&
-		st.ModTime().Equal(old.ModTime()) && readAt.Sub(st.ModTime()) > 2*time.Second {
-		return nil
-	}
-	now := time.Now()
-	entries, err := read(db.path)
-	if err != nil {
-		return err
-	}
-	hashes := make(map[string]string, len(entries))
-	for _, e := range entries {
-		hashes[e.address] = e.hash
-	}
-	db.mu.Lock()
-	db.hashes, db.info, db.readAt = hashes, st, now
-	db.mu.Unlock()
-	return nil
 }
 
 // Normalize lower-cases an address; postline treats local parts as
@@ -142,6 +106,10 @@ func read(path string) ([]entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
 	}
+	return parse(path, data)
+}
+
+func parse(path string, data []byte) ([]entry, error) {
 	var entries []entry
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {

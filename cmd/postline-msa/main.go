@@ -18,7 +18,6 @@ import (
 	"postline/daemon"
 	"postline/guard"
 	"postline/msa"
-	"postline/users"
 )
 
 func main() {
@@ -26,15 +25,13 @@ func main() {
 	if _, err := daemon.Prepare(cfg, "msa"); err != nil {
 		daemon.Fatal(log, "cannot prepare state_dir", err)
 	}
-	db, err := users.Open(cfg.UsersFile)
-	if err != nil {
-		daemon.Fatal(log, "cannot read users", err)
-	}
+	db, aliases := daemon.OpenUsers(cfg, log)
 	tlsConfig, cert, err := certs.ServerConfig(cfg)
 	if err != nil {
 		daemon.Fatal(log, "cannot set up TLS", err)
 	}
 	be := msa.NewBackend(cfg, db, log, dialMTA(cfg))
+	be.Aliases = aliases
 
 	starttls := newServer(cfg, log, be, tlsConfig)
 	implicit := newServer(cfg, log, be, tlsConfig)

@@ -32,10 +32,7 @@ func main() {
 	if err != nil {
 		daemon.Fatal(log, "cannot prepare state_dir", err)
 	}
-	db, err := users.Open(cfg.UsersFile)
-	if err != nil {
-		daemon.Fatal(log, "cannot read users", err)
-	}
+	db, aliases := daemon.OpenUsers(cfg, log)
 	tlsConfig, cert, err := certs.ServerConfig(cfg)
 	if err != nil {
 		daemon.Fatal(log, "cannot set up TLS", err)
@@ -48,7 +45,7 @@ func main() {
 	}
 	spool, manager := startQueue(cfg, log)
 
-	public, trusted, publicBackend := newServers(cfg, log, db, spool, manager)
+	public, trusted, publicBackend := newServers(cfg, log, db, aliases, spool, manager)
 	public.TLSConfig = tlsConfig
 	admin := &mta.AdminServer{Manager: manager, Log: log}
 
@@ -100,12 +97,12 @@ func listenAll(cfg *config.Config, own *daemon.Owners, log zerolog.Logger) (trus
 // newServers builds the public SMTP server (mail from the internet) and
 // the trusted one on the MSA's socket, which takes the MSA's queue ID and
 // any destination.
-func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, spool *queue.Spool,
+func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *users.Aliases, spool *queue.Spool,
 	manager *mta.Manager) (public, trusted *smtp.Server, publicBackend *mta.Backend) {
-	publicBackend = &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager, Log: log,
+	publicBackend = &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Spool: spool, Manager: manager, Log: log,
 		Policy: guard.Policy(cfg), ReverseDNS: daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second)}
 	public = newServer(cfg, log, publicBackend)
-	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Spool: spool, Manager: manager,
+	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Spool: spool, Manager: manager,
 		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true})
 	// The queue ID the MSA allocated, a filter's folder, the MSA's question.
 	trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam}

@@ -17,6 +17,10 @@ func check(cfg *config.Config) int {
 		fmt.Fprintf(os.Stderr, "%s: users_file: %v\n", cfg.File, err)
 		ok = false
 	}
+	if _, err := users.OpenAliases(cfg.AliasesFile); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: aliases_file: %v\n", cfg.File, err)
+		ok = false
+	}
 	if cfg.TLS.Cert != "" {
 		if _, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key); err != nil {
 			fmt.Fprintf(os.Stderr, "%s: tls.cert/tls.key: %v (give a PEM certificate chain and its key)\n", cfg.File, err)
