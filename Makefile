@@ -26,6 +26,7 @@ build:
 	$(GO) build -o bin/postline-plugin-received ./plugins/received
 	$(GO) build -o bin/postline-plugin-example ./plugins/example
 	$(GO) build -o bin/postline-plugin-antispam ./plugins/antispam
+	$(GO) build -o bin/postline-plugin-dkim-sign ./plugins/dkimsign
 
 run: build
 	./bin/postline -c $(CONFIG) start

@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 		{"-o", dir + "/postline-plugin-received", "./plugins/received"},
 		{"-o", dir + "/postline-plugin-example", "./plugins/example"},
 		{"-o", dir + "/postline-plugin-antispam", "./plugins/antispam"},
+		{"-o", dir + "/postline-plugin-dkim-sign", "./plugins/dkimsign"},
 	} {
 		build := exec.Command("go", append([]string{"build"}, args...)...)
 		build.Dir = ".."

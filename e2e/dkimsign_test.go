@@ -1,0 +1,55 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+)
+
+// A submission From a domain with a key arrives signed, and the
+// signature verifies against the published key on the delivered copy,
+// with the Received and Return-Path fields added after signing.
+func TestDKIMSignedSubmission(t *testing.T) {
+	t.Parallel()
+	pub, private, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(private)
+	keyFile := filepath.Join(t.TempDir(), "example.test.pem")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	s := StartStackWith(t, StackConfig{Plugins: fmt.Sprintf(`
+[[plugins]]
+name = "dkim-sign"
+daemon = "msa"
+hooks = ["data"]
+[[plugins.config.keys]]
+domain = "example.test"
+selector = "mail"
+key_file = %q
+`, keyFile)})
+	body := "From: Demo <demo@example.test>\r\nTo: demo@example.test\r\nSubject: signed\r\n\r\nhello\r\n"
+	if _, err := s.Submit(Submission{To: []string{demoUser}, Body: body}); err != nil {
+		t.Fatal(err)
+	}
+	raw := s.WaitForRawMail(demoUser, 1, 10*time.Second)[0]
+	crlf := bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n")) // the Maildir keeps LF line ends
+	record := "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
+	vs, err := dkim.VerifyWithOptions(bytes.NewReader(crlf), &dkim.VerifyOptions{
+		LookupTXT: func(domain string) ([]string, error) {
+			if domain != "mail._domainkey.example.test" {
+				return nil, fmt.Errorf("no TXT for %s", domain)
+			}
+			return []string{record}, nil
+		}})
+	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "example.test" {
+		t.Fatalf("verification: %v, %+v\n%s", err, vs, raw)
+	}
+}
