@@ -66,7 +66,9 @@ type MSA struct {
 
 // MTA configures the transfer daemon and its queue.
 type MTA struct {
-	Listen        []string `toml:"listen"`
+	Listen []string `toml:"listen"`
+	// Metrics is where Prometheus scrapes the MTA's counters ("" off).
+	Metrics       string   `toml:"metrics"`
 	DNSServer     string   `toml:"dns_server"`
 	RemotePort    int      `toml:"remote_port"`
 	LocalRetryMax Duration `toml:"local_retry_max"`
@@ -236,6 +238,9 @@ func (c *Config) validate(path, src string) error {
 	checkAddrs("mta.listen", c.MTA.Listen)
 	if c.MTA.DNSServer != "" {
 		checkAddrs("mta.dns_server", []string{c.MTA.DNSServer})
+	}
+	if c.MTA.Metrics != "" {
+		checkAddrs("mta.metrics", []string{c.MTA.Metrics})
 	}
 	if c.MTA.RemotePort < 1 || c.MTA.RemotePort > 65535 {
 		bad("mta.remote_port", "%d is not a TCP port (1-65535)", c.MTA.RemotePort)

@@ -114,9 +114,11 @@ func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recip
 		relay = "mda"
 	}
 	l := log.With().Str("rcpt", r.Address).Int("attempt", r.Attempts).Str("relay", relay).Logger()
+	local := m.isLocal(r.Address)
 	if reply == nil {
 		r.State, r.LastError = queue.Delivered, ""
 		l.Info().Msg("delivered")
+		m.Metrics.attempted(local, "delivered")
 		return nil
 	}
 	r.LastError = formatReply(reply)
@@ -124,9 +126,11 @@ func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recip
 	if !final {
 		r.NextAttempt = now.Add(m.backoff(r))
 		l.Warn().Str("error", r.LastError).Time("next_attempt", r.NextAttempt).Msg("delivery deferred")
+		m.Metrics.attempted(local, "deferred")
 		return nil
 	}
 	r.State = queue.Failed
+	m.Metrics.attempted(local, "failed")
 	l.Error().Int("code", reply.Code).Str("error", r.LastError).Msg("delivery failed permanently")
 	return &FailedRecipient{Address: r.Address, Action: ActionFailed, Status: status,
 		RemoteMTA: out.RemoteMTA, Diagnostic: formatReply(reply), LastAttempt: now}

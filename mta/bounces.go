@@ -42,5 +42,6 @@ func (m *Manager) bounce(log zerolog.Logger, env *queue.Envelope, failed []Faile
 		return
 	}
 	log.Info().Str("bounce_id", b.ID).Str("to", env.From).Int("recipients", len(failed)).Msg("bounce queued")
+	m.Metrics.bounced()
 	m.Add(b)
 }

@@ -27,6 +27,7 @@ type Manager struct {
 	Log   zerolog.Logger
 	// Workers bounds concurrent deliveries to the MDA.
 	Workers int
+	Metrics *Metrics // nil: none
 
 	mu     sync.Mutex
 	queued map[string]*entry

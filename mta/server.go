@@ -47,6 +47,7 @@ type Backend struct {
 	// ReverseDNS looks up a client's verified PTR name ("" when none);
 	// nil skips the look-up.
 	ReverseDNS func(ip string) string
+	Metrics    *Metrics // nil: none
 }
 
 // NewSession implements smtp.Backend.
@@ -160,6 +161,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	if err != nil {
 		s.log.Info().Str("from", s.from).Str("rcpt", to).Int("code", err.Code).Msg("recipient refused")
+		s.b.Metrics.clientRefused("rcpt", err.Code)
 		// Refused recipients count as errors, as Postfix's
 		// smtpd_hard_error_limit counts them: no endless address probing.
 		if s.refused++; s.b.Config.Limits.MaxErrors > 0 && s.refused >= s.b.Config.Limits.MaxErrors {
@@ -169,6 +171,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return err
 	}
 	if reply := s.hookRcpt(rcpt); reply != nil {
+		s.b.Metrics.clientRefused("rcpt", reply.Code)
 		return reply
 	}
 	s.rcpts = append(s.rcpts, rcpt)
@@ -253,14 +256,17 @@ func (s *session) Data(r io.Reader) error {
 	log := s.log.With().Str("queue_id", env.ID).Logger()
 	f, reply := s.filter(guard.NewDataReader(r, s.conn, s.b.Policy), env, log)
 	if reply != nil {
+		s.b.Metrics.clientRefused("data", reply.Code)
 		return reply
 	}
 	defer f.Close()
 	if err := s.b.Spool.Store(env, f.Message); err != nil {
 		serr := storeError(err)
 		log.Warn().Err(err).Int("code", serr.Code).Msg("message not queued")
+		s.b.Metrics.clientRefused("data", serr.Code)
 		return serr
 	}
+	s.b.Metrics.messageQueued(s.b.Trusted)
 	log.Info().Str("from", env.From).Strs("rcpt", s.rcpts).Int64("size", env.Size).
 		Str("auth", env.AuthUser).Msg("queued")
 	s.b.Manager.Add(env)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"postline/certs"
@@ -43,7 +44,8 @@ func main() {
 	if err := daemon.DropPrivileges(log, cfg.MTA.User); err != nil {
 		daemon.Fatal(log, "cannot drop privileges", err)
 	}
-	spool, manager := startQueue(cfg, log)
+	reg := prometheus.NewRegistry()
+	spool, manager := startQueue(cfg, log, reg)
 
 	public, trusted, publicBackend := newServers(cfg, log, db, aliases, spool, manager)
 	public.TLSConfig = tlsConfig
@@ -63,8 +65,9 @@ func main() {
 	reloader := &daemon.Reloader{Config: cfg, Svc: "mta", Log: log, Cert: cert, Plugins: chain}
 	go reloader.Run(ctx)
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); manager.Run(ctx) }()
+	go func() { defer wg.Done(); daemon.ServeMetrics(ctx, log, cfg.MTA.Metrics, reg) }()
 	go func() { defer wg.Done(); admin.Serve(ctx, adminListener) }()
 	go func() {
 		defer wg.Done()
@@ -94,16 +97,28 @@ func listenAll(cfg *config.Config, own *daemon.Owners, log zerolog.Logger) (trus
 	return trusted, admin, listenTCP(cfg, log, cfg.MTA.Listen)
 }
 
+// logRecovered logs what the spool's recovery dropped or set aside.
+func logRecovered(log zerolog.Logger, spool *queue.Spool) {
+	dropped, damaged := spool.Recovered()
+	for _, id := range dropped {
+		log.Warn().Str("queue_id", id).Msg("dropped a message whose store a crash cut short (never acknowledged)")
+	}
+	for _, id := range damaged {
+		log.Error().Str("queue_id", id).Str("folder", spool.DamagedDir()).
+			Msg("envelope does not decode: set aside with its data; inspect it, then requeue or delete it")
+	}
+}
+
 // newServers builds the public SMTP server (mail from the internet) and
 // the trusted one on the MSA's socket, which takes the MSA's queue ID and
 // any destination.
 func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *users.Aliases, spool *queue.Spool,
 	manager *mta.Manager) (public, trusted *smtp.Server, publicBackend *mta.Backend) {
 	publicBackend = &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Spool: spool, Manager: manager, Log: log,
-		Policy: guard.Policy(cfg), ReverseDNS: daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second)}
+		Policy: guard.Policy(cfg), ReverseDNS: daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second), Metrics: manager.Metrics}
 	public = newServer(cfg, log, publicBackend)
 	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Spool: spool, Manager: manager,
-		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true})
+		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true, Metrics: manager.Metrics})
 	// The queue ID the MSA allocated, a filter's folder, the MSA's question.
 	trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam}
 	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
@@ -113,7 +128,7 @@ func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *u
 
 // startQueue opens and recovers the spool and returns the manager that
 // delivers its messages, to the MDA and to other hosts.
-func startQueue(cfg *config.Config, log zerolog.Logger) (*queue.Spool, *mta.Manager) {
+func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry) (*queue.Spool, *mta.Manager) {
 	// Concurrent messages share the fsyncs of the spool's folders.
 	spool, err := queue.Open(cfg.QueueDir(), &durable.Batched{FS: durable.OS{}})
 	if err != nil {
@@ -123,18 +138,12 @@ func startQueue(cfg *config.Config, log zerolog.Logger) (*queue.Spool, *mta.Mana
 	if err != nil {
 		daemon.Fatal(log, "cannot recover queue", err)
 	}
-	dropped, damaged := spool.Recovered()
-	for _, id := range dropped {
-		log.Warn().Str("queue_id", id).Msg("dropped a message whose store a crash cut short (never acknowledged)")
-	}
-	for _, id := range damaged {
-		log.Error().Str("queue_id", id).Str("folder", spool.DamagedDir()).
-			Msg("envelope does not decode: set aside with its data; inspect it, then requeue or delete it")
-	}
+	logRecovered(log, spool)
 	deliver := func(ctx context.Context, m lmtp.Message) (lmtp.Result, error) {
 		return lmtp.Deliver(ctx, cfg.MDASocket(), cfg.Hostname, m)
 	}
 	manager := mta.NewManager(cfg, spool, deliver, log)
+	manager.Metrics = mta.NewMetrics(reg, func() float64 { return float64(manager.Len()) })
 	relayer := &mta.Relayer{Config: cfg, Log: log, Self: mta.SelfAddrs(cfg),
 		Resolver: &mta.Resolver{Server: cfg.MTA.DNSServer},
 		Dialer:   &mta.Dialer{Hostname: cfg.Hostname}}
