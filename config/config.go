@@ -51,7 +51,9 @@ type Config struct {
 type MSA struct {
 	Submission  []string `toml:"submission"`
 	Submissions []string `toml:"submissions"`
-	User        string   `toml:"user"`
+	// Metrics is where Prometheus scrapes the MSA's counters ("" off).
+	Metrics string `toml:"metrics"`
+	User    string `toml:"user"`
 	// CheckHeaderFrom also requires the From: header's addresses to be
 	// the authenticated user's.
 	CheckHeaderFrom bool `toml:"check_header_from"`
@@ -90,6 +92,8 @@ type MTA struct {
 type MDA struct {
 	MailRoot string `toml:"mail_root"`
 	User     string `toml:"user"`
+	// Metrics is where Prometheus scrapes the MDA's counters ("" off).
+	Metrics string `toml:"metrics"`
 	// Quota bounds the bytes of one mailbox (its Maildir with every
 	// Maildir++ folder); 0 is no limit. A copy that does not fit is
 	// answered 452 4.2.2 and retried; QuotaGrace after the message
@@ -239,8 +243,10 @@ func (c *Config) validate(path, src string) error {
 	if c.MTA.DNSServer != "" {
 		checkAddrs("mta.dns_server", []string{c.MTA.DNSServer})
 	}
-	if c.MTA.Metrics != "" {
-		checkAddrs("mta.metrics", []string{c.MTA.Metrics})
+	for key, addr := range map[string]string{"msa.metrics": c.MSA.Metrics, "mta.metrics": c.MTA.Metrics, "mda.metrics": c.MDA.Metrics} {
+		if addr != "" {
+			checkAddrs(key, []string{addr})
+		}
 	}
 	if c.MTA.RemotePort < 1 || c.MTA.RemotePort > 65535 {
 		bad("mta.remote_port", "%d is not a TCP port (1-65535)", c.MTA.RemotePort)

@@ -42,8 +42,9 @@ type Backend struct {
 	// (same queue ID and recipient) gets no second copy; nil: no record.
 	Ledger *Ledger
 	// Quota bounds each mailbox's size; nil: no limit.
-	Quota *Quota
-	Log   zerolog.Logger
+	Quota   *Quota
+	Metrics *Metrics // nil: none
+	Log     zerolog.Logger
 }
 
 // NewServer returns the LMTP server for b, speaking the conventions of
@@ -161,6 +162,12 @@ func (s *session) deliverOne(f *os.File, rc recipient) error {
 // deliverCopy writes rc's copy of msg (LF line ends, size bytes or 0
 // when unknown) and returns rc's LMTP reply.
 func (s *session) deliverCopy(msg io.Reader, size int64, rc recipient) error {
+	reply := s.writeCopy(msg, size, rc)
+	s.b.Metrics.copied(reply)
+	return reply
+}
+
+func (s *session) writeCopy(msg io.Reader, size int64, rc recipient) error {
 	log := s.b.Log.With().Str("queue_id", s.queueID).Str("rcpt", rc.address).Logger()
 	if done, err := s.delivered(rc, log); done || err != nil {
 		return err

@@ -86,6 +86,7 @@ func (s *session) login(username, password string) error {
 	account := users.Normalize(username)
 	if s.b.limiter.locked(s.ip, account) {
 		s.log.Warn().Str("ip", s.ip).Str("user", sanitize(account)).Msg("authentication locked out")
+		s.b.Metrics.login("locked")
 		return errAuthLocked
 	}
 	if !s.b.Users.Authenticate(username, password) {
@@ -94,6 +95,7 @@ func (s *session) login(username, password string) error {
 		if nowLocked {
 			s.log.Warn().Str("ip", s.ip).Str("user", sanitize(account)).Msg("authentication lockout started")
 		}
+		s.b.Metrics.login("failed")
 		time.Sleep(delay)
 		return errAuthFailed
 	}
@@ -101,5 +103,6 @@ func (s *session) login(username, password string) error {
 	s.user = account
 	s.log = s.log.With().Str("user", s.user).Logger()
 	s.log.Info().Msg("authenticated")
+	s.b.Metrics.login("ok")
 	return nil
 }

@@ -44,6 +44,7 @@ type Backend struct {
 	// SpillDir holds an unlinked copy of a message while plugins read its
 	// body ("": the system's temporary folder).
 	SpillDir string
+	Metrics  *Metrics // nil: none
 	// ReverseDNS looks up a client's verified PTR name ("" when none);
 	// nil skips the look-up.
 	ReverseDNS func(ip string) string
@@ -184,6 +185,12 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 // Data streams the message to the MTA, adding Message-ID and Date if the
 // client left them out, and answers with the MTA's reply.
 func (s *session) Data(r io.Reader) error {
+	reply := s.data(r)
+	s.b.Metrics.submitted(reply)
+	return reply
+}
+
+func (s *session) data(r io.Reader) error {
 	if s.mta == nil {
 		return errMTAUnavailable
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"postline/config"
@@ -27,6 +28,8 @@ func main() {
 		daemon.Fatal(log, "cannot prepare state_dir", err)
 	}
 	be, srv := newServer(cfg, log)
+	reg := prometheus.NewRegistry()
+	be.Metrics = mda.NewMetrics(reg)
 
 	l, err := own.ListenSocket("mda", cfg.MDASocket())
 	if err != nil {
@@ -61,6 +64,7 @@ func main() {
 	if err := daemon.NotifyReady(); err != nil {
 		log.Warn().Err(err).Msg("cannot notify supervisor")
 	}
+	go daemon.ServeMetrics(ctx, log, cfg.MDA.Metrics, reg)
 	daemon.Serve(ctx, log, srv, []net.Listener{l}, 30*time.Second)
 	log.Info().Msg("mda stopped")
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"postline/certs"
@@ -32,6 +33,8 @@ func main() {
 	}
 	be := msa.NewBackend(cfg, db, log, dialMTA(cfg))
 	be.Aliases = aliases
+	reg := prometheus.NewRegistry()
+	be.Metrics = msa.NewMetrics(reg)
 
 	starttls := newServer(cfg, log, be, tlsConfig)
 	implicit := newServer(cfg, log, be, tlsConfig)
@@ -63,7 +66,8 @@ func main() {
 	be.SpillDir = daemon.MSASpoolDir(cfg)
 	be.ReverseDNS = daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); daemon.ServeMetrics(ctx, log, cfg.MSA.Metrics, reg) }()
 	go func() { defer wg.Done(); daemon.Serve(ctx, log, starttls, plainListeners, 30*time.Second) }()
 	go func() { defer wg.Done(); daemon.Serve(ctx, log, implicit, tlsListeners, 30*time.Second) }()
 	log.Info().Strs("submission", cfg.MSA.Submission).Strs("submissions", cfg.MSA.Submissions).Msg("msa ready")
