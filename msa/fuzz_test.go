@@ -15,7 +15,7 @@ func FuzzCompleteHeader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var out bytes.Buffer
-		if err := completeHeader(&out, bytes.NewReader(in), "mail.example.test"); err != nil {
+		if err := CompleteHeader(&out, bytes.NewReader(in), "mail.example.test"); err != nil {
 			t.Fatal(err)
 		}
 		if !isSubsequence(in, out.Bytes()) {

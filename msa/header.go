@@ -15,12 +15,12 @@ import (
 // to look for Message-ID and Date; a longer block is passed on untouched.
 const maxScannedHeader = 1 << 20
 
-// completeHeader copies the message from r to w, first adding the
+// CompleteHeader copies the message from r to w, first adding the
 // Message-ID and Date fields a submission lacks (RFC 6409 §8.2, §8.3).
 // Everything else passes byte for byte, except that a message whose text
 // starts without a header/body separator gets one, so the added fields
 // do not turn its first lines into a broken header.
-func completeHeader(w io.Writer, r io.Reader, hostname string) error {
+func CompleteHeader(w io.Writer, r io.Reader, hostname string) error {
 	br := bufio.NewReader(r)
 	h, err := scanHeader(br)
 	if err != nil {

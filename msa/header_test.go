@@ -15,7 +15,7 @@ const testHost = "mx.example.test"
 func complete(t *testing.T, in string) string {
 	t.Helper()
 	var out bytes.Buffer
-	if err := completeHeader(&out, strings.NewReader(in), testHost); err != nil {
+	if err := CompleteHeader(&out, strings.NewReader(in), testHost); err != nil {
 		t.Fatal(err)
 	}
 	return out.String()
@@ -106,7 +106,7 @@ func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
 
 func TestCompleteHeaderReadError(t *testing.T) {
 	var out bytes.Buffer
-	err := completeHeader(&out, io.MultiReader(strings.NewReader("Subject: x\r\n"), failingReader{io.ErrUnexpectedEOF}), testHost)
+	err := CompleteHeader(&out, io.MultiReader(strings.NewReader("Subject: x\r\n"), failingReader{io.ErrUnexpectedEOF}), testHost)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("err = %v, want the read error", err)
 	}

@@ -12,12 +12,18 @@
 //	postline [-c FILE] queue flush           retry every deferred recipient now
 //	postline [-c FILE] queue delete ID       remove a message, no bounce
 //	postline [-c FILE] queue bounce ID       return a message to its sender
+//	postline [-c FILE] sendmail [-t] [-i] [-f FROM] [RCPT...]
+//	                                          queue the message on stdin, like sendmail(1)
+//
+// Run as "sendmail" or "mailq" (a link to postline), it acts as those,
+// with the config named by $POSTLINE_CONFIG or the default.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"postline/config"
 	"postline/daemon"
@@ -36,9 +42,16 @@ commands:
   queue flush         retry every deferred recipient now
   queue delete ID     remove a message from the queue without a bounce
   queue bounce ID     give up on a message: bounce it to its sender and remove it
+  mailq               the same as queue
+  sendmail [-t] [-i] [-f FROM] [RCPT...]
+                      queue the message read from stdin (as root or the msa user),
+                      like sendmail(1); -t takes recipients from To, Cc and Bcc
 `
 
 func main() {
+	if name := filepath.Base(os.Args[0]); name == "sendmail" || name == "mailq" {
+		os.Exit(runAs(name, os.Args[1:]))
+	}
 	flags := flag.NewFlagSet("postline", flag.ContinueOnError)
 	cfgPath := flags.String("c", daemon.DefaultConfig, "config file")
 	flags.Usage = func() { fmt.Fprintf(os.Stderr, "%s\noptions:\n", usage); flags.PrintDefaults() }
@@ -66,9 +79,27 @@ func run(cfg *config.Config, args []string) int {
 		return check(cfg)
 	case "user":
 		return userCommand(cfg, args[1:])
-	case "queue":
+	case "queue", "mailq":
 		return queueCommand(cfg, args[1:])
+	case "sendmail":
+		return sendmail(cfg, args[1:])
 	}
 	fmt.Fprintf(os.Stderr, "postline: unknown command %q\n\n%s", args[0], usage)
 	return 2
+}
+
+// runAs is postline run through a link named sendmail or mailq, the way
+// programs call a mail system: no -c, so the config comes from
+// $POSTLINE_CONFIG or the default path.
+func runAs(name string, args []string) int {
+	path := os.Getenv("POSTLINE_CONFIG")
+	if path == "" {
+		path = daemon.DefaultConfig
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return exTempFail
+	}
+	return run(cfg, append([]string{name}, args...))
 }
