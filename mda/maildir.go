@@ -36,12 +36,14 @@ type BatchedFS struct {
 // SyncDir implements FS, with group commit per folder.
 func (b *BatchedFS) SyncDir(dir string) error { return b.folders.Sync(dir, b.FS.SyncDir) }
 
-// SyncFS implements durable.FSSyncer when the wrapped FS does, with group
-// commit: the copies written at the same time share each flush.
+// SyncFS implements durable.FSSyncer, with group commit: the copies
+// written at the same time share each flush. The wrapped FS must be an
+// FSSyncer too; a folder fsync would not make a file's content durable,
+// so anything else is an error, not a weaker flush.
 func (b *BatchedFS) SyncFS(dir string) error {
 	syncer, ok := b.FS.(durable.FSSyncer)
 	if !ok {
-		return b.SyncDir(dir)
+		return fmt.Errorf("mda: %T cannot flush a whole filesystem", b.FS)
 	}
 	return b.whole.Do(func() error { return syncer.SyncFS(dir) })
 }
