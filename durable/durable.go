@@ -117,7 +117,7 @@ func WriteWith(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) 
 		return p.commitWhole(syncer, filepath.Dir(final), alongside)
 	}
 	var synced bool
-	err = both(func() error {
+	err = Both(func() error {
 		err := p.Sync()
 		synced = err == nil
 		return err
@@ -144,7 +144,7 @@ func (p *Pending) commitWhole(syncer FSSyncer, dir string, alongside func() erro
 	if err := p.Close(); err != nil {
 		return err
 	}
-	err := both(func() error { return syncer.SyncFS(dir) }, alongside)
+	err := Both(func() error { return syncer.SyncFS(dir) }, alongside)
 	if err != nil {
 		p.Abort()
 		return fmt.Errorf("durable: flush before renaming %s: %w", p.final, err)
@@ -158,9 +158,9 @@ func (p *Pending) commitWhole(syncer FSSyncer, dir string, alongside func() erro
 	return nil
 }
 
-// both runs a and b (either may be nil) at the same time and returns the
-// first error.
-func both(a, b func() error) error {
+// Both runs a and b (either may be nil) at the same time and returns the
+// first error: for fsyncs that may overlap.
+func Both(a, b func() error) error {
 	if b == nil {
 		b = func() error { return nil }
 	}
@@ -175,10 +175,6 @@ func both(a, b func() error) error {
 	}
 	return errA
 }
-
-// Both runs a and b at the same time and returns the first error: for
-// fsyncs that may overlap.
-func Both(a, b func() error) error { return both(a, b) }
 
 // Pending is a file written at its temporary path, on its way to its
 // final name: Write's steps one by one, so that a caller writing several

@@ -15,6 +15,8 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
+
+	"postline/dnstest"
 )
 
 // TestAntispam runs the bundled antispam plugin on the MTA's data hook
@@ -144,7 +146,7 @@ func TestAntispam(t *testing.T) {
 // of signed.test, and two client IPs, one listed in bl.test.
 type spamWorld struct {
 	s                 *Stack
-	dns               *relayDNS
+	dns               *dnstest.Server
 	key               ed25519.PrivateKey // selector "sel" of signed.test
 	cleanIP, listedIP string
 }
@@ -155,7 +157,7 @@ func newSpamWorld(t *testing.T) *spamWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &spamWorld{dns: startRelayDNS(t), key: key, cleanIP: randomLoopback(), listedIP: randomLoopback()}
+	w := &spamWorld{dns: dnstest.Start(t), key: key, cleanIP: randomLoopback(), listedIP: randomLoopback()}
 	for w.listedIP == w.cleanIP {
 		w.listedIP = randomLoopback()
 	}

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -98,58 +97,12 @@ maillog_file_prefixes = {{dir}}
 // same filesystem as a postline stack's.
 func startPostfixMX(tb testing.TB) *postfixInstance {
 	tb.Helper()
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		tb.Fatalf("no user for Postfix's virtual mailboxes: %v", err)
-	}
-	pfUser, err := user.Lookup("postfix")
-	if err != nil {
-		tb.Fatalf("no postfix user (is Debian's postfix package installed?): %v", err)
-	}
-	dir, err := os.MkdirTemp("", "pl-postfix-bench-")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pf := &postfixInstance{Dir: dir, Addr: freeAddr(tb)}
+	pf := &postfixInstance{Addr: freeAddr(tb)}
 	pf.IP = hostOf(pf.Addr)
-	tb.Cleanup(func() {
-		pf.shutdown(tb)
-		if tb.Failed() {
-			tb.Logf("postfix log:\n%s", pf.Log())
-		}
-		os.RemoveAll(dir)
+	runPostfix(tb, pf, "pl-postfix-bench-", "mail", map[string]string{
+		"main.cf":  postfixMXMain,
+		"vmailbox": "demo@example.test example.test/demo/\n", // trailing slash: a Maildir
 	})
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
-	pfUID, _ := strconv.Atoi(pfUser.Uid)
-	for _, step := range []error{
-		os.Chmod(dir, 0o755), // virtual(8) delivers as nobody: the path must be searchable
-		os.Mkdir(filepath.Join(dir, "queue"), 0o755),
-		os.Mkdir(filepath.Join(dir, "data"), 0o700),
-		os.Chown(filepath.Join(dir, "data"), pfUID, -1),
-		os.Mkdir(filepath.Join(dir, "mail"), 0o700),
-		os.Chown(filepath.Join(dir, "mail"), uid, gid),
-	} {
-		if step != nil {
-			tb.Fatal(step)
-		}
-	}
-	fill := strings.NewReplacer("{{dir}}", dir, "{{addr}}", pf.Addr, "{{uid}}", nobody.Uid, "{{gid}}", nobody.Gid).Replace
-	files := map[string]string{
-		"main.cf":   fill(postfixMXMain),
-		"master.cf": fill(postfixMaster),
-		"vmailbox":  "demo@example.test example.test/demo/\n", // trailing slash: a Maildir
-	}
-	for name, content := range files {
-		// 0644: virtual(8) reads the maps as nobody.
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	if out, err := exec.Command("/usr/sbin/postfix", "-c", dir, "start").CombinedOutput(); err != nil {
-		tb.Fatalf("postfix start: %v\n%s\nmaillog:\n%s", err, out, pf.Log())
-	}
-	pf.waitListening(tb)
 	return pf
 }
 
@@ -159,7 +112,6 @@ func (pf *postfixInstance) newDir(addr string) string {
 	return filepath.Join(pf.Dir, "mail", domain, local, "new")
 }
 
-// waitNew waits until addr's new/ holds n messages, polling as
 // checkNew fails unless addr's new/ holds exactly n messages, each with
 // want (Postfix stores them with bare LF line ends).
 func (pf *postfixInstance) checkNew(tb testing.TB, addr string, n int, want string) {

@@ -272,26 +272,27 @@ func dropOwnReceived(msg []byte) []byte {
 // them as delivered.
 func (s *Stack) WaitForRawMail(address string, n int, timeout time.Duration) [][]byte {
 	s.t.Helper()
-	dir := filepath.Join(s.Mailbox(address), "new")
-	deadline := time.Now().Add(timeout)
-	for {
-		entries, _ := os.ReadDir(dir)
-		if len(entries) >= n {
-			var msgs [][]byte
-			for _, e := range entries {
-				b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-				if err != nil {
-					s.t.Fatal(err)
-				}
-				msgs = append(msgs, b)
-			}
-			return msgs
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s has %d messages in new/, want %d", address, len(entries), n)
-		}
-		time.Sleep(20 * time.Millisecond)
+	return readMaildir(s.t, filepath.Join(s.Mailbox(address), "new"), n, timeout)
+}
+
+// readMaildir waits until the Maildir folder dir holds n files and
+// returns their contents, in name order.
+func readMaildir(tb testing.TB, dir string, n int, timeout time.Duration) [][]byte {
+	tb.Helper()
+	waitFiles(tb, dir, n, timeout)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatal(err)
 	}
+	var msgs [][]byte
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		msgs = append(msgs, b)
+	}
+	return msgs
 }
 
 // Submission describes one message submitted through the MSA.

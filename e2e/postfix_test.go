@@ -170,66 +170,76 @@ maillog_file_prefixes = {{dir}}
 // ends.
 func startPostfix(t *testing.T, n *relayNet, mta string) *postfixInstance {
 	t.Helper()
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Fatalf("no user for Postfix's virtual mailboxes: %v", err)
-	}
-	dir, err := os.MkdirTemp("", "pl-postfix-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pf := &postfixInstance{Dir: dir, IP: n.DeadAddr()}
+	pf := &postfixInstance{IP: n.DeadAddr()}
 	pf.Addr = net.JoinHostPort(pf.IP, strconv.Itoa(n.Port))
-	t.Cleanup(func() {
-		pf.shutdown(t)
-		if t.Failed() {
-			t.Logf("postfix log:\n%s", pf.Log())
-		}
-		os.RemoveAll(dir)
-	})
-	// virtual(8) delivers as nobody: every folder on the way must be searchable.
-	must(t, os.Chmod(dir, 0o755))
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
-	pfUser, err := user.Lookup("postfix")
-	if err != nil {
-		t.Fatalf("no postfix user (is Debian's postfix package installed?): %v", err)
-	}
-	pfUID, _ := strconv.Atoi(pfUser.Uid)
-	must(t, os.Mkdir(filepath.Join(dir, "queue"), 0o755))
-	must(t, os.Mkdir(filepath.Join(dir, "data"), 0o700))
-	must(t, os.Chown(filepath.Join(dir, "data"), pfUID, -1))
-	must(t, os.Mkdir(filepath.Join(dir, "vmail"), 0o700))
-	must(t, os.Chown(filepath.Join(dir, "vmail"), uid, gid))
-
-	fill := strings.NewReplacer("{{dir}}", dir, "{{addr}}", pf.Addr, "{{uid}}", nobody.Uid, "{{gid}}", nobody.Gid).Replace
-	files := map[string]string{
-		"main.cf":   fill(postfixMain),
-		"master.cf": fill(postfixMaster),
+	cert, key := postfixCert(t)
+	runPostfix(t, pf, "pl-postfix-", "vmail", map[string]string{
+		"main.cf":   postfixMain,
 		"vmailbox":  "user@remote.test remote.test/user/\n",
 		"transport": fmt.Sprintf("example.test smtp:[%s]:%s\n", hostOf(mta), portOf(mta)),
+		"cert.pem":  cert,
+		"key.pem":   key,
+	})
+	return pf
+}
+
+// runPostfix gives pf its own folder in the temporary folder (named
+// prefix*), with the queue and data folders Postfix wants and the
+// mailboxes folder virtual(8) delivers into as nobody; writes files
+// there, and master.cf, with {{dir}}, {{addr}}, {{uid}} and {{gid}}
+// filled in; starts the instance, waits for its smtpd, and stops it
+// when the test ends.
+func runPostfix(tb testing.TB, pf *postfixInstance, prefix, mailboxes string, files map[string]string) {
+	tb.Helper()
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		tb.Fatalf("no user for Postfix's virtual mailboxes: %v", err)
 	}
-	cert, key := postfixCert(t)
-	files["cert.pem"], files["key.pem"] = cert, key
+	pfUser, err := user.Lookup("postfix")
+	if err != nil {
+		tb.Fatalf("no postfix user (is Debian's postfix package installed?): %v", err)
+	}
+	if pf.Dir, err = os.MkdirTemp("", prefix); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		pf.shutdown(tb)
+		if tb.Failed() {
+			tb.Logf("postfix log:\n%s", pf.Log())
+		}
+		os.RemoveAll(pf.Dir)
+	})
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	pfUID, _ := strconv.Atoi(pfUser.Uid)
+	dir := pf.Dir
+	for _, step := range []error{
+		os.Chmod(dir, 0o755), // virtual(8) delivers as nobody: every folder on the way must be searchable
+		os.Mkdir(filepath.Join(dir, "queue"), 0o755),
+		os.Mkdir(filepath.Join(dir, "data"), 0o700),
+		os.Chown(filepath.Join(dir, "data"), pfUID, -1),
+		os.Mkdir(filepath.Join(dir, mailboxes), 0o700),
+		os.Chown(filepath.Join(dir, mailboxes), uid, gid),
+	} {
+		if step != nil {
+			tb.Fatal(step)
+		}
+	}
+	fill := strings.NewReplacer("{{dir}}", dir, "{{addr}}", pf.Addr, "{{uid}}", nobody.Uid, "{{gid}}", nobody.Gid).Replace
+	files["master.cf"] = postfixMaster
 	for name, content := range files {
 		mode := os.FileMode(0o644) // virtual(8) reads the maps as nobody
 		if name == "key.pem" {
 			mode = 0o600 // smtpd reads it as root
 		}
-		must(t, os.WriteFile(filepath.Join(dir, name), []byte(content), mode))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(fill(content)), mode); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	if out, err := exec.Command("/usr/sbin/postfix", "-c", dir, "start").CombinedOutput(); err != nil {
-		t.Fatalf("postfix start: %v\n%s\nmaillog:\n%s", err, out, pf.Log())
+		tb.Fatalf("postfix start: %v\n%s\nmaillog:\n%s", err, out, pf.Log())
 	}
-	pf.waitListening(t)
-	return pf
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pf.waitListening(tb)
 }
 
 func portOf(addr string) string {
@@ -302,22 +312,5 @@ func (pf *postfixInstance) Sendmail(t *testing.T, from, msg string, rcpts ...str
 func (pf *postfixInstance) WaitMailbox(t *testing.T, addr string, n int, timeout time.Duration) [][]byte {
 	t.Helper()
 	local, domain, _ := strings.Cut(addr, "@")
-	dir := filepath.Join(pf.Dir, "vmail", domain, local, "new")
-	deadline := time.Now().Add(timeout)
-	for {
-		entries, _ := os.ReadDir(dir)
-		if len(entries) >= n {
-			var msgs [][]byte
-			for _, e := range entries {
-				b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-				must(t, err)
-				msgs = append(msgs, b)
-			}
-			return msgs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Postfix's mailbox of %s has %d messages, want %d", addr, len(entries), n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return readMaildir(t, filepath.Join(pf.Dir, "vmail", domain, local, "new"), n, timeout)
 }

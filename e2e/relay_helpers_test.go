@@ -36,20 +36,21 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-	"github.com/miekg/dns"
+
+	"postline/dnstest"
 )
 
 // relayNet is one test's outside world: its DNS zone and the port all
 // its MX hosts listen on.
 type relayNet struct {
 	t    *testing.T
-	DNS  *relayDNS
+	DNS  *dnstest.Server
 	Port int
 }
 
 func newRelayNet(t *testing.T) *relayNet {
 	t.Helper()
-	return &relayNet{t: t, DNS: startRelayDNS(t), Port: 10000 + mrand.IntN(20000)}
+	return &relayNet{t: t, DNS: dnstest.Start(t), Port: 10000 + mrand.IntN(20000)}
 }
 
 // relayConfig is the [mta] part of a relay test's stack; empty fields
@@ -118,108 +119,6 @@ func (n *relayNet) SinkAt(ip string, opts sinkOptions) *sink {
 		n.t.Fatalf("sink on %s: %v", ip, err)
 	}
 	return serveSink(n.t, l, opts)
-}
-
-// relayDNS is an authoritative DNS server for whatever names a test
-// adds: answers for the records it has, NODATA for a known name without
-// records of the asked type, NXDOMAIN for unknown names, SERVFAIL for
-// names set to fail.
-type relayDNS struct {
-	Addr string // "127.0.0.1:PORT", UDP and TCP
-
-	mu       sync.Mutex
-	records  map[string][]dns.RR // by lower-case FQDN
-	servfail map[string]bool
-}
-
-func startRelayDNS(t *testing.T) *relayDNS {
-	t.Helper()
-	d := &relayDNS{records: map[string][]dns.RR{}, servfail: map[string]bool{}}
-	pc, l := listenDNS(t)
-	d.Addr = l.Addr().String()
-	mux := dns.NewServeMux()
-	mux.HandleFunc(".", d.serve)
-	servers := []*dns.Server{{PacketConn: pc, Handler: mux}, {Listener: l, Handler: mux}}
-	for _, srv := range servers {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go srv.ActivateAndServe()
-		<-started
-	}
-	t.Cleanup(func() {
-		for _, srv := range servers {
-			srv.Shutdown()
-		}
-	})
-	return d
-}
-
-// listenDNS opens UDP and TCP on the same free port of 127.0.0.1.
-func listenDNS(t *testing.T) (net.PacketConn, net.Listener) {
-	t.Helper()
-	for range 100 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			return pc, l
-		}
-		pc.Close()
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return nil, nil
-}
-
-// Add adds records in zone-file syntax, e.g. "remote.test. MX 10 mx.remote.test.".
-func (d *relayDNS) Add(t *testing.T, records ...string) {
-	t.Helper()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, s := range records {
-		rr, err := dns.NewRR(s)
-		if err != nil || rr == nil {
-			t.Fatalf("bad record %q: %v", s, err)
-		}
-		name := strings.ToLower(rr.Header().Name)
-		d.records[name] = append(d.records[name], rr)
-	}
-}
-
-// ServFail makes every query about name fail with SERVFAIL, or stops it.
-func (d *relayDNS) ServFail(name string, fail bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.servfail[strings.ToLower(dns.Fqdn(name))] = fail
-}
-
-func (d *relayDNS) serve(w dns.ResponseWriter, req *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(req)
-	m.Authoritative = true
-	if len(req.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		w.WriteMsg(m)
-		return
-	}
-	q := req.Question[0]
-	name := strings.ToLower(q.Name)
-	d.mu.Lock()
-	rrs, known := d.records[name]
-	switch {
-	case d.servfail[name]:
-		m.Rcode = dns.RcodeServerFailure
-	case !known:
-		m.Rcode = dns.RcodeNameError
-	}
-	for _, rr := range rrs {
-		if m.Rcode == dns.RcodeSuccess && rr.Header().Rrtype == q.Qtype {
-			m.Answer = append(m.Answer, dns.Copy(rr))
-		}
-	}
-	d.mu.Unlock()
-	w.WriteMsg(m)
 }
 
 // sinkReply is what a sink does on one RCPT.

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // RFC 5321 §5.1: MX hosts are tried by preference. One that refuses the
@@ -106,14 +108,14 @@ func TestRelayDNSFailureDefers(t *testing.T) {
 	n := newRelayNet(t)
 	host := n.Sink(sinkOptions{})
 	n.DNS.Add(t, "flaky.test. MX 10 mx.flaky.test.", "mx.flaky.test. A "+host.IP)
-	n.DNS.ServFail("flaky.test", true)
+	n.DNS.Fail("flaky.test", dns.RcodeServerFailure)
 	s := n.Stack(relayConfig{})
 
 	id := submitRelay(t, s, relayMessage("dns failure", "user@flaky.test"), "user@flaky.test")
 	if env := waitEnvelope(t, s, id, attempted); !strings.HasPrefix(env.Recipients[0].LastError, "451 4.4.3 ") {
 		t.Errorf("last error %q, want 451 4.4.3 (DNS failure)", env.Recipients[0].LastError)
 	}
-	n.DNS.ServFail("flaky.test", false)
+	n.DNS.Fail("flaky.test", dns.RcodeSuccess)
 	host.WaitMessages(t, 1, 10*time.Second)
 	waitSpoolEmpty(t, s, 5*time.Second)
 	secWantMail(t, s, demoUser, 0)

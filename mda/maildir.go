@@ -25,28 +25,28 @@ type FS interface {
 	ReadDirNames(dir string) ([]string, error)
 }
 
-// BatchedFS shares the fsync of a Maildir's new/ among the copies
-// written into it at the same time (group commit, see durable.Group).
+// BatchedFS is a Maildir FS with durable.Batched's group commit: the
+// copies written into one new/ at the same time share its fsync, and
+// concurrent copies share each flush of the filesystem. The wrapped FS
+// must be a durable.FSSyncer; a folder fsync would not make a file's
+// content durable, so anything else is an error, not a weaker flush.
 type BatchedFS struct {
 	FS
-	folders durable.Folders
-	whole   durable.Group
+	batched durable.Batched
+}
+
+// NewBatchedFS returns fs with group commit.
+func NewBatchedFS(fs FS) *BatchedFS {
+	b := &BatchedFS{FS: fs}
+	b.batched.FS = fs
+	return b
 }
 
 // SyncDir implements FS, with group commit per folder.
-func (b *BatchedFS) SyncDir(dir string) error { return b.folders.Sync(dir, b.FS.SyncDir) }
+func (b *BatchedFS) SyncDir(dir string) error { return b.batched.SyncDir(dir) }
 
-// SyncFS implements durable.FSSyncer, with group commit: the copies
-// written at the same time share each flush. The wrapped FS must be an
-// FSSyncer too; a folder fsync would not make a file's content durable,
-// so anything else is an error, not a weaker flush.
-func (b *BatchedFS) SyncFS(dir string) error {
-	syncer, ok := b.FS.(durable.FSSyncer)
-	if !ok {
-		return fmt.Errorf("mda: %T cannot flush a whole filesystem", b.FS)
-	}
-	return b.whole.Do(func() error { return syncer.SyncFS(dir) })
-}
+// SyncFS implements durable.FSSyncer, with group commit.
+func (b *BatchedFS) SyncFS(dir string) error { return b.batched.SyncFS(dir) }
 
 // Maildir writes messages into Maildirs below the mail root durably:
 // tmp/KEY is written and fsynced, renamed to new/KEY, and new/ is

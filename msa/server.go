@@ -59,17 +59,19 @@ func NewBackend(cfg *config.Config, db *users.DB, log zerolog.Logger, dialMTA fu
 }
 
 // NewSession implements smtp.Backend. go-smtp calls it at EHLO and again
-// after STARTTLS, so a session never carries state across the TLS start.
+// after STARTTLS, so a session never carries state across the TLS start,
+// and the connect hook sees the connection before and after TLS starts,
+// never with a user yet.
 func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	_, isTLS := c.TLSConnectionState()
 	remote := c.Conn().RemoteAddr().String()
 	ip, _, _ := net.SplitHostPort(remote)
 	log := b.Log.With().Str("remote", remote).Logger()
-	s := &session{b: b, tls: isTLS, conn: c.Conn(), client: host.NewClient(c, b.ReverseDNS), ip: ip, log: log, txlog: log}
-	if reply := s.hookConnect(); reply != nil {
+	s := &session{b: b, tls: isTLS, conn: c.Conn(), client: host.NewClient(c, b.ReverseDNS), ip: ip, log: log, txlog: log,
+		hooks: host.Session{Chain: b.Plugins}}
+	if reply := s.hooks.Connect(s.connInfo(), log); reply != nil {
 		return nil, reply
 	}
-	s.outcome = s.connOutcome
 	return s, nil
 }
 
@@ -88,9 +90,7 @@ type session struct {
 	mtaMail smtp.MailOptions // what MAIL FROM gave the MTA, for a new start
 	queueID string           // allocated at MAIL FROM, passed to the MTA
 	txlog   zerolog.Logger   // log with the transaction's queue_id
-	// connOutcome is what the connect hook decided for every message of
-	// the session, outcome what the hooks decided for this one.
-	connOutcome, outcome host.Outcome
+	hooks   host.Session     // the plugins' hooks and what they decided
 }
 
 var (
@@ -106,7 +106,7 @@ func (s *session) Reset() {
 	}
 	s.from, s.rcpts, s.queueID = "", nil, ""
 	s.txlog = s.log
-	s.outcome = s.connOutcome
+	s.hooks.Reset()
 }
 
 func (s *session) Logout() error {
@@ -131,7 +131,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	// of the message carry the same ID.
 	s.queueID = queue.NewID(time.Now())
 	s.txlog = s.log.With().Str("queue_id", s.queueID).Logger()
-	if reply := s.hookMail(from, opts); reply != nil {
+	if reply := s.hooks.Mail(host.MailInfo{Conn: s.connInfo(), Sender: from, Params: host.MailParams(opts)}, s.txlog); reply != nil {
 		return reply
 	}
 	s.mtaMail = smtp.MailOptions{Auth: &s.user, Params: map[string]string{queue.IDParam: s.queueID}}
@@ -172,7 +172,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if s.mta == nil { // the MTA connection broke earlier in this transaction
 		return errMTAUnavailable
 	}
-	if reply := s.hookRcpt(to); reply != nil {
+	if reply := s.hooks.Rcpt(host.RcptInfo{Conn: s.connInfo(), Sender: s.from, Recipient: to}, s.txlog); reply != nil {
 		return reply
 	}
 	if err := s.mta.Rcpt(to, nil); err != nil {
@@ -203,7 +203,8 @@ func (s *session) data(r io.Reader) error {
 		s.Reset()
 		return dataError(err)
 	}
-	f, err := s.filter(h.message(h.block(s.b.Config.Hostname), br))
+	tx := host.TxInfo{Conn: s.connInfo(), Sender: s.from, Recipients: s.rcpts}
+	f, err := s.hooks.Filter(tx, h.message(h.block(s.b.Config.Hostname), br), s.b.SpillDir, s.txlog)
 	if err != nil {
 		s.Reset() // closes the MTA transaction: nothing is queued
 		return dataError(err)
@@ -246,10 +247,10 @@ func (s *session) data(r io.Reader) error {
 // passFolder hands a folder the plugins chose to the MTA, which learns
 // it with MAIL FROM: the transaction is started again with it.
 func (s *session) passFolder() error {
-	if s.outcome.Folder == "" {
+	if s.hooks.Tx.Folder == "" {
 		return nil
 	}
-	s.mtaMail.Params[queue.FolderParam] = s.outcome.Folder
+	s.mtaMail.Params[queue.FolderParam] = s.hooks.Tx.Folder
 	return s.openMTA()
 }
 
@@ -327,4 +328,12 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// connInfo is the connection as the plugins see it, with the user and
+// the current message's queue ID.
+func (s *session) connInfo() host.ConnInfo {
+	ci := s.client.Info()
+	ci.AuthUser, ci.QueueID = s.user, s.queueID
+	return ci
 }

@@ -109,12 +109,12 @@ func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recip
 	if !answered { // never count silence as delivery
 		reply = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "no result for this recipient"}
 	}
+	local := m.isLocal(r.Address)
 	relay := out.RemoteMTA
-	if m.isLocal(r.Address) {
+	if local {
 		relay = "mda"
 	}
 	l := log.With().Str("rcpt", r.Address).Int("attempt", r.Attempts).Str("relay", relay).Logger()
-	local := m.isLocal(r.Address)
 	if reply == nil {
 		r.State, r.LastError = queue.Delivered, ""
 		l.Info().Msg("delivered")

@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"postline/address"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
+
+	"postline/address"
 )
 
 // Actions of a recipient in a delivery status notification (RFC 3464 §2.3.3).

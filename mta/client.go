@@ -10,11 +10,12 @@ import (
 	"io"
 	"net"
 	"net/textproto"
-	"postline/address"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"postline/address"
 )
 
 // Dialer opens SMTP sessions to other MTAs, with STARTTLS whenever the

@@ -168,21 +168,25 @@ func (m *Manager) isLocal(addr string) bool {
 }
 
 // release ends an attempt: with a new envelope state, or nil to keep the
-// old one. A message with no pending recipient leaves the queue.
+// old one. A message with no pending recipient leaves the queue. The
+// spool removes it while e is still busy, so that its fsync runs without
+// m.mu and nobody else works on the message meanwhile.
 func (m *Manager) release(e *entry, env *queue.Envelope) {
+	if env != nil && env.Done() {
+		err := m.Spool.Remove(env.ID)
+		if err == nil {
+			m.mu.Lock()
+			delete(m.queued, env.ID)
+			m.mu.Unlock()
+			m.Log.Info().Str("queue_id", env.ID).Msg("removed")
+			return
+		}
+		m.Log.Error().Err(err).Str("queue_id", env.ID).Msg("cannot remove finished message")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e.busy = false
-	if env == nil {
-		return
-	}
-	e.env = env
-	if env.Done() {
-		if err := m.Spool.Remove(env.ID); err != nil {
-			m.Log.Error().Err(err).Str("queue_id", env.ID).Msg("cannot remove finished message")
-			return
-		}
-		delete(m.queued, env.ID)
-		m.Log.Info().Str("queue_id", env.ID).Msg("removed")
+	if env != nil {
+		e.env = env
 	}
 }

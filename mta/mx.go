@@ -62,13 +62,17 @@ func (r *Resolver) Route(ctx context.Context, domain string) ([]Host, error) {
 	if strings.HasPrefix(d, "[") {
 		return literalRoute(d)
 	}
-	hosts, err := r.lookupMX(ctx, d)
+	server, err := r.server() // once per route, not once per query
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := r.lookupMX(ctx, server, d)
 	if err != nil {
 		return nil, err
 	}
 	var usable []Host
 	for _, h := range hosts {
-		if h.Addrs, err = r.lookupAddrs(ctx, h.Name); err == nil && len(h.Addrs) > 0 {
+		if h.Addrs, err = r.lookupAddrs(ctx, server, h.Name); err == nil && len(h.Addrs) > 0 {
 			usable = append(usable, h)
 		}
 	}
@@ -82,8 +86,8 @@ func (r *Resolver) Route(ctx context.Context, domain string) ([]Host, error) {
 }
 
 // lookupMX returns d's MX hosts in the order to try them, without addresses.
-func (r *Resolver) lookupMX(ctx context.Context, d string) ([]Host, error) {
-	in, err := r.query(ctx, d, dns.TypeMX)
+func (r *Resolver) lookupMX(ctx context.Context, server, d string) ([]Host, error) {
+	in, err := r.query(ctx, server, d, dns.TypeMX)
 	if err != nil {
 		return nil, err
 	}
@@ -142,11 +146,11 @@ func (r *Resolver) order(hosts []Host) []Host {
 
 // lookupAddrs returns name's A then AAAA addresses. A name that does not
 // exist or has no address records gives none and no error.
-func (r *Resolver) lookupAddrs(ctx context.Context, name string) ([]netip.Addr, error) {
+func (r *Resolver) lookupAddrs(ctx context.Context, server, name string) ([]netip.Addr, error) {
 	var addrs []netip.Addr
 	var errs []error
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		in, err := r.query(ctx, name, qtype)
+		in, err := r.query(ctx, server, name, qtype)
 		if err == nil && in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
 			err = fmt.Errorf("lookup %s %s: %s", name, dns.TypeToString[qtype], dns.RcodeToString[in.Rcode])
 		}
@@ -176,14 +180,10 @@ func appendAddr(addrs []netip.Addr, ip net.IP) []netip.Addr {
 	return addrs
 }
 
-// query asks the server about name over UDP, and again over TCP when the
+// query asks server about name over UDP, and again over TCP when the
 // answer was truncated (RFC 1035 §4.2.1, RFC 7766). A timeout or network
 // error is a temporary *smtp.SMTPError.
-func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
-	server, err := r.server()
-	if err != nil {
-		return nil, err
-	}
+func (r *Resolver) query(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg).SetQuestion(dns.Fqdn(name), qtype)
 	m.SetEdns0(1232, false) // the size DNS Flag Day 2020 settled on
 	timeout := cmp.Or(r.Timeout, 5*time.Second)

@@ -4,115 +4,22 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
+
+	"postline/dnstest"
 )
 
-// fakeDNS is an authoritative DNS server on 127.0.0.1, over UDP and TCP
-// on one port, serving a small zone written as master-file lines.
-type fakeDNS struct {
-	Addr     string
-	mu       sync.Mutex
-	rrs      map[string][]dns.RR // "name./TYPE"
-	names    map[string]bool     // names that exist (NODATA rather than NXDOMAIN)
-	rcode    map[string]int      // a fixed rcode for every query about a name
-	silent   map[string]bool     // never answered: the client times out
-	truncate map[string]bool     // UDP answers come back empty with TC set
-	queries  []string            // "udp A name." in arrival order
-	tcp      atomic.Int32
-}
-
-func startDNS(t *testing.T, zone ...string) *fakeDNS {
-	t.Helper()
-	f := &fakeDNS{rrs: map[string][]dns.RR{}, names: map[string]bool{}, rcode: map[string]int{},
-		silent: map[string]bool{}, truncate: map[string]bool{}}
-	for _, line := range zone {
-		rr, err := dns.NewRR(line)
-		if err != nil {
-			t.Fatalf("zone line %q: %v", line, err)
-		}
-		h := rr.Header()
-		key := strings.ToLower(h.Name) + "/" + dns.TypeToString[h.Rrtype]
-		f.rrs[key] = append(f.rrs[key], rr)
-		f.names[strings.ToLower(h.Name)] = true
-	}
-	pc, l := listenUDPAndTCP(t)
-	f.Addr = pc.LocalAddr().String()
-	mux := dns.NewServeMux()
-	mux.HandleFunc(".", f.serve)
-	for _, s := range []*dns.Server{{PacketConn: pc, Handler: mux}, {Listener: l, Handler: mux}} {
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		go s.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { s.Shutdown() })
-	}
-	return f
-}
-
-// listenUDPAndTCP finds a port free for both protocols on 127.0.0.1.
-func listenUDPAndTCP(t *testing.T) (net.PacketConn, net.Listener) {
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			return pc, l
-		}
-		pc.Close()
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return nil, nil
-}
-
-func (f *fakeDNS) serve(w dns.ResponseWriter, req *dns.Msg) {
-	q := req.Question[0]
-	name := strings.ToLower(q.Name)
-	udp := w.RemoteAddr().Network() == "udp"
-	if !udp {
-		f.tcp.Add(1)
-	}
-	f.mu.Lock()
-	f.queries = append(f.queries, w.RemoteAddr().Network()+" "+dns.TypeToString[q.Qtype]+" "+name)
-	silent, rcode, hasRcode, trunc := f.silent[name], f.rcode[name], f.rcode[name] != 0, f.truncate[name]
-	m := new(dns.Msg).SetReply(req)
-	m.Authoritative = true
-	m.Answer = append(m.Answer, f.rrs[name+"/"+dns.TypeToString[q.Qtype]]...)
-	if !f.names[name] {
-		m.Rcode = dns.RcodeNameError
-	}
-	f.mu.Unlock()
-	switch {
-	case silent:
-		return
-	case hasRcode:
-		m.Answer, m.Rcode = nil, rcode
-	case trunc && udp:
-		m.Answer, m.Truncated = nil, true
-	}
-	w.WriteMsg(m)
-}
-
-func (f *fakeDNS) set(fn func(f *fakeDNS)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fn(f)
-}
-
-func (f *fakeDNS) resolver() *Resolver {
-	return &Resolver{Server: f.Addr, Timeout: 200 * time.Millisecond}
+// resolver asks d with a short timeout, so that a silent name fails fast.
+func resolver(d *dnstest.Server) *Resolver {
+	return &Resolver{Server: d.Addr, Timeout: 200 * time.Millisecond}
 }
 
 func hostNames(hosts []Host) []string {
@@ -145,7 +52,7 @@ func wantRouteError(t *testing.T, err error, code int, enh smtp.EnhancedCode, te
 }
 
 func TestRouteSortsMXByPreference(t *testing.T) {
-	f := startDNS(t,
+	f := dnstest.Start(t,
 		"example.test. 300 IN MX 20 mx2.example.test.",
 		"example.test. 300 IN MX 10 MX1.example.test.",
 		"example.test. 300 IN MX 30 mx3.example.net.",
@@ -155,7 +62,7 @@ func TestRouteSortsMXByPreference(t *testing.T) {
 		"mx2.example.test. 300 IN A 192.0.2.22",
 		"mx3.example.net. 300 IN AAAA 2001:db8::3",
 	)
-	hosts, err := f.resolver().Route(context.Background(), "Example.TEST.")
+	hosts, err := resolver(f).Route(context.Background(), "Example.TEST.")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,9 +76,7 @@ func TestRouteSortsMXByPreference(t *testing.T) {
 	}) {
 		t.Fatalf("hosts %+v, want %+v", hosts, want)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, q := range f.queries {
+	for _, q := range f.Queries() {
 		if !strings.HasSuffix(q, ".") {
 			t.Errorf("query %q is not for an FQDN", q)
 		}
@@ -179,7 +84,7 @@ func TestRouteSortsMXByPreference(t *testing.T) {
 }
 
 func TestRouteShufflesEqualPreferencesOnly(t *testing.T) {
-	f := startDNS(t,
+	f := dnstest.Start(t,
 		"example.test. 300 IN MX 10 a.example.test.",
 		"example.test. 300 IN MX 10 b.example.test.",
 		"example.test. 300 IN MX 10 c.example.test.",
@@ -192,7 +97,7 @@ func TestRouteShufflesEqualPreferencesOnly(t *testing.T) {
 	)
 	seen := map[string]bool{}
 	for seed := range uint64(30) {
-		r := f.resolver()
+		r := resolver(f)
 		r.Shuffle = rand.New(rand.NewPCG(seed, 1)).Shuffle
 		hosts, err := r.Route(context.Background(), "example.test")
 		if err != nil {
@@ -215,7 +120,7 @@ func TestRouteShufflesEqualPreferencesOnly(t *testing.T) {
 }
 
 func TestRouteImplicitMX(t *testing.T) {
-	f := startDNS(t,
+	f := dnstest.Start(t,
 		"a-only.test. 300 IN A 192.0.2.9",
 		"v6-only.test. 300 IN AAAA 2001:db8::9",
 		"v6-only.test. 300 IN TXT \"not an MX\"",
@@ -224,7 +129,7 @@ func TestRouteImplicitMX(t *testing.T) {
 		"a-only.test":  addrs("192.0.2.9"),
 		"v6-only.test": addrs("2001:db8::9"),
 	} {
-		hosts, err := f.resolver().Route(context.Background(), domain)
+		hosts, err := resolver(f).Route(context.Background(), domain)
 		if err != nil {
 			t.Fatalf("%s: %v", domain, err)
 		}
@@ -235,24 +140,24 @@ func TestRouteImplicitMX(t *testing.T) {
 }
 
 func TestRouteNullMX(t *testing.T) {
-	f := startDNS(t,
+	f := dnstest.Start(t,
 		"nomail.test. 300 IN MX 0 .",
 		"nomail.test. 300 IN A 192.0.2.1", // an A record must not revive it
 		"mixed.test. 300 IN MX 0 .",
 		"mixed.test. 300 IN MX 10 mx.mixed.test.",
 		"mx.mixed.test. 300 IN A 192.0.2.10",
 	)
-	_, err := f.resolver().Route(context.Background(), "nomail.test")
+	_, err := resolver(f).Route(context.Background(), "nomail.test")
 	wantRouteError(t, err, 556, smtp.EnhancedCode{5, 1, 10}, false)
-	hosts, err := f.resolver().Route(context.Background(), "mixed.test")
+	hosts, err := resolver(f).Route(context.Background(), "mixed.test")
 	if err != nil || !slices.Equal(hostNames(hosts), []string{"mx.mixed.test"}) {
 		t.Fatalf("null MX next to a real one: hosts %v, %v; want the real one", hostNames(hosts), err)
 	}
 }
 
 func TestRouteNXDOMAIN(t *testing.T) {
-	f := startDNS(t, "example.test. 300 IN MX 10 mx.example.test.")
-	_, err := f.resolver().Route(context.Background(), "nowhere.test")
+	f := dnstest.Start(t, "example.test. 300 IN MX 10 mx.example.test.")
+	_, err := resolver(f).Route(context.Background(), "nowhere.test")
 	wantRouteError(t, err, 550, smtp.EnhancedCode{5, 1, 2}, false)
 	if !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("message %q should say the domain does not exist", err)
@@ -260,21 +165,19 @@ func TestRouteNXDOMAIN(t *testing.T) {
 }
 
 func TestRouteServerFailuresAreTemporary(t *testing.T) {
-	f := startDNS(t)
-	f.set(func(f *fakeDNS) {
-		f.rcode["servfail.test."] = dns.RcodeServerFailure
-		f.rcode["refused.test."] = dns.RcodeRefused
-	})
+	f := dnstest.Start(t)
+	f.Fail("servfail.test.", dns.RcodeServerFailure)
+	f.Fail("refused.test.", dns.RcodeRefused)
 	for _, domain := range []string{"servfail.test", "refused.test"} {
-		_, err := f.resolver().Route(context.Background(), domain)
+		_, err := resolver(f).Route(context.Background(), domain)
 		wantRouteError(t, err, 451, smtp.EnhancedCode{4, 4, 3}, true)
 	}
 }
 
 func TestRouteTimeoutIsTemporary(t *testing.T) {
-	f := startDNS(t)
-	f.set(func(f *fakeDNS) { f.silent["slow.test."] = true })
-	r := f.resolver()
+	f := dnstest.Start(t)
+	f.Silent("slow.test.")
+	r := resolver(f)
 	r.Timeout = 100 * time.Millisecond
 	start := time.Now()
 	_, err := r.Route(context.Background(), "slow.test")
@@ -285,25 +188,32 @@ func TestRouteTimeoutIsTemporary(t *testing.T) {
 }
 
 func TestRouteRetriesTruncatedAnswerOverTCP(t *testing.T) {
-	f := startDNS(t,
+	f := dnstest.Start(t,
 		"big.test. 300 IN MX 10 mx.big.test.",
 		"mx.big.test. 300 IN A 192.0.2.50",
 	)
-	f.set(func(f *fakeDNS) { f.truncate["big.test."], f.truncate["mx.big.test."] = true, true })
-	hosts, err := f.resolver().Route(context.Background(), "big.test")
+	f.Truncate("big.test.")
+	f.Truncate("mx.big.test.")
+	hosts, err := resolver(f).Route(context.Background(), "big.test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(hosts) != 1 || hosts[0].Name != "mx.big.test" || !slices.Equal(hosts[0].Addrs, addrs("192.0.2.50")) {
 		t.Fatalf("hosts %+v", hosts)
 	}
-	if n := f.tcp.Load(); n < 2 {
-		t.Fatalf("%d TCP queries, want the MX and the A query retried over TCP", n)
+	tcp := 0
+	for _, q := range f.Queries() {
+		if strings.HasPrefix(q, "tcp ") {
+			tcp++
+		}
+	}
+	if tcp < 2 {
+		t.Fatalf("%d TCP queries, want the MX and the A query retried over TCP", tcp)
 	}
 }
 
 func TestRouteSkipsHostsWithoutAddresses(t *testing.T) {
-	f := startDNS(t,
+	f := dnstest.Start(t,
 		"example.test. 300 IN MX 10 gone.example.test.",   // NXDOMAIN
 		"example.test. 300 IN MX 20 noaddr.example.test.", // exists, no A/AAAA
 		"example.test. 300 IN MX 30 broken.example.test.", // SERVFAIL
@@ -312,21 +222,21 @@ func TestRouteSkipsHostsWithoutAddresses(t *testing.T) {
 		"ok.example.test. 300 IN A 192.0.2.40",
 		"dead.test. 300 IN MX 10 gone.example.test.",
 	)
-	f.set(func(f *fakeDNS) { f.rcode["broken.example.test."] = dns.RcodeServerFailure })
-	hosts, err := f.resolver().Route(context.Background(), "example.test")
+	f.Fail("broken.example.test.", dns.RcodeServerFailure)
+	hosts, err := resolver(f).Route(context.Background(), "example.test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(hostNames(hosts), []string{"ok.example.test"}) {
 		t.Fatalf("hosts %v, want only the one with an address", hostNames(hosts))
 	}
-	_, err = f.resolver().Route(context.Background(), "dead.test")
+	_, err = resolver(f).Route(context.Background(), "dead.test")
 	wantRouteError(t, err, 451, smtp.EnhancedCode{4, 4, 4}, true)
 }
 
 func TestRouteInternationalizedDomain(t *testing.T) {
-	f := startDNS(t, "xn--bcher-kva.test. 300 IN A 192.0.2.77")
-	hosts, err := f.resolver().Route(context.Background(), "Bücher.test")
+	f := dnstest.Start(t, "xn--bcher-kva.test. 300 IN A 192.0.2.77")
+	hosts, err := resolver(f).Route(context.Background(), "Bücher.test")
 	if err != nil || len(hosts) != 1 || hosts[0].Name != "xn--bcher-kva.test" {
 		t.Fatalf("hosts %+v, %v; want the A-label name", hosts, err)
 	}

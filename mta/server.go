@@ -57,10 +57,13 @@ func (b *Backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		remote = addr.String()
 	}
 	s := &session{b: b, conn: c.Conn(), client: host.NewClient(c, b.ReverseDNS), log: b.Log.With().Str("remote", remote).Logger()}
-	if reply := s.hookConnect(); reply != nil {
+	// What arrives on the trusted socket was filtered by the MSA.
+	if !b.Trusted {
+		s.hooks.Chain = b.Plugins
+	}
+	if reply := s.hooks.Connect(s.client.Info(), s.log); reply != nil {
 		return nil, reply
 	}
-	s.outcome = s.connOutcome
 	return s, nil
 }
 
@@ -73,11 +76,9 @@ type session struct {
 	authUser string
 	opts     smtp.MailOptions
 	rcpts    []string
-	refused  int    // recipients refused in this connection
-	queueID  string // proposed by the MSA on the trusted socket (queue.IDParam)
-	// connOutcome is what the connect hook decided for every message of
-	// the session, outcome what the hooks decided for this one.
-	connOutcome, outcome host.Outcome
+	refused  int          // recipients refused in this connection
+	queueID  string       // proposed by the MSA on the trusted socket (queue.IDParam)
+	hooks    host.Session // the plugins' hooks and what they decided
 }
 
 var (
@@ -96,7 +97,7 @@ var (
 
 func (s *session) Reset() {
 	s.from, s.authUser, s.opts, s.rcpts, s.queueID = "", "", smtp.MailOptions{}, nil, ""
-	s.outcome = s.connOutcome
+	s.hooks.Reset()
 }
 
 func (s *session) Logout() error { return nil }
@@ -134,18 +135,19 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.from = from
 	if opts != nil {
 		s.opts = *opts
-		if s.b.Trusted && opts.Auth != nil {
-			s.authUser = *opts.Auth
-		}
 		if s.b.Trusted {
+			if opts.Auth != nil {
+				s.authUser = *opts.Auth
+			}
 			s.queueID = opts.Params[queue.IDParam]
-			s.outcome.Folder = opts.Params[queue.FolderParam]
+			s.hooks.Tx.Folder = opts.Params[queue.FolderParam]
 		}
 	}
-	if f := s.outcome.Folder; f != "" && !host.ValidFolder(f) {
+	if f := s.hooks.Tx.Folder; f != "" && !host.ValidFolder(f) {
 		return errBadFolder
 	}
-	if reply := s.hookMail(host.MailParams(opts)); reply != nil {
+	mail := host.MailInfo{Conn: s.client.Info(), Sender: s.from, Params: host.MailParams(opts)}
+	if reply := s.hooks.Mail(mail, s.log); reply != nil {
 		return reply
 	}
 	return nil
@@ -170,7 +172,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		}
 		return err
 	}
-	if reply := s.hookRcpt(rcpt); reply != nil {
+	if reply := s.hooks.Rcpt(host.RcptInfo{Conn: s.client.Info(), Sender: s.from, Recipient: rcpt}, s.log); reply != nil {
 		s.b.Metrics.clientRefused("rcpt", reply.Code)
 		return reply
 	}

@@ -128,28 +128,32 @@ func (s *Spool) commit(env *Envelope, msg *durable.Pending) error {
 }
 
 func (s *Spool) createEnvelope(env *Envelope) (*durable.Pending, error) {
+	fill, err := encodeEnvelope(env)
+	if err != nil {
+		return nil, err
+	}
+	return durable.Create(s.fs, s.sub("tmp", env.ID+".env"), s.sub("env", env.ID), 0o600, fill)
+}
+
+// encodeEnvelope returns what writes env's file, for Store and Update.
+func encodeEnvelope(env *Envelope) (func(io.Writer) error, error) {
 	data, err := json.Marshal(env)
 	if err != nil {
 		return nil, fmt.Errorf("encode envelope %s: %w", env.ID, err)
 	}
-	return durable.Create(s.fs, s.sub("tmp", env.ID+".env"), s.sub("env", env.ID), 0o600,
-		func(w io.Writer) error {
-			_, err := w.Write(data)
-			return err
-		})
+	return func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, nil
 }
 
 // Update atomically replaces env's file with its current state.
 func (s *Spool) Update(env *Envelope) error {
-	data, err := json.Marshal(env)
+	fill, err := encodeEnvelope(env)
 	if err != nil {
-		return fmt.Errorf("queue: encode envelope %s: %w", env.ID, err)
+		return fmt.Errorf("queue: %w", err)
 	}
-	err = durable.Write(s.fs, s.sub("tmp", env.ID+".env"), s.sub("env", env.ID), 0o600,
-		func(w io.Writer) error {
-			_, err := w.Write(data)
-			return err
-		})
+	err = durable.Write(s.fs, s.sub("tmp", env.ID+".env"), s.sub("env", env.ID), 0o600, fill)
 	if err != nil {
 		return fmt.Errorf("queue: write envelope %s: %w", env.ID, err)
 	}

@@ -78,7 +78,7 @@ func newServer(cfg *config.Config, log zerolog.Logger) (*mda.Backend, *smtp.Serv
 	}
 	be := &mda.Backend{
 		Mailboxes: &mda.Mailboxes{Config: cfg, Users: db},
-		Maildir:   &mda.Maildir{FS: &mda.BatchedFS{FS: durable.Rooted{Root: cfg.MDA.MailRoot}}, Hostname: cfg.Hostname},
+		Maildir:   &mda.Maildir{FS: mda.NewBatchedFS(durable.Rooted{Root: cfg.MDA.MailRoot}), Hostname: cfg.Hostname},
 		SpoolDir:  daemon.MDASpoolDir(cfg),
 		Quota:     &mda.Quota{Limit: cfg.MDA.Quota},
 		Policy:    guard.PolicyAfterHop(cfg), // the MTA's Received field

@@ -56,7 +56,7 @@ func TestDKIM(t *testing.T) {
 	}
 	der, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
 	// A 2048-bit key does not fit one TXT string: served split in several.
-	w.dns.add(t, txt("rsa._domainkey.example.test.", "v=DKIM1; k=rsa; p="+base64.StdEncoding.EncodeToString(der)))
+	w.dns.Add(t, txt("rsa._domainkey.example.test.", "v=DKIM1; k=rsa; p="+base64.StdEncoding.EncodeToString(der)))
 
 	spoofer := session{ip: "192.0.2.1", helo: "h.example.test", sender: "a@example.test"}
 	tests := []struct {

@@ -50,19 +50,22 @@ func queryDNSBL(ctx context.Context, res *resolver, name, zone string, log hclog
 		log.Warn("dnsbl lookup failed", "zone", zone, "error", reason(err))
 		return false
 	}
-	refused := netip.MustParsePrefix("127.255.255.0/24")
-	listing := netip.MustParsePrefix("127.0.0.0/8")
 	for _, a := range addrs {
 		switch {
-		case refused.Contains(a):
+		case dnsblRefused.Contains(a):
 			log.Warn("dnsbl refused the query", "zone", zone, "answer", a.String())
 			return false
-		case listing.Contains(a):
+		case dnsblListing.Contains(a):
 			return true
 		}
 	}
 	return false
 }
+
+var (
+	dnsblListing = netip.MustParsePrefix("127.0.0.0/8")
+	dnsblRefused = netip.MustParsePrefix("127.255.255.0/24")
+)
 
 // reverseName is the DNSBL query label for ip (RFC 5782 §2.1, §2.4):
 // 192.0.2.99 → "99.2.0.192"; IPv6 as 32 reversed nibbles.

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-msgauth/dkim"
 
+	"postline/dnstest"
 	"postline/plugins/sdk"
 )
 
@@ -25,7 +26,7 @@ const hostname = "mx.example.test"
 // world is a small internet: a DNS server with SPF, DMARC, DKIM and DNSBL
 // records, and the key example.test signs its mail with.
 type world struct {
-	dns *testDNS
+	dns *dnstest.Server
 	key crypto.Signer // selector "sel" of example.test
 }
 
@@ -35,7 +36,7 @@ func newWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := startDNS(t,
+	d := dnstest.Start(t,
 		txt("example.test.", "v=spf1 ip4:127.0.0.0/8 -all"),
 		txt("_dmarc.example.test.", "v=DMARC1; p=reject"),
 		txt("sel._domainkey.example.test.", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(pub)),
@@ -58,7 +59,7 @@ func newWorld(t testing.TB) *world {
 
 // config is the plugin config for this world with extra keys on top.
 func (w *world) config(extra map[string]any) map[string]any {
-	cfg := map[string]any{"dns_server": w.dns.addr, "dns_timeout": "2s"}
+	cfg := map[string]any{"dns_server": w.dns.Addr, "dns_timeout": "2s"}
 	maps.Copy(cfg, extra)
 	return cfg
 }

@@ -46,9 +46,9 @@ func TestFQDN(t *testing.T) {
 // problem, not the sender's: temperror, no points.
 func TestDNSRefused(t *testing.T) {
 	w := newWorld(t)
-	w.dns.fail("refused._domainkey.example.test.", dns.RcodeRefused)
-	w.dns.fail("servfail.test.", dns.RcodeServerFailure)
-	w.dns.fail("_dmarc.servfail.test.", dns.RcodeRefused)
+	w.dns.Fail("refused._domainkey.example.test.", dns.RcodeRefused)
+	w.dns.Fail("servfail.test.", dns.RcodeServerFailure)
+	w.dns.Fail("_dmarc.servfail.test.", dns.RcodeRefused)
 	f := w.filter(t, nil)
 	h := signWith(t, w.key, "refused", header("From: a@servfail.test", "To: b@example.test", "Subject: hi"), plainBody)
 	got := run(t, f, message(session{ip: "192.0.2.1", helo: "h", sender: "a@servfail.test"}, h, strings.NewReader(plainBody)))

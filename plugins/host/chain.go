@@ -46,10 +46,8 @@ type Options struct {
 // Chain is one daemon's plugins in order. Its methods are safe for
 // concurrent use and a nil *Chain (no plugins) continues everything.
 type Chain struct {
-	daemon string
-	opts   Options
-	procs  atomic.Pointer[[]*proc] // replaced as a whole by Reload
-	log    zerolog.Logger
+	opts  Options
+	procs atomic.Pointer[[]*proc] // replaced as a whole by Reload
 }
 
 // Start starts the plugins of specs meant for opts.Daemon, lowest Order
@@ -65,7 +63,7 @@ func Start(ctx context.Context, specs []Spec, opts Options) (*Chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Chain{daemon: opts.Daemon, opts: opts, log: opts.Log}
+	c := &Chain{opts: opts}
 	c.procs.Store(&procs)
 	return c, nil
 }
@@ -157,13 +155,17 @@ func (c *Chain) Has(h Hook) bool {
 
 // WantsBody reports whether any data plugin reads the body; if none
 // does, Data may be given a nil body.
-func (c *Chain) WantsBody() bool {
+func (c *Chain) WantsBody() bool { return c.bodyReaders() > 0 }
+
+// bodyReaders counts the data plugins that read the body.
+func (c *Chain) bodyReaders() int {
+	n := 0
 	for _, p := range c.active() {
 		if p.hooks[HookData] && !p.headersOnly {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 func (c *Chain) active() []*proc {
@@ -258,7 +260,7 @@ func (c *Chain) Data(ctx context.Context, tx TxInfo, header []byte, body io.Read
 	start := &pb.DataStart{Conn: c.conn(tx.Conn), Sender: tx.Sender, Recipients: tx.Recipients, Header: header, Size: tx.Size}
 	rewind, err := c.rewinder(body)
 	if err != nil {
-		c.log.Error().Err(err).Str("queue_id", tx.Conn.QueueID).Msg("plugins: cannot stream the body")
+		c.opts.Log.Error().Err(err).Str("queue_id", tx.Conn.QueueID).Msg("plugins: cannot stream the body")
 		return Result{Action: Tempfail, Reply: localError}
 	}
 	return c.run(ctx, HookData, tx.Conn.QueueID, func(ctx context.Context, p *proc, rpc pb.FilterClient) (*pb.Verdict, error) {
@@ -278,12 +280,7 @@ func (c *Chain) Data(ctx context.Context, tx TxInfo, header []byte, body io.Read
 var localError = Reply{451, "4.3.0", "local error while filtering the message"}
 
 func (c *Chain) rewinder(body io.Reader) (func() error, error) {
-	readers := 0
-	for _, p := range c.active() {
-		if p.hooks[HookData] && !p.headersOnly {
-			readers++
-		}
-	}
+	readers := c.bodyReaders()
 	if readers < 2 || body == nil {
 		return func() error { return nil }, nil
 	}
@@ -342,7 +339,7 @@ func (c *Chain) conn(ci ConnInfo) *pb.Connection {
 		return nil // no plugin will see it
 	}
 	pc := &pb.Connection{
-		Daemon: c.daemon, ClientIp: ci.ClientIP, ClientPort: uint32(max(ci.ClientPort, 0)),
+		Daemon: c.opts.Daemon, ClientIp: ci.ClientIP, ClientPort: uint32(max(ci.ClientPort, 0)),
 		ReverseDns: ci.ReverseDNS, Helo: ci.Helo, Protocol: ci.Protocol, AuthUser: ci.AuthUser, QueueId: ci.QueueID,
 	}
 	if ci.TLSVersion != "" {

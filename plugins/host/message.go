@@ -80,7 +80,7 @@ func (c *Chain) edited(res Result, head []byte, synthetic bool, tx TxInfo, body 
 	edited, err := ApplyEdits(head, res.Edits)
 	if err != nil {
 		// A header that cannot be parsed goes on as it came.
-		c.log.Warn().Err(err).Str("queue_id", tx.Conn.QueueID).Msg("plugins: header edits not applied")
+		c.opts.Log.Warn().Err(err).Str("queue_id", tx.Conn.QueueID).Msg("plugins: header edits not applied")
 		edited = head
 	}
 	if synthetic {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
@@ -350,16 +351,8 @@ func (clientPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, cc *gr
 	return pb.NewFilterClient(cc), nil
 }
 
-// pluginLogLevel tells the plugin the lowest level the daemon keeps.
+// pluginLogLevel tells the plugin the lowest level the daemon keeps, as
+// hclog names it; a daemon that keeps no errors still lets it write those.
 func pluginLogLevel(l zerolog.Logger) string {
-	switch zl := max(l.GetLevel(), zerolog.GlobalLevel()); {
-	case zl <= zerolog.TraceLevel:
-		return "trace"
-	case zl >= zerolog.WarnLevel && zl < zerolog.ErrorLevel:
-		return "warn"
-	case zl >= zerolog.ErrorLevel:
-		return "error"
-	default:
-		return zl.String()
-	}
+	return min(newHCLogger(l).GetLevel(), hclog.Error).String()
 }

@@ -4,6 +4,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"postline/address"
 )
 
 // Trace is what a Received field records about one message's entry.
@@ -49,7 +51,7 @@ func (t Trace) Field() string {
 		b.WriteString("\r\n\tid " + id)
 	}
 	// A non-ASCII address would need an SMTPUTF8 header: left out.
-	if len(t.Recipients) == 1 && isASCII(t.Recipients[0]) {
+	if len(t.Recipients) == 1 && address.IsASCII(t.Recipients[0]) {
 		if r := clean(t.Recipients[0], false); r != "" {
 			b.WriteString("\r\n\tfor <" + r + ">")
 		}
@@ -113,13 +115,4 @@ func clean(s string, word bool) string {
 		}
 		return r
 	}, s)
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
