@@ -23,6 +23,7 @@
 package durable
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,10 +40,21 @@ type File interface {
 	Close() error
 }
 
-// FS is the filesystem operations Write uses.
+// FS is every filesystem operation that writes what must survive a
+// crash: Write's steps, the making of folders and the appending to logs.
+// Reads go to the filesystem directly; every write goes through here, so
+// that the power-loss explorer (durable/crashtest) sees them all.
 type FS interface {
 	// CreateExcl creates name for writing; it fails if name exists or is a symlink.
 	CreateExcl(name string, perm os.FileMode) (File, error)
+	// OpenAppend opens name for appending, creating it if missing.
+	OpenAppend(name string, perm os.FileMode) (File, error)
+	// Mkdir creates folder name, not its parents. Its error wraps
+	// os.ErrExist only when a folder is already there (something else
+	// there is another error), and os.ErrNotExist when the parent is
+	// missing.
+	Mkdir(name string, perm os.FileMode) error
+	Truncate(name string, size int64) error
 	Rename(oldname, newname string) error
 	Remove(name string) error
 	// SyncDir makes the entries of directory dir durable.
@@ -76,6 +88,25 @@ func (OS) SyncFS(dir string) error {
 func (OS) CreateExcl(name string, perm os.FileMode) (File, error) {
 	return os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
 }
+
+// OpenAppend implements FS.
+func (OS) OpenAppend(name string, perm os.FileMode) (File, error) {
+	return os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, perm)
+}
+
+// Mkdir implements FS. It follows symlinks: a state_dir may be one.
+func (OS) Mkdir(name string, perm os.FileMode) error {
+	err := os.Mkdir(name, perm)
+	if errors.Is(err, os.ErrExist) {
+		if st, serr := os.Stat(name); serr != nil || !st.IsDir() {
+			return fmt.Errorf("durable: %s exists and is not a directory", name)
+		}
+	}
+	return err
+}
+
+// Truncate implements FS.
+func (OS) Truncate(name string, size int64) error { return os.Truncate(name, size) }
 
 // Rename implements FS.
 func (OS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
@@ -248,26 +279,24 @@ func (p *Pending) Abort() {
 }
 
 // MkdirAll creates dir and its missing parents with perm and makes each
-// new entry durable by syncing its parent directory.
+// new entry durable by syncing the folder that holds it. A folder that
+// another caller is creating at the same moment counts as there.
 func MkdirAll(fs FS, dir string, perm os.FileMode) error {
-	// Stat, not Lstat: a state_dir or mail_root may be a symlink to a folder.
-	if st, err := os.Stat(dir); err == nil {
-		if !st.IsDir() {
-			return fmt.Errorf("durable: %s exists and is not a directory", dir)
-		}
-		return nil
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
+	err := fs.Mkdir(dir, perm)
+	if parent := filepath.Dir(dir); errors.Is(err, os.ErrNotExist) && parent != dir {
 		if err := MkdirAll(fs, parent, perm); err != nil {
 			return err
 		}
+		err = fs.Mkdir(dir, perm)
 	}
-	if err := os.Mkdir(dir, perm); err != nil && !os.IsExist(err) {
+	switch {
+	case errors.Is(err, os.ErrExist):
+		return nil
+	case err != nil:
 		return fmt.Errorf("durable: mkdir %s: %w", dir, err)
 	}
-	if err := fs.SyncDir(parent); err != nil {
-		return fmt.Errorf("durable: fsync %s: %w", parent, err)
+	if err := fs.SyncDir(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("durable: fsync %s: %w", filepath.Dir(dir), err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -11,6 +12,13 @@ import (
 // next one, which then serves them all. Nothing is acknowledged before a
 // flush covering it has finished, so no fsync is dropped; under load
 // there are just fewer of them.
+//
+// A failed flush fails every later Do as well (ErrEarlierFlush): after
+// a failed fsync Linux may have dropped the dirty pages it could not
+// write and reports the error once, so a later flush that succeeds
+// proves nothing about writes made before (PostgreSQL's "fsyncgate",
+// 2018). Whoever wrote before the failure may be waiting for the next
+// flush; only a restart that reads back what is on disk is safe.
 type Group struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -18,7 +26,11 @@ type Group struct {
 	started uint64 // flushes begun
 	done    uint64 // flushes finished
 	err     error  // of the last finished flush
+	failed  error  // the first flush that failed, for good
 }
+
+// ErrEarlierFlush is the error of every flush after one that failed.
+var ErrEarlierFlush = errors.New("an earlier flush failed; restart to recover from what is on disk")
 
 // Do waits for a flush that began after this call, running it itself
 // when no flush is under way, and returns that flush's error.
@@ -31,7 +43,7 @@ func (g *Group) Do(flush func() error) error {
 	// The next flush to begin: one running now may have missed this
 	// caller's writes. A later one covers them too.
 	want := g.started + 1
-	for g.done < want {
+	for g.done < want && g.failed == nil {
 		if g.running {
 			g.cond.Wait()
 			continue
@@ -42,7 +54,13 @@ func (g *Group) Do(flush func() error) error {
 		err := flush()
 		g.mu.Lock()
 		g.running, g.done, g.err = false, g.started, err
+		if err != nil && g.failed == nil {
+			g.failed = err
+		}
 		g.cond.Broadcast()
+	}
+	if g.failed != nil && (g.done < want || g.err == nil) {
+		return fmt.Errorf("%w (%v)", ErrEarlierFlush, g.failed)
 	}
 	return g.err
 }
@@ -50,9 +68,13 @@ func (g *Group) Do(flush func() error) error {
 // Folders makes concurrent fsyncs of one folder share a flush (Group):
 // concurrent Writes into one folder, the queue's or a mailbox's new/,
 // then cost one folder fsync per batch, not one per file.
+//
+// A failed folder fsync fails every later Sync, of any folder, as a
+// Group does.
 type Folders struct {
 	mu     sync.Mutex
 	groups map[string]*folderGroup
+	failed error
 }
 
 type folderGroup struct {
@@ -63,6 +85,10 @@ type folderGroup struct {
 // Sync runs sync(dir) with group commit per folder.
 func (f *Folders) Sync(dir string, sync func(string) error) error {
 	f.mu.Lock()
+	if f.failed != nil {
+		defer f.mu.Unlock()
+		return fmt.Errorf("%w (%v)", ErrEarlierFlush, f.failed)
+	}
 	if f.groups == nil {
 		f.groups = map[string]*folderGroup{}
 	}
@@ -75,6 +101,9 @@ func (f *Folders) Sync(dir string, sync func(string) error) error {
 	f.mu.Unlock()
 	err := g.Do(func() error { return sync(dir) })
 	f.mu.Lock()
+	if err != nil && f.failed == nil {
+		f.failed = err
+	}
 	if g.users--; g.users == 0 {
 		delete(f.groups, dir) // no state to keep between bursts
 	}

@@ -44,15 +44,34 @@ func TestGroupCommit(t *testing.T) {
 	t.Logf("%d callers, %d flushes", callers, flushes.Load())
 }
 
-// A failed flush fails the callers it served; the next one may succeed.
+// A failed flush fails the callers it served, and every later caller:
+// the kernel may have dropped pages written before it (fsyncgate), which
+// a later successful flush would not bring back.
 func TestGroupCommitError(t *testing.T) {
 	var g Group
 	bad := errors.New("fsync: input/output error")
 	if err := g.Do(func() error { return bad }); err != bad {
 		t.Errorf("got %v", err)
 	}
-	if err := g.Do(func() error { return nil }); err != nil {
-		t.Errorf("after a failed flush: %v", err)
+	ran := false
+	err := g.Do(func() error { ran = true; return nil })
+	if !errors.Is(err, ErrEarlierFlush) || ran {
+		t.Errorf("after a failed flush: err = %v, flush ran: %v; want ErrEarlierFlush without a flush", err, ran)
+	}
+}
+
+// The same holds across folders: a failed fsync of one fails the next
+// fsync of any, since the pages may be lost whichever folder is synced.
+func TestFoldersFailForGood(t *testing.T) {
+	var f Folders
+	bad := errors.New("fsync: input/output error")
+	if err := f.Sync("a", func(string) error { return bad }); err != bad {
+		t.Errorf("got %v", err)
+	}
+	for _, dir := range []string{"a", "b"} {
+		if err := f.Sync(dir, func(string) error { return nil }); !errors.Is(err, ErrEarlierFlush) {
+			t.Errorf("sync of %s after a failed flush: err = %v, want ErrEarlierFlush", dir, err)
+		}
 	}
 }
 

@@ -91,7 +91,7 @@ func (r Rooted) SyncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	fd, err := r.walk(elems, false, 0)
+	fd, err := r.walk(elems)
 	if err != nil {
 		return err
 	}
@@ -104,20 +104,76 @@ func (r Rooted) SyncDir(dir string) error {
 
 // MkdirAll creates dir and its missing parents below Root with perm,
 // never following a symlink, and makes each new entry durable by
-// fsyncing the folder that holds it. A missing Root is created first, as
-// package-level MkdirAll does: the path up to Root is the admin's.
+// fsyncing the folder that holds it (package-level MkdirAll over Mkdir).
+// A missing Root is created first, with package-level MkdirAll on the
+// plain filesystem: the path up to Root is the admin's.
 func (r Rooted) MkdirAll(dir string, perm os.FileMode) error {
-	elems, err := r.below(dir)
-	if err == nil {
-		var fd int
-		if fd, err = r.walk(elems, true, perm); err == nil {
-			unix.Close(fd)
+	if _, err := os.Stat(r.Root); errors.Is(err, os.ErrNotExist) {
+		if err := MkdirAll(OS{}, r.Root, perm); err != nil {
+			return err
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("durable: mkdir %s: %w", dir, err)
+	return MkdirAll(r, dir, perm)
+}
+
+// Mkdir implements FS: mkdirat(2) in the parent reached without
+// following a symlink. Root itself counts as an existing folder.
+func (r Rooted) Mkdir(name string, perm os.FileMode) error {
+	if elems, err := r.below(name); err == nil && len(elems) == 0 {
+		return &os.PathError{Op: "mkdir", Path: name, Err: unix.EEXIST}
 	}
-	return nil
+	dfd, base, err := r.openParent(name)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	err = unix.Mkdirat(dfd, base, uint32(perm.Perm()))
+	if !errors.Is(err, unix.EEXIST) {
+		if err != nil {
+			return &os.PathError{Op: "mkdir", Path: name, Err: err}
+		}
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "mkdir", Path: name, Err: err}
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return &os.PathError{Op: "mkdir", Path: name, Err: unix.EEXIST}
+	case unix.S_IFLNK:
+		return &SymlinkError{Path: name, Root: r.Root, Err: unix.ELOOP}
+	}
+	return &os.PathError{Op: "mkdir", Path: name, Err: unix.ENOTDIR}
+}
+
+// OpenAppend implements FS.
+func (r Rooted) OpenAppend(name string, perm os.FileMode) (File, error) {
+	return r.openFile(name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT, perm)
+}
+
+// Truncate implements FS.
+func (r Rooted) Truncate(name string, size int64) error {
+	f, err := r.openFile(name, unix.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.(*os.File).Truncate(size)
+}
+
+// openFile opens name with flags, never following a symlink.
+func (r Rooted) openFile(name string, flags int, perm os.FileMode) (File, error) {
+	dfd, base, err := r.openParent(name)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dfd)
+	fd, err := unix.Openat(dfd, base, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return os.NewFile(uintptr(fd), name), nil
 }
 
 // ReadDirNames lists the names in folder dir below Root, reached without
@@ -127,7 +183,7 @@ func (r Rooted) ReadDirNames(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := r.walk(elems, false, 0)
+	fd, err := r.walk(elems)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +202,7 @@ func (r Rooted) openParent(name string) (int, string, error) {
 	if len(elems) == 0 {
 		return -1, "", fmt.Errorf("%s is the root itself, not a name below it", name)
 	}
-	fd, err := r.walk(elems[:len(elems)-1], false, 0)
+	fd, err := r.walk(elems[:len(elems)-1])
 	if err != nil {
 		return -1, "", err
 	}
@@ -178,50 +234,24 @@ func (r Rooted) below(name string) ([]string, error) {
 
 // walk opens Root (following it if it is a symlink), then each of elems
 // in turn without following symlinks, and returns an fd of the last
-// folder. With create, missing folders are made with perm.
-func (r Rooted) walk(elems []string, create bool, perm os.FileMode) (int, error) {
+// folder.
+func (r Rooted) walk(elems []string) (int, error) {
 	fd, err := unix.Open(r.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ENOENT) && create {
-		if err := MkdirAll(OS{}, r.Root, perm); err != nil {
-			return -1, err
-		}
-		fd, err = unix.Open(r.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	}
 	if err != nil {
 		return -1, &os.PathError{Op: "open", Path: r.Root, Err: err}
 	}
 	path := r.Root
 	for _, e := range elems {
 		path = filepath.Join(path, e)
-		next, err := r.step(fd, e, path, create, perm)
+		next, err := unix.Openat(fd, e, dirFlags, 0)
+		if err != nil {
+			err = r.openError(fd, e, path, err)
+		}
 		unix.Close(fd)
 		if err != nil {
 			return -1, err
 		}
 		fd = next
-	}
-	return fd, nil
-}
-
-// step opens folder e of the folder dfd without following a symlink.
-// With create, a missing e is made with perm and dfd fsynced, because the
-// new entry is durable only once the folder holding it is. Another
-// delivery creating e first is not an error.
-func (r Rooted) step(dfd int, e, path string, create bool, perm os.FileMode) (int, error) {
-	fd, err := unix.Openat(dfd, e, dirFlags, 0)
-	if errors.Is(err, unix.ENOENT) && create {
-		switch err := unix.Mkdirat(dfd, e, uint32(perm.Perm())); {
-		case err == nil:
-			if err := unix.Fsync(dfd); err != nil {
-				return -1, fmt.Errorf("fsync %s after creating %s: %w", filepath.Dir(path), e, err)
-			}
-		case !errors.Is(err, unix.EEXIST):
-			return -1, &os.PathError{Op: "mkdir", Path: path, Err: err}
-		}
-		fd, err = unix.Openat(dfd, e, dirFlags, 0)
-	}
-	if err != nil {
-		return -1, r.openError(dfd, e, path, err)
 	}
 	return fd, nil
 }

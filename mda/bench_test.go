@@ -34,7 +34,7 @@ func BenchmarkDeliver(b *testing.B) {
 func BenchmarkDeliverRecorded(b *testing.B) {
 	root := b.TempDir()
 	m := &Maildir{FS: durable.Rooted{Root: root}, Hostname: "mail.example.test"}
-	l, err := OpenLedger(b.TempDir(), 5*24*time.Hour, time.Now())
+	l, err := OpenLedger(durable.OS{}, b.TempDir(), 5*24*time.Hour, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

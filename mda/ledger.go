@@ -31,14 +31,15 @@ import (
 // Concurrent Begins share their fsyncs (group commit): the log is
 // flushed once for every record appended while the previous flush ran.
 type Ledger struct {
+	fs       durable.FS
 	dir      string
 	lifetime time.Duration
 	flushes  durable.Group
 
 	mu      sync.Mutex
-	log     *os.File
-	retired *os.File  // the previous generation, kept open for a flush under way
-	started time.Time // when the current log generation began
+	log     durable.File
+	retired durable.File // the previous generation, kept open for a flush under way
+	started time.Time    // when the current log generation began
 	copies  map[copyKey]Copy
 }
 
@@ -68,9 +69,9 @@ const (
 )
 
 // OpenLedger loads the records in dir younger than lifetime and opens
-// the current log for appending.
-func OpenLedger(dir string, lifetime time.Duration, now time.Time) (*Ledger, error) {
-	l := &Ledger{dir: dir, lifetime: lifetime, copies: map[copyKey]Copy{}}
+// the current log for appending; every write goes through fs.
+func OpenLedger(fs durable.FS, dir string, lifetime time.Duration, now time.Time) (*Ledger, error) {
+	l := &Ledger{fs: fs, dir: dir, lifetime: lifetime, copies: map[copyKey]Copy{}}
 	if _, err := l.load(ledgerOld, now); err != nil {
 		return nil, err
 	}
@@ -101,7 +102,7 @@ func (l *Ledger) load(name string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("mda: delivery ledger: %w", err)
 	}
 	if end := bytes.LastIndexByte(data, '\n') + 1; end < len(data) {
-		if err := os.Truncate(path, int64(end)); err != nil {
+		if err := l.fs.Truncate(path, int64(end)); err != nil {
 			return time.Time{}, fmt.Errorf("mda: delivery ledger: drop a torn record: %w", err)
 		}
 		data = data[:end]
@@ -137,7 +138,7 @@ func (l *Ledger) apply(r record, at time.Time) {
 }
 
 func (l *Ledger) openLog() error {
-	f, err := os.OpenFile(filepath.Join(l.dir, ledgerCurrent), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := l.fs.OpenAppend(filepath.Join(l.dir, ledgerCurrent), 0o600)
 	if err != nil {
 		return fmt.Errorf("mda: delivery ledger: %w", err)
 	}
@@ -220,10 +221,10 @@ func (l *Ledger) rotateIfOld(now time.Time) error {
 	}
 	l.retired = l.log // a flush may be syncing it right now
 	cur, old := filepath.Join(l.dir, ledgerCurrent), filepath.Join(l.dir, ledgerOld)
-	if err := os.Rename(cur, old); err != nil {
+	if err := l.fs.Rename(cur, old); err != nil {
 		return fmt.Errorf("mda: delivery ledger: rotate: %w", err)
 	}
-	if err := (durable.OS{}).SyncDir(l.dir); err != nil {
+	if err := l.fs.SyncDir(l.dir); err != nil {
 		return fmt.Errorf("mda: delivery ledger: rotate: %w", err)
 	}
 	for k, c := range l.copies {

@@ -9,13 +9,15 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
+
+	"postline/durable"
 )
 
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 func openLedger(t *testing.T, dir string, now time.Time) *Ledger {
 	t.Helper()
-	l, err := OpenLedger(dir, 5*24*time.Hour, now)
+	l, err := OpenLedger(durable.OS{}, dir, 5*24*time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
+
+	"postline/durable"
 )
 
 // removedLog remembers the IDs of messages that left the queue, so the
@@ -17,25 +20,26 @@ import (
 // Two generations of at most rotateAt bytes each bound the files; a
 // lookup reads them, which is rare enough to need no index in memory.
 type removedLog struct {
+	fs       durable.FS
 	mu       sync.Mutex
 	cur, old string
-	f        *os.File
+	f        durable.File
 	size     int64
 }
 
 const rotateRemovedAt = 1 << 20 // about 58,000 IDs per generation
 
-func openRemovedLog(cur, old string) (*removedLog, error) {
-	l := &removedLog{cur: cur, old: old}
+func openRemovedLog(fs durable.FS, cur, old string) (*removedLog, error) {
+	l := &removedLog{fs: fs, cur: cur, old: old}
 	return l, l.open()
 }
 
 func (l *removedLog) open() error {
-	f, err := os.OpenFile(l.cur, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := l.fs.OpenAppend(l.cur, 0o600)
 	if err != nil {
 		return fmt.Errorf("queue: removed log: %w", err)
 	}
-	st, err := f.Stat()
+	st, err := os.Stat(l.cur)
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("queue: removed log: %w", err)
@@ -49,14 +53,14 @@ func (l *removedLog) add(id string) error {
 	defer l.mu.Unlock()
 	if l.size >= rotateRemovedAt {
 		l.f.Close()
-		if err := os.Rename(l.cur, l.old); err != nil {
+		if err := l.fs.Rename(l.cur, l.old); err != nil {
 			return fmt.Errorf("queue: removed log: rotate: %w", err)
 		}
 		if err := l.open(); err != nil {
 			return err
 		}
 	}
-	n, err := l.f.WriteString(id + "\n")
+	n, err := io.WriteString(l.f, id+"\n")
 	l.size += int64(n)
 	if err != nil {
 		return fmt.Errorf("queue: removed log: %w", err)

@@ -5,13 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"postline/durable"
 )
 
 // The record of removed IDs keeps two generations of bounded size: the
 // newest IDs are found, the oldest are forgotten, and nothing else grows.
 func TestRemovedLogRotates(t *testing.T) {
 	dir := t.TempDir()
-	l, err := openRemovedLog(filepath.Join(dir, "removed.log"), filepath.Join(dir, "removed.old.log"))
+	l, err := openRemovedLog(durable.OS{}, filepath.Join(dir, "removed.log"), filepath.Join(dir, "removed.old.log"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func Open(dir string, fs durable.FS) (*Spool, error) {
 			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}
-	removed, err := openRemovedLog(s.sub("removed.log"), s.sub("removed.old.log"))
+	removed, err := openRemovedLog(fs, s.sub("removed.log"), s.sub("removed.old.log"))
 	if err != nil {
 		return nil, err
 	}

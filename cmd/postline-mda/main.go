@@ -42,7 +42,7 @@ func main() {
 	// After dropping root, so its files belong to the mda user too. A
 	// message stays queued for at most queue_lifetime, so no redelivery
 	// comes later than that.
-	ledger, err := mda.OpenLedger(be.SpoolDir, cfg.MTA.QueueLifetime.D(), time.Now())
+	ledger, err := mda.OpenLedger(durable.OS{}, be.SpoolDir, cfg.MTA.QueueLifetime.D(), time.Now())
 	if err != nil {
 		daemon.Fatal(log, "cannot open the delivery ledger", err)
 	}
