@@ -80,12 +80,17 @@ func (m *Maildir) DeliverAs(dir, key string, msg io.Reader, alongside func() err
 	if err := m.ensure(dir); err != nil {
 		return err
 	}
-	err := durable.WriteWith(m.FS, filepath.Join(dir, "tmp", key), filepath.Join(dir, "new", key), 0o600,
+	final := filepath.Join(dir, "new", key)
+	err := durable.WriteWith(m.FS, filepath.Join(dir, "tmp", key), final, 0o600,
 		func(w io.Writer) error {
 			_, err := io.Copy(w, msg)
 			return err
 		}, alongside)
 	if err != nil {
+		// The flush after the rename may be what failed: a copy the
+		// MDA refuses must not stay in new/ for the user to read. Its
+		// key is new, so nothing else is at that name.
+		m.FS.Remove(final)
 		return fmt.Errorf("maildir %s: %w", dir, err)
 	}
 	return nil

@@ -118,6 +118,9 @@ func TestStoreError(t *testing.T) {
 		{&os.PathError{Op: "open", Path: "x", Err: syscall.EACCES}, 452, smtp.EnhancedCode{4, 3, 1}},
 		{fmt.Errorf("queue: store: %w", sizeErr), 552, smtp.EnhancedCode{5, 3, 4}},
 		{errors.New("queue: store: input/output error"), 451, smtp.EnhancedCode{4, 3, 0}},
+		// A failed flush, and every flush after it (fsyncgate): try again later.
+		{&os.PathError{Op: "syncfs", Path: "queue", Err: syscall.EIO}, 451, smtp.EnhancedCode{4, 3, 0}},
+		{fmt.Errorf("queue: store: %w", durable.ErrEarlierFlush), 451, smtp.EnhancedCode{4, 3, 0}},
 	}
 	for _, tt := range tests {
 		got := storeError(tt.err)

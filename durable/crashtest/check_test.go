@@ -16,19 +16,20 @@ import (
 
 // acks is what a workload acknowledged before a crash point.
 type acks struct {
-	stored, updated, removing map[string]bool // removing: done, may be gone
-	copies                    [][2]string     // queue ID, Maildir key
+	stored, removing map[string]bool   // removing: done, may be gone
+	updated          map[string]string // the recipients' states last acknowledged
+	copies           [][2]string       // queue ID, Maildir key
 }
 
 func parseAcks(labels []string) acks {
-	a := acks{stored: map[string]bool{}, updated: map[string]bool{}, removing: map[string]bool{}}
+	a := acks{stored: map[string]bool{}, updated: map[string]string{}, removing: map[string]bool{}}
 	for _, l := range labels {
 		f := strings.Fields(l)
 		switch f[0] {
 		case "stored":
 			a.stored[f[1]] = true
 		case "updated":
-			a.updated[f[1]] = true
+			a.updated[f[1]] = f[2]
 		case "removing":
 			a.removing[f[1]] = true
 		case "copy":
@@ -147,8 +148,18 @@ func (r *rig) checkQueued(spool *queue.Spool, env *queue.Envelope, a acks) []str
 	if env.From != m.from || !slices.Equal(addrs, m.rcpts) {
 		v = append(v, fmt.Sprintf("rule 4: message %s is queued with envelope %s -> %v, not %s -> %v", env.ID, env.From, addrs, m.from, m.rcpts))
 	}
-	if a.updated[env.ID] && env.Recipients[0].State != queue.Delivered {
-		v = append(v, fmt.Sprintf("rule 1: message %s is queued without its acknowledged update (recipient %s %s)", env.ID, addrs[0], env.Recipients[0].State))
+	var states []string
+	for _, rc := range env.Recipients {
+		states = append(states, string(rc.State))
+	}
+	// A later update may have reached the disk unacknowledged; what an
+	// acknowledged one settled must stay settled.
+	want := strings.Split(a.updated[env.ID], ",")
+	for i, w := range want {
+		if w != "" && w != string(queue.Pending) && (i >= len(states) || states[i] != w) {
+			v = append(v, fmt.Sprintf("rule 1: message %s is queued with recipients %v, not as last acknowledged: %v", env.ID, states, want))
+			break
+		}
 	}
 	return v
 }

@@ -19,6 +19,7 @@ const blockSize = 4096
 // choices are a random sample that always holds both extremes.
 type Limits struct {
 	Prefixes, Cuts int
+	From           int // the first crash point to explore (0: all)
 }
 
 // State is what a power cut after the first At operations left on disk.
@@ -99,6 +100,10 @@ func Explore(ops []Op, vols []*Volume, lim Limits, rnd *rand.Rand, visit func(*S
 	m := &model{ops: ops, vols: vols, inodes: map[int]*inode{}, dirOps: map[*Volume][]dirOp{}, seen: map[uint64]bool{}}
 	var st Stats
 	for at := 0; at <= len(ops); at++ {
+		if at < lim.From {
+			m.apply(at)
+			continue
+		}
 		st.Points++
 		sampled, err := m.point(at, lim, rnd, func(s *State) error {
 			st.States++

@@ -7,10 +7,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"postline/durable"
 	"postline/durable/crashtest"
@@ -100,7 +103,7 @@ func queueWorkload(t *testing.T, r *rig, n int) map[string]error {
 			env := r.msgs[id].envelope()
 			env.Recipients[0].State, env.Recipients[0].Attempts = queue.Delivered, 1
 			if spool.Update(env) == nil {
-				r.trace.Mark("updated " + id)
+				r.trace.Mark(updated(env))
 			}
 		case 1:
 			r.trace.Mark("removing " + id)
@@ -115,7 +118,7 @@ func queueWorkload(t *testing.T, r *rig, n int) map[string]error {
 // each copy through its ledger into the Maildir; the message is then
 // updated with its recipients' results, or removed when none is left.
 // It returns the LMTP replies other than 250, by queue ID and recipient.
-func deliveryWorkload(t *testing.T, r *rig, n int) (failed map[string]error, refused map[string]string) {
+func deliveryWorkload(t *testing.T, r *rig, n int) (failed map[string]error, refused map[string]*smtp.SMTPError) {
 	r.addMessages(n)
 	spool, err := queue.Open(r.queue.Root, r.spoolFS())
 	if err != nil {
@@ -127,9 +130,10 @@ func deliveryWorkload(t *testing.T, r *rig, n int) (failed map[string]error, ref
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.setupFlushes = r.trace.Flushes()
 	defer srv.stop()
 	var mu sync.Mutex
-	refused = map[string]string{}
+	refused = map[string]*smtp.SMTPError{}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2)
 	for _, id := range r.order {
@@ -151,18 +155,18 @@ func deliveryWorkload(t *testing.T, r *rig, n int) (failed map[string]error, ref
 }
 
 // deliverAndRecord is one delivery attempt of the queue manager's.
-func (r *rig) deliverAndRecord(t *testing.T, spool *queue.Spool, srv *mdaServer, id string) map[string]string {
+func (r *rig) deliverAndRecord(t *testing.T, spool *queue.Spool, srv *mdaServer, id string) map[string]*smtp.SMTPError {
 	env := r.msgs[id].envelope()
 	res, err := srv.deliver(r.msgs[id], env)
 	if err != nil {
 		t.Errorf("delivery of %s: %v", id, err)
 		return nil
 	}
-	refused := map[string]string{}
+	refused := map[string]*smtp.SMTPError{}
 	for _, rc := range env.Recipients {
 		rc.Attempts++
 		if e := res[rc.Address]; e != nil {
-			refused[rc.Address] = e.Error()
+			refused[rc.Address] = e
 			continue
 		}
 		rc.State = queue.Delivered
@@ -171,9 +175,18 @@ func (r *rig) deliverAndRecord(t *testing.T, spool *queue.Spool, srv *mdaServer,
 		r.trace.Mark("removing " + id)
 		spool.Remove(id)
 	} else if spool.Update(env) == nil {
-		r.trace.Mark("updated " + id)
+		r.trace.Mark(updated(env))
 	}
 	return refused
+}
+
+// updated is the mark of an acknowledged Update: the recipients' states.
+func updated(env *queue.Envelope) string {
+	var states []string
+	for _, rc := range env.Recipients {
+		states = append(states, string(rc.State))
+	}
+	return "updated " + env.ID + " " + strings.Join(states, ",")
 }
 
 // The production code survives a power cut at every point of a queue
@@ -245,8 +258,12 @@ func TestPowerLossFlushErrors(t *testing.T) {
 			for k := clean.setupFlushes + 1; k <= flushes; k++ {
 				r := newRig(t, fl.syncfs, crashtest.Fault{FailFlush: k})
 				failed := queueWorkload(t, r, 4)
+				if r.failedFlushAt() < 0 {
+					continue
+				}
 				r.checkFailedStores(t, k, failed)
-				out := r.explore(crashtest.Limits{Prefixes: 4, Cuts: 4}, seed(), false)
+				// Before the failed flush the trace is TestPowerLoss's.
+				out := r.explore(crashtest.Limits{Prefixes: 4, Cuts: 4, From: r.failedFlushAt()}, seed(), false)
 				record(t, fmt.Sprintf("%s, flush %d of %d fails", fl.name, k, flushes), out, false)
 				if out.violations > 0 {
 					t.Errorf("flush %d failing: %d violations; the first:\n%s", k, out.violations, out.first)
@@ -254,6 +271,62 @@ func TestPowerLossFlushErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Fsyncgate at the MDA: each flush of the delivery phase fails in turn.
+// The recipient concerned is deferred with 451 4.3.0, its copy is not in
+// the Maildir, and every crash state keeps the rules.
+func TestPowerLossFlushErrorsInDelivery(t *testing.T) {
+	for _, fl := range flavours {
+		t.Run(fl.name, func(t *testing.T) {
+			clean := newRig(t, fl.syncfs, crashtest.Fault{})
+			deliveryWorkload(t, clean, 3)
+			flushes := clean.trace.Flushes()
+			for k := clean.setupFlushes + 1; k <= flushes; k++ {
+				r := newRig(t, fl.syncfs, crashtest.Fault{FailFlush: k})
+				_, refused := deliveryWorkload(t, r, 3)
+				if r.failedFlushAt() < 0 {
+					continue
+				}
+				r.checkDeferred(t, k, refused)
+				out := r.explore(crashtest.Limits{Prefixes: 3, Cuts: 2, From: r.failedFlushAt()}, seed(), true)
+				record(t, fmt.Sprintf("delivery, %s, flush %d of %d fails", fl.name, k, flushes), out, false)
+				if out.violations > 0 {
+					t.Errorf("flush %d failing: %d violations; the first:\n%s", k, out.violations, out.first)
+				}
+			}
+		})
+	}
+}
+
+// checkDeferred checks the recipients the MDA refused once flush k
+// failed: 451 4.3.0 each, and no copy of theirs in the Maildir.
+func (r *rig) checkDeferred(t *testing.T, k int, refused map[string]*smtp.SMTPError) {
+	var v []string
+	copies := r.countCopies(&v)
+	for key, reply := range refused {
+		if reply.Code != 451 || reply.EnhancedCode != (smtp.EnhancedCode{4, 3, 0}) {
+			t.Errorf("flush %d failing: %s refused with %d %v %q, want 451 4.3.0", k, key, reply.Code, reply.EnhancedCode, reply.Message)
+		}
+		if copies[key] > 0 {
+			t.Errorf("flush %d failing: %s deferred, yet its copy is in the Maildir", k, key)
+		}
+	}
+	if len(v) > 0 {
+		t.Errorf("flush %d failing: %v", k, v)
+	}
+}
+
+// failedFlushAt is the index of the failed flush in the trace, or -1
+// when the run made fewer flushes than the clean one (group commit
+// batches differently from run to run).
+func (r *rig) failedFlushAt() int {
+	for i, op := range r.trace.Ops() {
+		if op.Failed {
+			return i
+		}
+	}
+	return -1
 }
 
 // checkFailedStores checks the Stores that failed once flush k failed.

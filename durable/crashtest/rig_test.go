@@ -59,8 +59,10 @@ type message struct {
 }
 
 func newRig(t testing.TB, syncfs bool, fault crashtest.Fault) *rig {
-	// Not t.TempDir(): the MDA's unix socket path must stay short.
-	base, err := os.MkdirTemp("", "powerloss-")
+	// Not t.TempDir(): the MDA's unix socket path must stay short. A
+	// tmpfs where there is one: no state needs a real disk, and the
+	// explorer writes thousands of them.
+	base, err := os.MkdirTemp(tmpRoot(), "powerloss-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +80,13 @@ func newRig(t testing.TB, syncfs bool, fault crashtest.Fault) *rig {
 	r.scratch = filepath.Join(base, "scratch")
 	r.mailboxes = r.openMailboxes()
 	return r
+}
+
+func tmpRoot() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm"
+	}
+	return ""
 }
 
 func (r *rig) vols() []*crashtest.Volume { return []*crashtest.Volume{r.queue, r.mail, r.state} }
