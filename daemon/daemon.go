@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -106,4 +108,32 @@ func OpenUsers(cfg *config.Config, log zerolog.Logger) (*users.DB, *users.Aliase
 		Fatal(log, "cannot read aliases", err)
 	}
 	return db, aliases
+}
+
+// FlushFailure stops a daemon whose flushes failed, so that the
+// supervisor starts it again: after a failed fsync the kernel may have
+// dropped pages it could not write, and only the recovery at start,
+// which reads what is on disk, is safe (durable.ErrFlushFailed).
+type FlushFailure struct {
+	Log  zerolog.Logger
+	Stop context.CancelFunc // ends the daemon's serving, gracefully
+
+	once   sync.Once
+	failed atomic.Bool
+}
+
+// Report logs the first failure and stops the daemon.
+func (f *FlushFailure) Report(err error) {
+	f.once.Do(func() {
+		f.failed.Store(true)
+		f.Log.Error().Err(err).Msg("a flush failed: stopping, to start again and recover from what is on disk")
+		f.Stop()
+	})
+}
+
+// ExitIfFailed ends the process with status 1 after a reported failure.
+func (f *FlushFailure) ExitIfFailed() {
+	if f.failed.Load() {
+		os.Exit(1)
+	}
 }

@@ -165,7 +165,7 @@ func WriteWith(fs FS, tmp, final string, perm os.FileMode, fill func(io.Writer) 
 	// The rename is only durable once the directory holding the new name
 	// is synced; before that a crash may forget it.
 	if err := fs.SyncDir(filepath.Dir(final)); err != nil {
-		return fmt.Errorf("durable: fsync dir of %s: %w", final, err)
+		return fmt.Errorf("%w: fsync dir of %s: %w", ErrFlushFailed, final, err)
 	}
 	return nil
 }
@@ -237,7 +237,7 @@ func (p *Pending) Sync() error {
 	err := p.f.Sync()
 	if err != nil {
 		p.Abort()
-		return fmt.Errorf("durable: fsync %s: %w", p.tmp, err)
+		return fmt.Errorf("%w: fsync %s: %w", ErrFlushFailed, p.tmp, err)
 	}
 	err, p.f = p.f.Close(), nil
 	if err != nil {

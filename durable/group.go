@@ -13,7 +13,7 @@ import (
 // flush covering it has finished, so no fsync is dropped; under load
 // there are just fewer of them.
 //
-// A failed flush fails every later Do as well (ErrEarlierFlush): after
+// A failed flush fails every later Do as well (ErrFlushFailed): after
 // a failed fsync Linux may have dropped the dirty pages it could not
 // write and reports the error once, so a later flush that succeeds
 // proves nothing about writes made before (PostgreSQL's "fsyncgate",
@@ -29,8 +29,14 @@ type Group struct {
 	failed  error  // the first flush that failed, for good
 }
 
-// ErrEarlierFlush is the error of every flush after one that failed.
-var ErrEarlierFlush = errors.New("an earlier flush failed; restart to recover from what is on disk")
+// ErrFlushFailed marks the error of a failed flush, and of every flush
+// after it, which the Group does not even try.
+var ErrFlushFailed = errors.New("durable: flush failed")
+
+// failedBefore is the error of a flush not tried because first failed.
+func failedBefore(first error) error {
+	return fmt.Errorf("%w earlier (%v); restart to recover from what is on disk", ErrFlushFailed, first)
+}
 
 // Do waits for a flush that began after this call, running it itself
 // when no flush is under way, and returns that flush's error.
@@ -52,6 +58,9 @@ func (g *Group) Do(flush func() error) error {
 		g.started++
 		g.mu.Unlock()
 		err := flush()
+		if err != nil {
+			err = fmt.Errorf("%w: %w", ErrFlushFailed, err)
+		}
 		g.mu.Lock()
 		g.running, g.done, g.err = false, g.started, err
 		if err != nil && g.failed == nil {
@@ -60,7 +69,7 @@ func (g *Group) Do(flush func() error) error {
 		g.cond.Broadcast()
 	}
 	if g.failed != nil && (g.done < want || g.err == nil) {
-		return fmt.Errorf("%w (%v)", ErrEarlierFlush, g.failed)
+		return failedBefore(g.failed)
 	}
 	return g.err
 }
@@ -87,7 +96,7 @@ func (f *Folders) Sync(dir string, sync func(string) error) error {
 	f.mu.Lock()
 	if f.failed != nil {
 		defer f.mu.Unlock()
-		return fmt.Errorf("%w (%v)", ErrEarlierFlush, f.failed)
+		return failedBefore(f.failed)
 	}
 	if f.groups == nil {
 		f.groups = map[string]*folderGroup{}

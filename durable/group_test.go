@@ -50,13 +50,13 @@ func TestGroupCommit(t *testing.T) {
 func TestGroupCommitError(t *testing.T) {
 	var g Group
 	bad := errors.New("fsync: input/output error")
-	if err := g.Do(func() error { return bad }); err != bad {
-		t.Errorf("got %v", err)
+	if err := g.Do(func() error { return bad }); !errors.Is(err, bad) || !errors.Is(err, ErrFlushFailed) {
+		t.Errorf("got %v, want the flush's error marked ErrFlushFailed", err)
 	}
 	ran := false
 	err := g.Do(func() error { ran = true; return nil })
-	if !errors.Is(err, ErrEarlierFlush) || ran {
-		t.Errorf("after a failed flush: err = %v, flush ran: %v; want ErrEarlierFlush without a flush", err, ran)
+	if !errors.Is(err, ErrFlushFailed) || ran {
+		t.Errorf("after a failed flush: err = %v, flush ran: %v; want ErrFlushFailed without a flush", err, ran)
 	}
 }
 
@@ -65,12 +65,12 @@ func TestGroupCommitError(t *testing.T) {
 func TestFoldersFailForGood(t *testing.T) {
 	var f Folders
 	bad := errors.New("fsync: input/output error")
-	if err := f.Sync("a", func(string) error { return bad }); err != bad {
+	if err := f.Sync("a", func(string) error { return bad }); !errors.Is(err, bad) {
 		t.Errorf("got %v", err)
 	}
 	for _, dir := range []string{"a", "b"} {
-		if err := f.Sync(dir, func(string) error { return nil }); !errors.Is(err, ErrEarlierFlush) {
-			t.Errorf("sync of %s after a failed flush: err = %v, want ErrEarlierFlush", dir, err)
+		if err := f.Sync(dir, func(string) error { return nil }); !errors.Is(err, ErrFlushFailed) {
+			t.Errorf("sync of %s after a failed flush: err = %v, want ErrFlushFailed", dir, err)
 		}
 	}
 }

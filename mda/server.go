@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
+	"postline/durable"
 	"postline/guard"
 	"postline/plugins/host"
 	"postline/queue"
@@ -41,6 +42,10 @@ type Backend struct {
 	// Ledger records the copies written, so a message delivered again
 	// (same queue ID and recipient) gets no second copy; nil: no record.
 	Ledger *Ledger
+	// FlushFailed, when not nil, is told of a delivery that a failed
+	// flush ended (durable.ErrFlushFailed): the MDA must restart and
+	// recover from what is on disk, as no later flush proves anything.
+	FlushFailed func(error)
 	// Quota bounds each mailbox's size; nil: no limit.
 	Quota   *Quota
 	Metrics *Metrics // nil: none
@@ -178,6 +183,9 @@ func (s *session) writeCopy(msg io.Reader, size int64, rc recipient) error {
 	}
 	key, err := s.writeWithinQuota(size, dir, rc, msg)
 	if err != nil {
+		if s.b.FlushFailed != nil && errors.Is(err, durable.ErrFlushFailed) {
+			s.b.FlushFailed(err)
+		}
 		serr := deliveryError(err)
 		log.Error().Err(err).Int("code", serr.Code).Msg("delivery failed")
 		return serr

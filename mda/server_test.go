@@ -4,10 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/emersion/go-smtp"
+	"github.com/rs/zerolog"
+
+	"postline/durable"
 )
 
 func TestDeliveryError(t *testing.T) {
@@ -31,5 +36,37 @@ func TestDeliveryError(t *testing.T) {
 		if got.Code != tt.wantCode || got.EnhancedCode != tt.wantEnh {
 			t.Errorf("%s: deliveryError = %d %v, want %d %v", tt.name, got.Code, got.EnhancedCode, tt.wantCode, tt.wantEnh)
 		}
+	}
+}
+
+// failingSyncFS is the real mail root whose whole-filesystem flushes
+// fail with EIO.
+type failingSyncFS struct{ durable.Rooted }
+
+func (failingSyncFS) SyncFS(dir string) error {
+	return &os.PathError{Op: "syncfs", Path: dir, Err: syscall.EIO}
+}
+
+// A copy that a failed flush ended is deferred (451 4.3.0), is not left
+// in new/, and is reported, so that postline-mda restarts; so is every
+// copy after it, which the MDA does not flush again.
+func TestDeliveryFlushFailure(t *testing.T) {
+	root := t.TempDir()
+	var reported []error
+	m := &Maildir{FS: NewBatchedFS(failingSyncFS{durable.Rooted{Root: root}}), Hostname: "mx.example.test"}
+	s := &session{b: &Backend{Maildir: m, Log: zerolog.Nop(), FlushFailed: func(err error) { reported = append(reported, err) }}}
+	rc := recipient{"alice@example.test", filepath.Join(root, "example.test", "alice")}
+	for i := range 2 {
+		err := s.writeCopy(strings.NewReader("Subject: x\n\nbody\n"), 0, rc)
+		var serr *smtp.SMTPError
+		if !errors.As(err, &serr) || serr.Code != 451 || serr.EnhancedCode != (smtp.EnhancedCode{4, 3, 0}) {
+			t.Errorf("copy %d: %v, want 451 4.3.0", i, err)
+		}
+	}
+	if names, _ := os.ReadDir(filepath.Join(rc.dir, "new")); len(names) != 0 {
+		t.Errorf("new/ holds %d files after failed flushes", len(names))
+	}
+	if len(reported) != 2 || !errors.Is(reported[0], syscall.EIO) || !errors.Is(reported[1], durable.ErrFlushFailed) {
+		t.Errorf("reported %v, want the failed flush, then the copy after it", reported)
 	}
 }

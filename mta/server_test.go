@@ -120,7 +120,7 @@ func TestStoreError(t *testing.T) {
 		{errors.New("queue: store: input/output error"), 451, smtp.EnhancedCode{4, 3, 0}},
 		// A failed flush, and every flush after it (fsyncgate): try again later.
 		{&os.PathError{Op: "syncfs", Path: "queue", Err: syscall.EIO}, 451, smtp.EnhancedCode{4, 3, 0}},
-		{fmt.Errorf("queue: store: %w", durable.ErrEarlierFlush), 451, smtp.EnhancedCode{4, 3, 0}},
+		{fmt.Errorf("queue: store: %w", durable.ErrFlushFailed), 451, smtp.EnhancedCode{4, 3, 0}},
 	}
 	for _, tt := range tests {
 		got := storeError(tt.err)

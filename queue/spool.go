@@ -26,6 +26,8 @@ type Spool struct {
 	dir     string
 	fs      durable.FS
 	removed *removedLog
+	// flushFailed is told of a failed flush (OnFlushFailure).
+	flushFailed func(error)
 	// What Recover dropped (never acknowledged) and set aside in
 	// damaged/ (envelopes that do not decode), for the log.
 	dropped, damaged []string
@@ -45,6 +47,21 @@ func Open(dir string, fs durable.FS) (*Spool, error) {
 	}
 	s.removed = removed
 	return s, nil
+}
+
+// OnFlushFailure has f called with the error of every Store, Update or
+// Remove that a failed flush ended (durable.ErrFlushFailed): after one,
+// nothing written since the last good flush can be trusted to be on
+// disk, and only a restart that recovers from the disk is safe.
+func (s *Spool) OnFlushFailure(f func(error)) { s.flushFailed = f }
+
+// checked passes err on, telling OnFlushFailure's function first when a
+// failed flush caused it.
+func (s *Spool) checked(err error) error {
+	if s.flushFailed != nil && errors.Is(err, durable.ErrFlushFailed) {
+		s.flushFailed(err)
+	}
+	return err
 }
 
 // Close closes the spool's open files.
@@ -88,7 +105,7 @@ func (s *Spool) Store(env *Envelope, data io.Reader) error {
 		// flush: remove the envelope first, so none is left without data.
 		s.fs.Remove(s.sub("env", env.ID))
 		s.fs.Remove(s.sub("msg", env.ID))
-		return fmt.Errorf("queue: store %s: %w", env.ID, err)
+		return s.checked(fmt.Errorf("queue: store %s: %w", env.ID, err))
 	}
 	return nil
 }
@@ -155,7 +172,7 @@ func (s *Spool) Update(env *Envelope) error {
 	}
 	err = durable.Write(s.fs, s.sub("tmp", env.ID+".env"), s.sub("env", env.ID), 0o600, fill)
 	if err != nil {
-		return fmt.Errorf("queue: write envelope %s: %w", env.ID, err)
+		return s.checked(fmt.Errorf("queue: write envelope %s: %w", env.ID, err))
 	}
 	return nil
 }
@@ -167,7 +184,7 @@ func (s *Spool) Remove(id string) error {
 		return fmt.Errorf("queue: remove envelope %s: %w", id, err)
 	}
 	if err := s.syncFolder(s.sub("env")); err != nil {
-		return fmt.Errorf("queue: fsync env dir: %w", err)
+		return s.checked(fmt.Errorf("queue: fsync env dir: %w", err))
 	}
 	if err := s.fs.Remove(s.sub("msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("queue: remove data %s: %w", id, err)

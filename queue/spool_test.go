@@ -219,3 +219,28 @@ func TestQueued(t *testing.T) {
 		t.Error("an ID never stored is queued")
 	}
 }
+
+// A Store that a failed flush ended is reported (the MTA restarts on
+// it), as is every one after it, which the spool does not flush again:
+// the pages of the first may be lost for good (fsyncgate).
+func TestStoreFlushFailureIsReported(t *testing.T) {
+	fs := &faultFS{failSyncFS: true}
+	s := openSpool(t, t.TempDir(), &durable.Batched{FS: fs})
+	var reported []error
+	s.OnFlushFailure(func(err error) { reported = append(reported, err) })
+	for i := range 2 {
+		id := queue.NewID(time.Now())
+		err := s.Store(&queue.Envelope{ID: id, Recipients: []*queue.Recipient{{Address: "a@example.test", State: queue.Pending}}},
+			strings.NewReader("x\r\n"))
+		if !errors.Is(err, durable.ErrFlushFailed) {
+			t.Fatalf("store %d: err = %v, want ErrFlushFailed", i, err)
+		}
+		if s.Has(id) {
+			t.Errorf("store %d failed but left its files", i)
+		}
+		fs.failSyncFS = false // the next flush would succeed; it must not be trusted
+	}
+	if len(reported) != 2 || !errors.Is(reported[0], errInjected) {
+		t.Errorf("reported %v, want the failed flush, then the store after it", reported)
+	}
+}

@@ -50,6 +50,9 @@ func main() {
 	be.Ledger = ledger
 	ctx, stop := daemon.SignalContext()
 	defer stop()
+	flushFailure := &daemon.FlushFailure{Log: log, Stop: stop}
+	defer flushFailure.ExitIfFailed() // after the plugins' and listeners' ends below
+	be.FlushFailed = flushFailure.Report
 	// After dropping root: the plugins run as the mda user. By default
 	// that is the bundled return-path plugin (RFC 5321 §4.4).
 	chain, err := daemon.StartPlugins(ctx, cfg, "mda", log)

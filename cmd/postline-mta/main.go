@@ -53,6 +53,9 @@ func main() {
 
 	ctx, stop := daemon.SignalContext()
 	defer stop()
+	flushFailure := &daemon.FlushFailure{Log: log, Stop: stop}
+	defer flushFailure.ExitIfFailed() // after the plugins' and listeners' ends below
+	spool.OnFlushFailure(flushFailure.Report)
 	// After dropping root: the plugins run as the mta user. By default
 	// that is the bundled received plugin (RFC 5321 §4.4), for mail from
 	// the internet only: the trusted socket's mail got its field at the MSA.

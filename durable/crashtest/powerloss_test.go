@@ -3,9 +3,11 @@ package crashtest_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,11 +28,16 @@ import (
 var totals struct {
 	sync.Mutex
 	states, violations int
+	workloads          map[string][2]int // states, violations (expected ones included)
 }
 
 func TestMain(m *testing.M) {
 	start := time.Now()
 	code := m.Run()
+	for _, name := range slices.Sorted(maps.Keys(totals.workloads)) {
+		w := totals.workloads[name]
+		fmt.Printf("powerloss: %-46s %6d states, %d violations\n", name, w[0], w[1])
+	}
 	fmt.Printf("powerloss: seed %d, %d states per crash point at most, %s\n", seed(), statesPerPoint(), time.Since(start).Round(time.Millisecond))
 	fmt.Printf("powerloss: %d crash states explored, %d violations\n", totals.states, totals.violations)
 	os.Exit(code)
@@ -62,6 +69,18 @@ var seed = sync.OnceValue(func() uint64 {
 // record adds an exploration's figures to the totals and logs them.
 func record(t *testing.T, name string, out outcome, wantViolations bool) {
 	totals.Lock()
+	if totals.workloads == nil {
+		totals.workloads = map[string][2]int{}
+	}
+	group := name
+	if i := strings.Index(name, ", flush "); i > 0 {
+		group = name[:i] + ", each flush failing"
+	}
+	if wantViolations {
+		group = "planted: " + name
+	}
+	w := totals.workloads[group]
+	totals.workloads[group] = [2]int{w[0] + out.stats.States, w[1] + out.violations}
 	totals.states += out.stats.States
 	if !wantViolations {
 		totals.violations += out.violations
@@ -193,6 +212,7 @@ func updated(env *queue.Envelope) string {
 // workload (concurrent Stores sharing flushes, Updates, Removes) and of a
 // delivery workload (the MDA's Maildir copies and ledger as well).
 func TestPowerLoss(t *testing.T) {
+	t.Parallel()
 	for _, fl := range flavours {
 		t.Run("queue/"+fl.name, func(t *testing.T) {
 			r := newRig(t, fl.syncfs, crashtest.Fault{})
@@ -221,6 +241,7 @@ func TestPowerLoss(t *testing.T) {
 
 // Planted faults: the explorer must report each, or it proves nothing.
 func TestPowerLossCatchesPlantedFaults(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		syncfs bool
@@ -249,6 +270,7 @@ func TestPowerLossCatchesPlantedFaults(t *testing.T) {
 // files are gone, and no Store counts on a write made before the failed
 // flush: every crash state still keeps every acknowledged message.
 func TestPowerLossFlushErrors(t *testing.T) {
+	t.Parallel()
 	for _, fl := range flavours {
 		t.Run(fl.name, func(t *testing.T) {
 			clean := newRig(t, fl.syncfs, crashtest.Fault{})
@@ -264,7 +286,7 @@ func TestPowerLossFlushErrors(t *testing.T) {
 				r.checkFailedStores(t, k, failed)
 				// Before the failed flush the trace is TestPowerLoss's.
 				out := r.explore(crashtest.Limits{Prefixes: 4, Cuts: 4, From: r.failedFlushAt()}, seed(), false)
-				record(t, fmt.Sprintf("%s, flush %d of %d fails", fl.name, k, flushes), out, false)
+				record(t, fmt.Sprintf("queue/%s, flush %d of %d fails", fl.name, k, flushes), out, false)
 				if out.violations > 0 {
 					t.Errorf("flush %d failing: %d violations; the first:\n%s", k, out.violations, out.first)
 				}
@@ -277,6 +299,7 @@ func TestPowerLossFlushErrors(t *testing.T) {
 // The recipient concerned is deferred with 451 4.3.0, its copy is not in
 // the Maildir, and every crash state keeps the rules.
 func TestPowerLossFlushErrorsInDelivery(t *testing.T) {
+	t.Parallel()
 	for _, fl := range flavours {
 		t.Run(fl.name, func(t *testing.T) {
 			clean := newRig(t, fl.syncfs, crashtest.Fault{})
@@ -290,7 +313,7 @@ func TestPowerLossFlushErrorsInDelivery(t *testing.T) {
 				}
 				r.checkDeferred(t, k, refused)
 				out := r.explore(crashtest.Limits{Prefixes: 3, Cuts: 2, From: r.failedFlushAt()}, seed(), true)
-				record(t, fmt.Sprintf("delivery, %s, flush %d of %d fails", fl.name, k, flushes), out, false)
+				record(t, fmt.Sprintf("delivery/%s, flush %d of %d fails", fl.name, k, flushes), out, false)
 				if out.violations > 0 {
 					t.Errorf("flush %d failing: %d violations; the first:\n%s", k, out.violations, out.first)
 				}
@@ -332,8 +355,8 @@ func (r *rig) failedFlushAt() int {
 // checkFailedStores checks the Stores that failed once flush k failed.
 func (r *rig) checkFailedStores(t *testing.T, k int, failed map[string]error) {
 	for id, err := range failed {
-		if !errors.Is(err, syscall.EIO) && !errors.Is(err, durable.ErrEarlierFlush) {
-			t.Errorf("flush %d failing: Store %s: %v, want EIO or ErrEarlierFlush (451 4.3.0)", k, id, err)
+		if !errors.Is(err, syscall.EIO) && !errors.Is(err, durable.ErrFlushFailed) {
+			t.Errorf("flush %d failing: Store %s: %v, want EIO or ErrFlushFailed (451 4.3.0)", k, id, err)
 		}
 		for _, name := range []string{"msg/" + id, "env/" + id, "tmp/" + id + ".msg", "tmp/" + id + ".env"} {
 			if _, err := os.Lstat(r.queue.Root + "/" + name); err == nil {
@@ -350,6 +373,7 @@ func (r *rig) checkFailedStores(t *testing.T, k int, failed map[string]error) {
 // trace: create state/delivered.log; write; fsync of the file; rename
 // of the copy into new/; crash: the copy is there, the log is not.
 func TestPowerLossLedgerFileIsDurable(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, false, crashtest.Fault{})
 	ledger, err := mda.OpenLedger(r.state, r.state.Root, 24*time.Hour, time.Now())
 	if err != nil {
