@@ -71,7 +71,37 @@ type FSSyncer interface {
 // OS is the real filesystem.
 type OS struct{}
 
-// SyncFS implements FSSyncer.
+// Syncfs flushes the filesystem of one folder kept open from the start:
+// syncfs(2) reports the writeback errors that happened since the
+// previous call on the same open file (Linux 5.8 and later), so one
+// opened anew for each flush, as OS.SyncFS does, would miss an error
+// that came between a write and that open, and report a flush that lost
+// the write as a success.
+type Syncfs struct{ dir *os.File }
+
+// OpenSyncfs opens dir for flushing its filesystem; before any write
+// that a flush must cover.
+func OpenSyncfs(dir string) (*Syncfs, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("durable: open %s for syncfs: %w", dir, err)
+	}
+	return &Syncfs{dir: d}, nil
+}
+
+// SyncFS implements FSSyncer; the folder named is on the same filesystem.
+func (s *Syncfs) SyncFS(string) error {
+	if err := unix.Syncfs(int(s.dir.Fd())); err != nil {
+		return &os.PathError{Op: "syncfs", Path: s.dir.Name(), Err: err}
+	}
+	return nil
+}
+
+// Close closes the folder.
+func (s *Syncfs) Close() error { return s.dir.Close() }
+
+// SyncFS implements FSSyncer with a folder opened for this flush alone;
+// see Syncfs for what that misses.
 func (OS) SyncFS(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

@@ -361,3 +361,23 @@ func TestWriteWithAlongside(t *testing.T) {
 		t.Errorf("final holds %q", b)
 	}
 }
+
+// Syncfs flushes through the folder it opened, for any name given.
+func TestSyncfs(t *testing.T) {
+	dir := t.TempDir()
+	s, err := durable.OpenSyncfs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := &durable.Batched{FS: durable.OS{}, Whole: s}
+	if err := durable.Write(b, filepath.Join(dir, "t"), filepath.Join(dir, "f"), 0o600, writeString("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(dir, "f")); got != "x" {
+		t.Errorf("content = %q", got)
+	}
+	if _, err := durable.OpenSyncfs(filepath.Join(dir, "absent")); err == nil {
+		t.Error("OpenSyncfs of a missing folder succeeded")
+	}
+}

@@ -123,6 +123,9 @@ func (f *Folders) Sync(dir string, sync func(string) error) error {
 // Batched is an FS whose SyncDir calls share fsyncs per folder.
 type Batched struct {
 	FS
+	// Whole flushes the filesystem (a Syncfs, say); nil: FS's own
+	// SyncFS, if it has one.
+	Whole   FSSyncer
 	folders Folders
 	whole   Group // SyncFS: one filesystem per Batched
 }
@@ -133,7 +136,10 @@ func (b *Batched) SyncDir(dir string) error { return b.folders.Sync(dir, b.FS.Sy
 // SyncFS implements FSSyncer when the wrapped FS does, with group commit:
 // concurrent callers share one flush of the filesystem.
 func (b *Batched) SyncFS(dir string) error {
-	syncer, ok := b.FS.(FSSyncer)
+	syncer, ok := b.Whole, b.Whole != nil
+	if !ok {
+		syncer, ok = b.FS.(FSSyncer)
+	}
 	if !ok {
 		return fmt.Errorf("durable: %T cannot sync a whole filesystem", b.FS)
 	}

@@ -35,10 +35,11 @@ type BatchedFS struct {
 	batched durable.Batched
 }
 
-// NewBatchedFS returns fs with group commit.
-func NewBatchedFS(fs FS) *BatchedFS {
+// NewBatchedFS returns fs with group commit; whole, when not nil,
+// flushes the filesystem instead of fs's own SyncFS (a durable.Syncfs).
+func NewBatchedFS(fs FS, whole durable.FSSyncer) *BatchedFS {
 	b := &BatchedFS{FS: fs}
-	b.batched.FS = fs
+	b.batched.FS, b.batched.Whole = fs, whole
 	return b
 }
 

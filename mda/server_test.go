@@ -53,7 +53,7 @@ func (failingSyncFS) SyncFS(dir string) error {
 func TestDeliveryFlushFailure(t *testing.T) {
 	root := t.TempDir()
 	var reported []error
-	m := &Maildir{FS: NewBatchedFS(failingSyncFS{durable.Rooted{Root: root}}), Hostname: "mx.example.test"}
+	m := &Maildir{FS: NewBatchedFS(failingSyncFS{durable.Rooted{Root: root}}, nil), Hostname: "mx.example.test"}
 	s := &session{b: &Backend{Maildir: m, Log: zerolog.Nop(), FlushFailed: func(err error) { reported = append(reported, err) }}}
 	rc := recipient{"alice@example.test", filepath.Join(root, "example.test", "alice")}
 	for i := range 2 {

@@ -79,9 +79,14 @@ func newServer(cfg *config.Config, log zerolog.Logger) (*mda.Backend, *smtp.Serv
 	if err != nil {
 		daemon.Fatal(log, "cannot read users", err)
 	}
+	// Flushes of the mail root on one folder kept open (durable.Syncfs).
+	whole, err := durable.OpenSyncfs(cfg.MDA.MailRoot)
+	if err != nil {
+		daemon.Fatal(log, "cannot open mail_root", err)
+	}
 	be := &mda.Backend{
 		Mailboxes: &mda.Mailboxes{Config: cfg, Users: db},
-		Maildir:   &mda.Maildir{FS: mda.NewBatchedFS(durable.Rooted{Root: cfg.MDA.MailRoot}), Hostname: cfg.Hostname},
+		Maildir:   &mda.Maildir{FS: mda.NewBatchedFS(durable.Rooted{Root: cfg.MDA.MailRoot}, whole), Hostname: cfg.Hostname},
 		SpoolDir:  daemon.MDASpoolDir(cfg),
 		Quota:     &mda.Quota{Limit: cfg.MDA.Quota},
 		Policy:    guard.PolicyAfterHop(cfg), // the MTA's Received field

@@ -132,9 +132,14 @@ func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *u
 // startQueue opens and recovers the spool and returns the manager that
 // delivers its messages, to the MDA and to other hosts.
 func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry) (*queue.Spool, *mta.Manager) {
-	// Concurrent messages share the fsyncs of the spool's folders.
-	spool, err := queue.Open(cfg.QueueDir(), &durable.Batched{FS: durable.OS{}})
+	// Concurrent messages share the fsyncs of the spool's folders and
+	// its flushes, made on one folder kept open (durable.Syncfs).
+	fs := &durable.Batched{FS: durable.OS{}}
+	spool, err := queue.Open(cfg.QueueDir(), fs)
 	if err != nil {
+		daemon.Fatal(log, "cannot open queue", err)
+	}
+	if fs.Whole, err = durable.OpenSyncfs(cfg.QueueDir()); err != nil {
 		daemon.Fatal(log, "cannot open queue", err)
 	}
 	envs, err := spool.Recover()

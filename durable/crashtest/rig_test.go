@@ -118,7 +118,7 @@ func (r *rig) spoolFS() durable.FS {
 // maildirFS is the mail root as postline-mda wires it.
 func (r *rig) maildirFS() mda.FS {
 	if r.syncfs {
-		return mda.NewBatchedFS(crashtest.SyncVolume{Volume: r.mail})
+		return mda.NewBatchedFS(crashtest.SyncVolume{Volume: r.mail}, nil)
 	}
 	return r.mail
 }
