@@ -273,24 +273,11 @@ func TestPowerLossFlushErrors(t *testing.T) {
 	t.Parallel()
 	for _, fl := range flavours {
 		t.Run(fl.name, func(t *testing.T) {
-			clean := newRig(t, fl.syncfs, crashtest.Fault{})
-			queueWorkload(t, clean, 4)
-			// Past the set-up: a flush failing there stops the MTA's start.
-			flushes := clean.trace.Flushes()
-			for k := clean.setupFlushes + 1; k <= flushes; k++ {
-				r := newRig(t, fl.syncfs, crashtest.Fault{FailFlush: k})
-				failed := queueWorkload(t, r, 4)
-				if r.failedFlushAt() < 0 {
-					continue
-				}
-				r.checkFailedStores(t, k, failed)
-				// Before the failed flush the trace is TestPowerLoss's.
-				out := r.explore(crashtest.Limits{Prefixes: 4, Cuts: 4, From: r.failedFlushAt()}, seed(), false)
-				record(t, fmt.Sprintf("queue/%s, flush %d of %d fails", fl.name, k, flushes), out, false)
-				if out.violations > 0 {
-					t.Errorf("flush %d failing: %d violations; the first:\n%s", k, out.violations, out.first)
-				}
-			}
+			eachFlushFailing(t, "queue/"+fl.name, fl.syncfs, crashtest.Limits{Prefixes: 4, Cuts: 4}, false,
+				func(r *rig) func(int) {
+					failed := queueWorkload(t, r, 4)
+					return func(k int) { r.checkFailedStores(t, k, failed) }
+				})
 		})
 	}
 }
@@ -302,23 +289,36 @@ func TestPowerLossFlushErrorsInDelivery(t *testing.T) {
 	t.Parallel()
 	for _, fl := range flavours {
 		t.Run(fl.name, func(t *testing.T) {
-			clean := newRig(t, fl.syncfs, crashtest.Fault{})
-			deliveryWorkload(t, clean, 3)
-			flushes := clean.trace.Flushes()
-			for k := clean.setupFlushes + 1; k <= flushes; k++ {
-				r := newRig(t, fl.syncfs, crashtest.Fault{FailFlush: k})
-				_, refused := deliveryWorkload(t, r, 3)
-				if r.failedFlushAt() < 0 {
-					continue
-				}
-				r.checkDeferred(t, k, refused)
-				out := r.explore(crashtest.Limits{Prefixes: 3, Cuts: 2, From: r.failedFlushAt()}, seed(), true)
-				record(t, fmt.Sprintf("delivery/%s, flush %d of %d fails", fl.name, k, flushes), out, false)
-				if out.violations > 0 {
-					t.Errorf("flush %d failing: %d violations; the first:\n%s", k, out.violations, out.first)
-				}
-			}
+			eachFlushFailing(t, "delivery/"+fl.name, fl.syncfs, crashtest.Limits{Prefixes: 3, Cuts: 2}, true,
+				func(r *rig) func(int) {
+					_, refused := deliveryWorkload(t, r, 3)
+					return func(k int) { r.checkDeferred(t, k, refused) }
+				})
 		})
+	}
+}
+
+// eachFlushFailing runs workload once cleanly, then again with each of
+// its flushes past the set-up failing in turn (a flush failing in the
+// set-up only stops the daemon's start). The check workload returns
+// looks at what the failure left; the crash states are explored from
+// the failed flush on (before it the trace is TestPowerLoss's).
+func eachFlushFailing(t *testing.T, name string, syncfs bool, lim crashtest.Limits, withMDA bool, workload func(*rig) func(k int)) {
+	clean := newRig(t, syncfs, crashtest.Fault{})
+	workload(clean)
+	flushes := clean.trace.Flushes()
+	for k := clean.setupFlushes + 1; k <= flushes; k++ {
+		r := newRig(t, syncfs, crashtest.Fault{FailFlush: k})
+		check := workload(r)
+		if lim.From = r.failedFlushAt(); lim.From < 0 {
+			continue
+		}
+		check(k)
+		out := r.explore(lim, seed(), withMDA)
+		record(t, fmt.Sprintf("%s, flush %d of %d fails", name, k, flushes), out, false)
+		if out.violations > 0 {
+			t.Errorf("flush %d failing: %d violations; the first:\n%s", k, out.violations, out.first)
+		}
 	}
 }
 
