@@ -118,8 +118,9 @@ type FlushFailure struct {
 	Log  zerolog.Logger
 	Stop context.CancelFunc // ends the daemon's serving, gracefully
 
-	once   sync.Once
-	failed atomic.Bool
+	once    sync.Once
+	failed  atomic.Bool
+	exiting atomic.Bool // ExitIfFailed ran: a late report exits at once
 }
 
 // Report logs the first failure and stops the daemon.
@@ -128,11 +129,17 @@ func (f *FlushFailure) Report(err error) {
 		f.failed.Store(true)
 		f.Log.Error().Err(err).Msg("a flush failed: stopping, to start again and recover from what is on disk")
 		f.Stop()
+		if f.exiting.Load() { // a session that outlived the shutdown's grace
+			os.Exit(1)
+		}
 	})
 }
 
-// ExitIfFailed ends the process with status 1 after a reported failure.
+// ExitIfFailed ends the process with status 1 after a reported failure,
+// so that the supervisor (or systemd's Restart=on-failure) starts it
+// again; main defers it, to run after its plugins and listeners ended.
 func (f *FlushFailure) ExitIfFailed() {
+	f.exiting.Store(true)
 	if f.failed.Load() {
 		os.Exit(1)
 	}

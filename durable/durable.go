@@ -309,8 +309,11 @@ func (p *Pending) Abort() {
 }
 
 // MkdirAll creates dir and its missing parents with perm and makes each
-// new entry durable by syncing the folder that holds it. A folder that
-// another caller is creating at the same moment counts as there.
+// entry durable by syncing the folder that holds it. That holds for a
+// folder found already there too: another caller may have made it a
+// moment ago and not synced its parent yet (the power-loss explorer
+// found a copy lost so). An FS that is a DurableFolders syncs the parent
+// of an existing folder once, not at every call.
 func MkdirAll(fs FS, dir string, perm os.FileMode) error {
 	err := fs.Mkdir(dir, perm)
 	if parent := filepath.Dir(dir); errors.Is(err, os.ErrNotExist) && parent != dir {
@@ -319,14 +322,26 @@ func MkdirAll(fs FS, dir string, perm os.FileMode) error {
 		}
 		err = fs.Mkdir(dir, perm)
 	}
-	switch {
-	case errors.Is(err, os.ErrExist):
-		return nil
-	case err != nil:
+	if err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("durable: mkdir %s: %w", dir, err)
 	}
+	known, _ := fs.(DurableFolders)
+	if err != nil && known != nil && known.IsDurable(dir) {
+		return nil
+	}
 	if err := fs.SyncDir(filepath.Dir(dir)); err != nil {
-		return fmt.Errorf("durable: fsync %s: %w", filepath.Dir(dir), err)
+		return fmt.Errorf("%w: fsync %s: %w", ErrFlushFailed, filepath.Dir(dir), err)
+	}
+	if known != nil {
+		known.SetDurable(dir)
 	}
 	return nil
+}
+
+// DurableFolders is an FS that remembers which folders are durable
+// (their entry in their parent synced), so that MkdirAll of an existing
+// one costs no fsync. A root the FS does not reach above counts as one.
+type DurableFolders interface {
+	IsDurable(dir string) bool
+	SetDurable(dir string)
 }

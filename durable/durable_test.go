@@ -296,13 +296,25 @@ func TestMkdirAllCreatesAndSyncsParents(t *testing.T) {
 		t.Errorf("SyncDir calls = %q, want %q", fs.syncedDirs, want)
 	}
 
-	// Existing: nothing to create, nothing to sync.
+	// Existing: its parent is synced again, since another caller may
+	// have made it and not synced yet; an FS that remembers which
+	// folders are durable (Batched) does it once.
 	fs.syncedDirs = nil
 	if err := durable.MkdirAll(fs, dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if len(fs.syncedDirs) != 0 {
-		t.Errorf("SyncDir called for an existing dir: %q", fs.syncedDirs)
+	if want := []string{filepath.Join(root, "a", "b")}; !slices.Equal(fs.syncedDirs, want) {
+		t.Errorf("SyncDir calls for an existing dir = %q, want %q", fs.syncedDirs, want)
+	}
+	fs.syncedDirs = nil
+	batched := &durable.Batched{FS: fs}
+	for range 2 {
+		if err := durable.MkdirAll(batched, dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{filepath.Join(root, "a", "b")}; !slices.Equal(fs.syncedDirs, want) {
+		t.Errorf("Batched: SyncDir calls for an existing dir = %q, want %q", fs.syncedDirs, want)
 	}
 }
 

@@ -128,10 +128,56 @@ type Batched struct {
 	Whole   FSSyncer
 	folders Folders
 	whole   Group // SyncFS: one filesystem per Batched
+
+	mu      sync.Mutex
+	durable map[string]bool // folders known durable (DurableFolders)
+	failed  error           // the first flush that failed
+}
+
+// IsDurable implements DurableFolders, asking the wrapped FS too.
+func (b *Batched) IsDurable(dir string) bool {
+	b.mu.Lock()
+	known := b.durable[dir]
+	b.mu.Unlock()
+	inner, ok := b.FS.(DurableFolders)
+	return known || (ok && inner.IsDurable(dir))
+}
+
+// SetDurable implements DurableFolders.
+func (b *Batched) SetDurable(dir string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.durable == nil {
+		b.durable = map[string]bool{}
+	}
+	b.durable[dir] = true
 }
 
 // SyncDir implements FS, with group commit per folder.
-func (b *Batched) SyncDir(dir string) error { return b.folders.Sync(dir, b.FS.SyncDir) }
+func (b *Batched) SyncDir(dir string) error {
+	return b.once(func() error { return b.folders.Sync(dir, b.FS.SyncDir) })
+}
+
+// once runs flush unless a flush of the filesystem failed before, and
+// remembers a failure: folder fsyncs and whole flushes alike, since the
+// pages a failed one dropped may be any file's or folder's.
+func (b *Batched) once(flush func() error) error {
+	b.mu.Lock()
+	failed := b.failed
+	b.mu.Unlock()
+	if failed != nil {
+		return failedBefore(failed)
+	}
+	err := flush()
+	if err != nil {
+		b.mu.Lock()
+		if b.failed == nil {
+			b.failed = err
+		}
+		b.mu.Unlock()
+	}
+	return err
+}
 
 // SyncFS implements FSSyncer when the wrapped FS does, with group commit:
 // concurrent callers share one flush of the filesystem.
@@ -143,5 +189,5 @@ func (b *Batched) SyncFS(dir string) error {
 	if !ok {
 		return fmt.Errorf("durable: %T cannot sync a whole filesystem", b.FS)
 	}
-	return b.whole.Do(func() error { return syncer.SyncFS(dir) })
+	return b.once(func() error { return b.whole.Do(func() error { return syncer.SyncFS(dir) }) })
 }

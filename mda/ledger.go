@@ -37,6 +37,7 @@ type Ledger struct {
 	flushes  durable.Group
 
 	mu      sync.Mutex
+	broken  error // a rotation failed half-way: every write fails
 	log     durable.File
 	retired durable.File // the previous generation, kept open for a flush under way
 	started time.Time    // when the current log generation began
@@ -196,8 +197,14 @@ func (l *Ledger) append(r record, now time.Time) error {
 func (l *Ledger) write(r record, line []byte, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.broken != nil {
+		return l.broken
+	}
 	if err := l.rotateIfOld(now); err != nil {
-		return err
+		// Half rotated, the log cannot be trusted or appended to:
+		// postline-mda restarts on ErrFlushFailed and reopens it.
+		l.broken = fmt.Errorf("%w: %w", durable.ErrFlushFailed, err)
+		return l.broken
 	}
 	if _, err := l.log.Write(line); err != nil {
 		return fmt.Errorf("mda: delivery ledger: %w", err)

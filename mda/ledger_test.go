@@ -1,9 +1,11 @@
 package mda
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,5 +149,30 @@ func TestRedeliveryAfterCrashMidCopy(t *testing.T) {
 	}
 	if names := dirNames(t, filepath.Join(alice, "new")); len(names) != 1 {
 		t.Errorf("new/ holds %v, want the one copy", names)
+	}
+}
+
+// syncDirFailsFS is the real filesystem whose folder fsyncs fail.
+type syncDirFailsFS struct{ durable.OS }
+
+func (syncDirFailsFS) SyncDir(dir string) error {
+	return &os.PathError{Op: "fsync", Path: dir, Err: syscall.EIO}
+}
+
+// A rotation that fails half-way leaves a log that cannot be trusted:
+// every later record fails with durable.ErrFlushFailed, on which
+// postline-mda restarts and opens the ledger afresh.
+func TestLedgerRotationFailureStopsRecords(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenLedger(durable.OS{}, dir, time.Hour, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.fs = syncDirFailsFS{}
+	for i, at := range []time.Time{t0.Add(2 * time.Hour), t0.Add(3 * time.Hour)} {
+		if err := l.Begin("Q1", "alice@example.test", "alice", "key", at); !errors.Is(err, durable.ErrFlushFailed) {
+			t.Errorf("record %d after a failed rotation: err = %v, want ErrFlushFailed", i, err)
+		}
 	}
 }

@@ -46,6 +46,19 @@ func NewBatchedFS(fs FS, whole durable.FSSyncer) *BatchedFS {
 // SyncDir implements FS, with group commit per folder.
 func (b *BatchedFS) SyncDir(dir string) error { return b.batched.SyncDir(dir) }
 
+// MkdirAll implements FS through the batched folder fsyncs, remembering
+// the folders made durable (durable.DurableFolders): a Maildir's
+// folders cost their fsyncs once per process, not at every delivery.
+func (b *BatchedFS) MkdirAll(dir string, perm os.FileMode) error {
+	return durable.MkdirAll(b, dir, perm)
+}
+
+// IsDurable implements durable.DurableFolders.
+func (b *BatchedFS) IsDurable(dir string) bool { return b.batched.IsDurable(dir) }
+
+// SetDurable implements durable.DurableFolders.
+func (b *BatchedFS) SetDurable(dir string) { b.batched.SetDurable(dir) }
+
 // SyncFS implements durable.FSSyncer, with group commit.
 func (b *BatchedFS) SyncFS(dir string) error { return b.batched.SyncFS(dir) }
 

@@ -66,12 +66,35 @@ func TestRecoverOldestFirst(t *testing.T) {
 	}
 }
 
-// An envelope that does not decode (a power loss before a Store's flush
-// can leave one) is set aside with its data in damaged/, named for the
-// log, and the rest of the queue starts.
+// An envelope cut short (empty, or JSON ending early) is a Store's that
+// a power loss came before its flush: never acknowledged, so dropped
+// with its data, not set aside as damage for the admin.
+func TestRecoverDropsEnvelopeCutShort(t *testing.T) {
+	for name, env := range map[string]string{"empty": "", "cut": `{"id": "trunc`} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			openSpool(t, dir, durable.OS{})
+			id := queue.NewID(time.Now())
+			os.WriteFile(filepath.Join(dir, "env", id), []byte(env), 0o600)
+			os.WriteFile(filepath.Join(dir, "msg", id), []byte("x"), 0o600)
+			s := openSpool(t, dir, durable.OS{})
+			envs, err := s.Recover()
+			dropped, damaged := s.Recovered()
+			if err != nil || len(envs) != 0 || len(damaged) != 0 || len(dropped) != 1 || dropped[0] != id {
+				t.Errorf("Recover = %v, %v; dropped %v, damaged %v", envs, err, dropped, damaged)
+			}
+			if s.Has(id) {
+				t.Error("the cut message's files are still there")
+			}
+		})
+	}
+}
+
+// An envelope that does not decode otherwise is set aside with its data
+// in damaged/, named for the log, and the rest of the queue starts.
 func TestRecoverSetsAsideDamagedEnvelope(t *testing.T) {
 	for name, env := range map[string]string{
-		"bad JSON":      `{"id": "trunc`,
+		"bad JSON":      `{"id": trunc}`,
 		"ID mismatch":   `{"id":"0123456789BCDFGH"}`,
 		"no recipients": `{"id":"ID"}`,
 		"zeros":         "\x00\x00\x00\x00",

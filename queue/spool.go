@@ -311,6 +311,9 @@ func (s *Spool) loadEnvelope(name string) (*Envelope, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	env, err := decodeEnvelope(name, data)
+	if cutShort(data, err) {
+		return nil, errUnfinishedStore
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", errDamaged, name, err)
 	}
@@ -341,6 +344,16 @@ func (s *Spool) dataIntact(env *Envelope) bool {
 	sum := crc32.New(castagnoli)
 	n, err := io.Copy(sum, f)
 	return err == nil && n == env.Size && sum.Sum32() == env.Checksum
+}
+
+// cutShort reports whether an envelope failed to decode because it ends
+// early: empty, or JSON cut at its end. Only a Store's envelope can be
+// so, renamed into place before the flush that a crash came before (a
+// Store that returned and every Update flush it first), so the message
+// was never acknowledged.
+func cutShort(data []byte, err error) bool {
+	var syntax *json.SyntaxError
+	return len(data) == 0 || (errors.As(err, &syntax) && syntax.Offset == int64(len(data)))
 }
 
 // errDamaged marks an envelope that does not decode.

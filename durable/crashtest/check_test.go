@@ -33,7 +33,9 @@ func parseAcks(labels []string) acks {
 		case "removing":
 			a.removing[f[1]] = true
 		case "copy":
-			a.copies = append(a.copies, [2]string{f[1], f[2]})
+			if len(f) == 3 { // else a 250 without ENVID: no queue ID to check
+				a.copies = append(a.copies, [2]string{f[1], f[2]})
+			}
 		}
 	}
 	return a
@@ -42,8 +44,9 @@ func parseAcks(labels []string) acks {
 // outcome is what exploring one workload's trace found.
 type outcome struct {
 	stats      crashtest.Stats
-	violations int
-	first      string // the first violation's report
+	violations int            // states that broke a rule
+	rules      map[string]int // states that broke each rule ("rule 1"...)
+	first      string         // the first violation's report
 }
 
 // explore visits the crash states of the rig's trace and checks each;
@@ -58,6 +61,7 @@ func (r *rig) explore(lim crashtest.Limits, seed uint64, withMDA bool) outcome {
 		}
 		if v := r.check(st, withMDA); len(v) > 0 {
 			out.violations++
+			out.countRules(v)
 			if out.first == "" {
 				out.first = r.report(ops, st, v)
 			}
@@ -69,6 +73,21 @@ func (r *rig) explore(lim crashtest.Limits, seed uint64, withMDA bool) outcome {
 	}
 	out.stats = stats
 	return out
+}
+
+// countRules adds one state's violations to the counts by rule.
+func (o *outcome) countRules(violations []string) {
+	if o.rules == nil {
+		o.rules = map[string]int{}
+	}
+	seen := map[string]bool{}
+	for _, v := range violations {
+		rule, _, _ := strings.Cut(v, ":")
+		if !seen[rule] {
+			seen[rule] = true
+			o.rules[rule]++
+		}
+	}
 }
 
 // report is a violation's account: the trace up to the crash point, the
@@ -104,6 +123,11 @@ func (r *rig) check(st *crashtest.State, withMDA bool) []string {
 		return []string{"rule 4: the MTA's recovery refuses to start: " + err.Error()}
 	}
 	var v []string
+	// A power cut alone never damages an envelope: one set aside would
+	// be an alarm for the admin after every crash.
+	if _, damaged := spool.Recovered(); len(damaged) > 0 {
+		v = append(v, fmt.Sprintf("rule 4: envelopes set aside as damaged after a power cut: %v", damaged))
+	}
 	queued := map[string]*queue.Envelope{}
 	for _, env := range envs {
 		queued[env.ID] = env

@@ -21,10 +21,11 @@
 //
 //   - Whatever a completed flush covered is on disk: fsync of a file, its
 //     content; fsync of a folder, the entries of that folder created,
-//     removed or renamed before it (and the folders holding them); syncfs
-//     of a filesystem, every entry and every file's content on it. A file
-//     fsync is not taken to make its name durable, nor a folder fsync its
-//     files' content.
+//     removed or renamed before it; syncfs of a filesystem, every entry
+//     and every file's content on it. A file fsync is not taken to make
+//     its name durable, nor a folder fsync its files' content or its own
+//     name in its parent: a folder whose entry did not survive takes
+//     everything in it along.
 //   - Directory operations no flush covered persist as an in-order prefix
 //     (the journal), any prefix, chosen independently on each filesystem
 //     and independently of file data: a rename can survive while the data

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -196,23 +197,14 @@ func touches(o Op, dir string) bool {
 	return filepath.Dir(o.Path) == dir || (o.Kind == Rename && filepath.Dir(o.To) == dir)
 }
 
-// force marks durable the operations of v that match, and the making
-// of the folders that hold their names.
+// force marks durable the operations of v that match. It does not make
+// the folders holding their names durable: a folder's own entry is only
+// durable once its parent is flushed, and replay drops what a folder
+// lost to the crash held.
 func (m *model) force(v *Volume, match func(Op) bool) {
-	ops := m.dirOps[v]
-	for i := len(ops) - 1; i >= 0; i-- {
-		o := m.ops[ops[i].idx]
-		if ops[i].forced || !match(o) {
-			continue
-		}
-		ops[i].forced = true
-		parents := map[string]bool{filepath.Dir(o.Path): true, filepath.Dir(o.To): true}
-		for j := i - 1; j >= 0; j-- {
-			p := m.ops[ops[j].idx]
-			if p.Kind == Mkdir && parents[p.Path] {
-				ops[j].forced = true
-				parents[filepath.Dir(p.Path)] = true
-			}
+	for i, o := range m.dirOps[v] {
+		if !o.forced && match(m.ops[o.idx]) {
+			m.dirOps[v][i].forced = true
 		}
 	}
 }
@@ -275,6 +267,13 @@ func (m *model) replay(pv []int, unforced [][]int) (files map[string]int, dirs m
 	}
 	for _, i := range idxs {
 		op := m.ops[i]
+		// An entry in a folder the crash lost is lost with it.
+		if !dirs[filepath.Dir(op.Path)] || (op.Kind == Rename && !dirs[filepath.Dir(op.To)]) {
+			if op.Kind == Rename {
+				delete(files, op.Path)
+			}
+			continue
+		}
 		switch op.Kind {
 		case Mkdir:
 			dirs[op.Path] = true
@@ -321,8 +320,11 @@ func lens(options [][]int) []int {
 }
 
 // choices returns every vector v with 0 <= v[i] < sizes[i] when there
-// are at most limit, else limit of them: all lowest, all highest, and
-// random ones; it reports whether it sampled.
+// are at most limit, else a sample: all lowest, all highest, then each
+// coordinate through all its values with the others all lowest or all
+// highest (a sum, not a product: one volume's every journal prefix
+// against the others' extremes), then random ones up to limit. It
+// reports whether it sampled.
 func choices(sizes []int, limit int, rnd *rand.Rand) ([][]int, bool) {
 	total := 1
 	for _, s := range sizes {
@@ -342,6 +344,15 @@ func choices(sizes []int, limit int, rnd *rand.Rand) ([][]int, bool) {
 		high[i] = s - 1
 	}
 	out := [][]int{low, high}
+	for i, s := range sizes {
+		for x := 1; x < s-1; x++ {
+			for _, base := range [][]int{low, high} {
+				v := slices.Clone(base)
+				v[i] = x
+				out = append(out, v)
+			}
+		}
+	}
 	for len(out) < limit {
 		v := make([]int, len(sizes))
 		for i, s := range sizes {

@@ -257,13 +257,19 @@ type markingConn struct {
 	net.Conn
 	mark    func(string)
 	queueID string
+	inData  bool // between DATA and the final dot: message lines, not commands
 }
 
 func (c *markingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	for _, line := range strings.Split(string(p[:n]), "\r\n") {
-		if _, params, ok := strings.Cut(line, "MAIL FROM:"); ok {
-			if _, id, ok := strings.Cut(params, "ENVID="); ok {
+		switch {
+		case c.inData:
+			c.inData = line != "."
+		case line == "DATA":
+			c.inData = true
+		case strings.HasPrefix(line, "MAIL FROM:"):
+			if _, id, ok := strings.Cut(line, "ENVID="); ok {
 				c.queueID = strings.Fields(id)[0]
 			}
 		}

@@ -57,6 +57,9 @@ type Fault struct {
 	// LateSyncFS records a whole-filesystem flush only after the next
 	// Mark: the caller acknowledges before the flush is done.
 	LateSyncFS bool
+	// DropMkdirSync drops the folder fsync that makes a new folder's
+	// entry durable (the one that follows its mkdir in the same goroutine).
+	DropMkdirSync bool
 	// FailFlush makes the Nth flush (1-based, fsync, folder fsync or
 	// syncfs alike) fail with EIO; 0: none.
 	FailFlush int
@@ -117,6 +120,8 @@ func (t *Trace) flush(op Op) error {
 		return &os.PathError{Op: op.Kind.String(), Path: op.Path, Err: syscall.EIO}
 	case op.Kind == FsyncDir && t.Fault.DropDirSync, op.Kind == Fsync && t.Fault.DropFileSync:
 		return nil
+	case op.Kind == FsyncDir && t.Fault.DropMkdirSync && t.followsMkdirIn(op.Path):
+		return nil
 	case op.Kind == SyncFS && t.Fault.LateSyncFS:
 		op.G = goroutineID()
 		t.late = append(t.late, op)
@@ -124,6 +129,18 @@ func (t *Trace) flush(op Op) error {
 	}
 	t.add(op)
 	return nil
+}
+
+// followsMkdirIn reports whether the calling goroutine's last recorded
+// operation made a folder in dir; t.mu is held.
+func (t *Trace) followsMkdirIn(dir string) bool {
+	g := goroutineID()
+	for i := len(t.ops) - 1; i >= 0; i-- {
+		if op := t.ops[i]; op.G == g {
+			return op.Kind == Mkdir && filepath.Dir(op.Path) == dir
+		}
+	}
+	return false
 }
 
 // Format prints op for a trace listing.
@@ -267,6 +284,13 @@ func (v *Volume) file(f durable.File, name string) durable.File {
 func (v *Volume) Mkdir(name string, perm os.FileMode) error {
 	return v.do(Op{Kind: Mkdir, Path: name}, func() error { return v.live.Mkdir(name, perm) })
 }
+
+// IsDurable implements durable.DurableFolders for the root alone, as
+// Rooted does: the volume starts with its root folder durable.
+func (v *Volume) IsDurable(dir string) bool { return v.live.IsDurable(dir) }
+
+// SetDurable implements durable.DurableFolders; a Volume remembers nothing.
+func (v *Volume) SetDurable(string) {}
 
 // MkdirAll implements mda.FS with durable.MkdirAll, as Rooted does.
 func (v *Volume) MkdirAll(dir string, perm os.FileMode) error { return durable.MkdirAll(v, dir, perm) }
