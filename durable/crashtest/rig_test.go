@@ -62,7 +62,10 @@ func newRig(t testing.TB, syncfs bool, fault crashtest.Fault) *rig {
 	// Not t.TempDir(): the MDA's unix socket path must stay short. A
 	// tmpfs where there is one: no state needs a real disk, and the
 	// explorer writes thousands of them.
-	base, err := os.MkdirTemp(tmpRoot(), "powerloss-")
+	base, err := os.MkdirTemp("/dev/shm", "powerloss-")
+	if err != nil {
+		base, err = os.MkdirTemp("", "powerloss-")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +83,6 @@ func newRig(t testing.TB, syncfs bool, fault crashtest.Fault) *rig {
 	r.scratch = filepath.Join(base, "scratch")
 	r.mailboxes = r.openMailboxes()
 	return r
-}
-
-func tmpRoot() string {
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		return "/dev/shm"
-	}
-	return ""
 }
 
 func (r *rig) vols() []*crashtest.Volume { return []*crashtest.Volume{r.queue, r.mail, r.state} }
