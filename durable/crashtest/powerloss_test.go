@@ -1,12 +1,15 @@
 package crashtest_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -132,6 +135,50 @@ func queueWorkload(t *testing.T, r *rig, n int) map[string]error {
 	return failed
 }
 
+// recoveryWorkload stores n messages, leaves what a crash leaves behind
+// (a file half-written in tmp/, a Store cut short: an envelope whose data
+// is short, data without an envelope), then opens the spool again and
+// recovers it as postline-mta does at start, and stores one more
+// message: the explorer crashes the recovery too.
+func recoveryWorkload(t *testing.T, r *rig, n int) {
+	r.addMessages(n)
+	spool, err := queue.Open(r.queue.Root, r.spoolFS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.storeAll(spool, 3)
+	spool.Close()
+	cut, orphan := queue.NewID(time.Now()), queue.NewID(time.Now())
+	for name, content := range map[string]string{
+		"tmp/" + orphan + ".msg": "half a mess",
+		"msg/" + orphan:          "data whose envelope never came",
+		"msg/" + cut:             "short",
+		"env/" + cut:             `{"id":"` + cut + `","size":1000,"crc32c":1,"recipients":[{"address":"alice@example.test","state":"pending"}]}`,
+	} {
+		path, tmp := filepath.Join(r.queue.Root, name), filepath.Join(r.queue.Root, "tmp", "w"+filepath.Base(name))
+		if err := durable.Write(r.queue, tmp, path, 0o600, func(w io.Writer) error {
+			_, err := io.WriteString(w, content)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spool, err = queue.Open(r.queue.Root, r.spoolFS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	if _, err := spool.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	r.addMessages(1)
+	last := r.msgs[r.order[len(r.order)-1]]
+	if err := spool.Store(last.envelope(), bytes.NewReader(last.data)); err != nil {
+		t.Fatal(err)
+	}
+	r.trace.Mark("stored " + last.id)
+}
+
 // deliveryWorkload stores n messages, then delivers each to the MDA over
 // LMTP as the MTA's queue manager does, two at a time: the MDA writes
 // each copy through its ledger into the Maildir; the message is then
@@ -221,6 +268,15 @@ func TestPowerLoss(t *testing.T) {
 			}
 			out := r.explore(limits(), seed(), false)
 			record(t, "queue/"+fl.name, out, false)
+			if out.violations > 0 {
+				t.Errorf("%d violations; the first:\n%s", out.violations, out.first)
+			}
+		})
+		t.Run("recovery/"+fl.name, func(t *testing.T) {
+			r := newRig(t, fl.syncfs, crashtest.Fault{})
+			recoveryWorkload(t, r, 3)
+			out := r.explore(limits(), seed(), false)
+			record(t, "recovery/"+fl.name, out, false)
 			if out.violations > 0 {
 				t.Errorf("%d violations; the first:\n%s", out.violations, out.first)
 			}
