@@ -309,12 +309,22 @@ func (p *Pending) Abort() {
 }
 
 // MkdirAll creates dir and its missing parents with perm and makes each
-// entry durable by syncing the folder that holds it. That holds for a
-// folder found already there too: another caller may have made it a
-// moment ago and not synced its parent yet (the power-loss explorer
-// found a copy lost so). An FS that is a DurableFolders syncs the parent
-// of an existing folder once, not at every call.
+// new entry durable by syncing the folder that holds it. On an FS that
+// is a FolderTracker, a folder found made by another caller a moment ago
+// has its parent synced too, its entry perhaps not durable yet (the
+// power-loss explorer found a copy lost with such a folder); one there
+// before, made by an earlier process or the admin, is taken as durable.
 func MkdirAll(fs FS, dir string, perm os.FileMode) error {
+	tracker, _ := fs.(FolderTracker)
+	if tracker != nil {
+		tracker.BeginFolder(dir)
+	}
+	synced := false
+	defer func() {
+		if tracker != nil {
+			tracker.EndFolder(dir, synced)
+		}
+	}()
 	err := fs.Mkdir(dir, perm)
 	if parent := filepath.Dir(dir); errors.Is(err, os.ErrNotExist) && parent != dir {
 		if err := MkdirAll(fs, parent, perm); err != nil {
@@ -325,23 +335,25 @@ func MkdirAll(fs FS, dir string, perm os.FileMode) error {
 	if err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("durable: mkdir %s: %w", dir, err)
 	}
-	known, _ := fs.(DurableFolders)
-	if err != nil && known != nil && known.IsDurable(dir) {
+	if err != nil && (tracker == nil || !tracker.MadeByOthers(dir)) {
+		synced = true
 		return nil
 	}
 	if err := fs.SyncDir(filepath.Dir(dir)); err != nil {
 		return fmt.Errorf("%w: fsync %s: %w", ErrFlushFailed, filepath.Dir(dir), err)
 	}
-	if known != nil {
-		known.SetDurable(dir)
-	}
+	synced = true
 	return nil
 }
 
-// DurableFolders is an FS that remembers which folders are durable
-// (their entry in their parent synced), so that MkdirAll of an existing
-// one costs no fsync. A root the FS does not reach above counts as one.
-type DurableFolders interface {
-	IsDurable(dir string) bool
-	SetDurable(dir string)
+// FolderTracker is an FS that knows which folders its callers are
+// making, for MkdirAll.
+type FolderTracker interface {
+	// BeginFolder and EndFolder bracket a MkdirAll of dir; synced
+	// tells that dir's entry is durable.
+	BeginFolder(dir string)
+	EndFolder(dir string, synced bool)
+	// MadeByOthers reports whether dir may have been made by another
+	// MkdirAll that has not synced it yet.
+	MadeByOthers(dir string) bool
 }

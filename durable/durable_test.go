@@ -296,25 +296,41 @@ func TestMkdirAllCreatesAndSyncsParents(t *testing.T) {
 		t.Errorf("SyncDir calls = %q, want %q", fs.syncedDirs, want)
 	}
 
-	// Existing: its parent is synced again, since another caller may
-	// have made it and not synced yet; an FS that remembers which
-	// folders are durable (Batched) does it once.
+	// Existing: made before (by an earlier process, the admin), durable.
 	fs.syncedDirs = nil
 	if err := durable.MkdirAll(fs, dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{filepath.Join(root, "a", "b")}; !slices.Equal(fs.syncedDirs, want) {
-		t.Errorf("SyncDir calls for an existing dir = %q, want %q", fs.syncedDirs, want)
+	if len(fs.syncedDirs) != 0 {
+		t.Errorf("SyncDir called for an existing dir: %q", fs.syncedDirs)
 	}
+}
+
+// A folder another caller has just made, and not synced yet, gets its
+// parent synced by whoever finds it, before it goes on to write into it.
+func TestMkdirAllSyncsFolderAnotherIsMaking(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "box")
+	fs := &faultFS{}
+	b := &durable.Batched{FS: fs}
+	b.BeginFolder(dir) // another caller's MkdirAll, between its mkdir and its sync
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := durable.MkdirAll(b, dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{root}; !slices.Equal(fs.syncedDirs, want) {
+		t.Errorf("SyncDir calls = %q, want %q", fs.syncedDirs, want)
+	}
+	b.EndFolder(dir, true)
 	fs.syncedDirs = nil
-	batched := &durable.Batched{FS: fs}
-	for range 2 {
-		if err := durable.MkdirAll(batched, dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
+	b.BeginFolder(dir) // a caller under way once the folder is durable: no need
+	if err := durable.MkdirAll(b, dir, 0o700); err != nil {
+		t.Fatal(err)
 	}
-	if want := []string{filepath.Join(root, "a", "b")}; !slices.Equal(fs.syncedDirs, want) {
-		t.Errorf("Batched: SyncDir calls for an existing dir = %q, want %q", fs.syncedDirs, want)
+	if len(fs.syncedDirs) != 0 {
+		t.Errorf("SyncDir called for a durable folder: %q", fs.syncedDirs)
 	}
 }
 

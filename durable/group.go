@@ -129,28 +129,43 @@ type Batched struct {
 	folders Folders
 	whole   Group // SyncFS: one filesystem per Batched
 
-	mu      sync.Mutex
-	durable map[string]bool // folders known durable (DurableFolders)
-	failed  error           // the first flush that failed
+	mu     sync.Mutex
+	making map[string]int  // MkdirAll calls under way, by folder (FolderTracker)
+	synced map[string]bool // folders whose entry a MkdirAll made durable
+	failed error           // the first flush that failed
 }
 
-// IsDurable implements DurableFolders, asking the wrapped FS too.
-func (b *Batched) IsDurable(dir string) bool {
-	b.mu.Lock()
-	known := b.durable[dir]
-	b.mu.Unlock()
-	inner, ok := b.FS.(DurableFolders)
-	return known || (ok && inner.IsDurable(dir))
-}
-
-// SetDurable implements DurableFolders.
-func (b *Batched) SetDurable(dir string) {
+// BeginFolder implements FolderTracker.
+func (b *Batched) BeginFolder(dir string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.durable == nil {
-		b.durable = map[string]bool{}
+	if b.making == nil {
+		b.making = map[string]int{}
 	}
-	b.durable[dir] = true
+	b.making[dir]++
+}
+
+// EndFolder implements FolderTracker.
+func (b *Batched) EndFolder(dir string, synced bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.making[dir]--; b.making[dir] <= 0 {
+		delete(b.making, dir) // no state to keep between bursts
+	}
+	if synced {
+		if b.synced == nil {
+			b.synced = map[string]bool{}
+		}
+		b.synced[dir] = true
+	}
+}
+
+// MadeByOthers implements FolderTracker: another MkdirAll of dir is
+// under way and none has synced it since the process began.
+func (b *Batched) MadeByOthers(dir string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.making[dir] > 1 && !b.synced[dir]
 }
 
 // SyncDir implements FS, with group commit per folder.

@@ -116,13 +116,6 @@ func (r Rooted) MkdirAll(dir string, perm os.FileMode) error {
 	return MkdirAll(r, dir, perm)
 }
 
-// IsDurable implements DurableFolders for Root alone: the folders above
-// it are the admin's, and out of reach.
-func (r Rooted) IsDurable(dir string) bool { return filepath.Clean(dir) == filepath.Clean(r.Root) }
-
-// SetDurable implements DurableFolders; Rooted remembers nothing.
-func (Rooted) SetDurable(string) {}
-
 // Mkdir implements FS: mkdirat(2) in the parent reached without
 // following a symlink. Root itself counts as an existing folder.
 func (r Rooted) Mkdir(name string, perm os.FileMode) error {

@@ -46,18 +46,18 @@ func NewBatchedFS(fs FS, whole durable.FSSyncer) *BatchedFS {
 // SyncDir implements FS, with group commit per folder.
 func (b *BatchedFS) SyncDir(dir string) error { return b.batched.SyncDir(dir) }
 
-// MkdirAll implements FS through the batched folder fsyncs, remembering
-// the folders made durable (durable.DurableFolders): a Maildir's
-// folders cost their fsyncs once per process, not at every delivery.
-func (b *BatchedFS) MkdirAll(dir string, perm os.FileMode) error {
-	return durable.MkdirAll(b, dir, perm)
-}
+// MkdirAll implements FS through the batched folder fsyncs, with the
+// folders in the making tracked (durable.FolderTracker).
+func (b *BatchedFS) MkdirAll(dir string, perm os.FileMode) error { return durable.MkdirAll(b, dir, perm) }
 
-// IsDurable implements durable.DurableFolders.
-func (b *BatchedFS) IsDurable(dir string) bool { return b.batched.IsDurable(dir) }
+// BeginFolder implements durable.FolderTracker.
+func (b *BatchedFS) BeginFolder(dir string) { b.batched.BeginFolder(dir) }
 
-// SetDurable implements durable.DurableFolders.
-func (b *BatchedFS) SetDurable(dir string) { b.batched.SetDurable(dir) }
+// EndFolder implements durable.FolderTracker.
+func (b *BatchedFS) EndFolder(dir string, synced bool) { b.batched.EndFolder(dir, synced) }
+
+// MadeByOthers implements durable.FolderTracker.
+func (b *BatchedFS) MadeByOthers(dir string) bool { return b.batched.MadeByOthers(dir) }
 
 // SyncFS implements durable.FSSyncer, with group commit.
 func (b *BatchedFS) SyncFS(dir string) error { return b.batched.SyncFS(dir) }

@@ -285,13 +285,6 @@ func (v *Volume) Mkdir(name string, perm os.FileMode) error {
 	return v.do(Op{Kind: Mkdir, Path: name}, func() error { return v.live.Mkdir(name, perm) })
 }
 
-// IsDurable implements durable.DurableFolders for the root alone, as
-// Rooted does: the volume starts with its root folder durable.
-func (v *Volume) IsDurable(dir string) bool { return v.live.IsDurable(dir) }
-
-// SetDurable implements durable.DurableFolders; a Volume remembers nothing.
-func (v *Volume) SetDurable(string) {}
-
 // MkdirAll implements mda.FS with durable.MkdirAll, as Rooted does.
 func (v *Volume) MkdirAll(dir string, perm os.FileMode) error { return durable.MkdirAll(v, dir, perm) }
 
