@@ -48,7 +48,9 @@ func (b *BatchedFS) SyncDir(dir string) error { return b.batched.SyncDir(dir) }
 
 // MkdirAll implements FS through the batched folder fsyncs, with the
 // folders in the making tracked (durable.FolderTracker).
-func (b *BatchedFS) MkdirAll(dir string, perm os.FileMode) error { return durable.MkdirAll(b, dir, perm) }
+func (b *BatchedFS) MkdirAll(dir string, perm os.FileMode) error {
+	return durable.MkdirAll(b, dir, perm)
+}
 
 // BeginFolder implements durable.FolderTracker.
 func (b *BatchedFS) BeginFolder(dir string) { b.batched.BeginFolder(dir) }
