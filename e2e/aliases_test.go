@@ -30,7 +30,7 @@ func TestAliases(t *testing.T) {
 			t.Errorf("%s got %q", user, got[0])
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitSpoolEmpty(t, s, 10*time.Second) // the MTA is done: a second copy would be there by now
 	if entries, _ := os.ReadDir(filepath.Join(s.Mailbox(demoUser), "new")); len(entries) != 1 {
 		t.Errorf("demo, reached twice through the aliases, holds %d copies", len(entries))
 	}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
@@ -130,8 +129,8 @@ func TestAntispam(t *testing.T) {
 			}
 		}
 		// One "scored" per internet message above, none for this one.
-		s.WaitLog(`"message":"scored"`, 7, 10*time.Second)
-		if n := len(logEvents(s, "scored")); n != 7 {
+		scored := waitEvents(t, s, "scored", func(evs []map[string]any) bool { return len(evs) >= 7 })
+		if n := len(scored); n != 7 {
 			t.Errorf("the plugin scored %d messages, want the 7 from the internet", n)
 		}
 	})
@@ -227,24 +226,6 @@ func (w *spamWorld) sign(t *testing.T, subject, body string) string {
 		t.Fatalf("dkim.Sign: %v", err)
 	}
 	return out.String()
-}
-
-// waitLogEvent waits for the stack's first JSON log event msg that
-// match accepts (nil accepts any) and returns it.
-func waitLogEvent(t *testing.T, s *Stack, msg string, match func(map[string]any) bool) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, ev := range logEvents(s, msg) {
-			if match == nil || match(ev) {
-				return ev
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log event %q as wanted; log:\n%s", msg, s.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // dnsblName is the name a DNSBL zone lists ip under.

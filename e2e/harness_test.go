@@ -78,7 +78,7 @@ type Stack struct {
 	MailRoot    string
 
 	cmd *exec.Cmd
-	log *syncBuffer
+	log *stackLog // see log_test.go
 }
 
 // StackConfig adds lines to the test config, table by table; each field
@@ -111,7 +111,7 @@ func StartStackWith(t testing.TB, extra StackConfig) *Stack {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	s := &Stack{t: t, Dir: dir, Config: filepath.Join(dir, "postline.toml"),
 		Submission: freeAddr(t), Submissions: freeAddr(t), MTA: freeAddr(t),
-		MailRoot: filepath.Join(dir, "var", "mail"), log: &syncBuffer{}}
+		MailRoot: filepath.Join(dir, "var", "mail"), log: newStackLog(t)}
 	s.writeConfig(extra)
 	s.Postline(demoPassword+"\n", "user", "add", demoUser)
 	if extra.Prepare != nil {
@@ -152,17 +152,14 @@ mail_root = "var/mail"
 func (s *Stack) start() {
 	t := s.t
 	s.cmd = exec.Command(filepath.Join(binDir, "postline"), "-c", s.Config, "start")
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	s.cmd.Stdout, s.cmd.Stderr = s.log.w, s.log.w
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.stop)
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(s.log.String(), `"postline started"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("stack did not start; log:\n%s", s.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	started := func(log string) bool { return strings.Contains(log, `"postline started"`) }
+	if !pollLog(s, 30*time.Second, started) {
+		t.Fatalf("stack did not start; log:\n%s", s.Log())
 	}
 }
 
@@ -199,9 +196,6 @@ func runPostline(config, stdin string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// Log returns everything the stack logged so far.
-func (s *Stack) Log() string { return s.log.String() }
-
 // ChildPID returns the PID of the running child daemon name ("mta"...).
 func (s *Stack) ChildPID(name string) int {
 	re := regexp.MustCompile(`"child":"` + name + `","pid":(\d+)`)
@@ -211,18 +205,6 @@ func (s *Stack) ChildPID(name string) int {
 	}
 	pid, _ := strconv.Atoi(m[len(m)-1][1])
 	return pid
-}
-
-// WaitLog waits until the log contains substr count times in all.
-func (s *Stack) WaitLog(substr string, count int, timeout time.Duration) {
-	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for strings.Count(s.Log(), substr) < count {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("log never had %q %d times", substr, count)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Mailbox returns the Maildir folder of address.
@@ -438,7 +420,8 @@ func freeAddr(t testing.TB) string {
 	return ""
 }
 
-// syncBuffer is a bytes.Buffer safe for the child processes' writes.
+// syncBuffer is a bytes.Buffer safe for a child process's writes (the
+// log of a third-party daemon; postline's own log is a stackLog).
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -455,5 +438,3 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
-
-func dialUnix(path string) (net.Conn, error) { return net.DialTimeout("unix", path, time.Second) }

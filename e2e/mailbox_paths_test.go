@@ -100,14 +100,8 @@ func assertNothingIn(t *testing.T, dir string) {
 	}
 }
 
-// assertMDAErrorNames checks that the MDA logged an error naming path.
+// assertMDAErrorNames waits for the MDA's error line naming path.
 func assertMDAErrorNames(t *testing.T, s *Stack, path string) {
 	t.Helper()
-	for _, line := range strings.Split(s.Log(), "\n") {
-		if strings.Contains(line, `"svc":"mda"`) && strings.Contains(line, `"level":"error"`) &&
-			strings.Contains(line, path+" is a symlink") {
-			return
-		}
-	}
-	t.Errorf("no MDA error log line names %s", path)
+	waitLogLine(t, s, `"svc":"mda"`, `"level":"error"`, path+" is a symlink")
 }

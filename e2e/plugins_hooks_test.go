@@ -125,30 +125,26 @@ var discardedLine = regexp.MustCompile(`(?m)^.*"message":"message discarded by p
 var queueIDField = regexp.MustCompile(`"queue_id":"([^"]+)"`)
 
 // nthDiscard waits for the n-th "message discarded by plugin" log line
-// of daemon svc (1-based; the supervisor relays the daemons' lines a
-// little later) and returns its queue ID.
+// of daemon svc (1-based) and returns its queue ID.
 func nthDiscard(t *testing.T, s *Stack, svc string, n int) string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var ids []string
-		for _, l := range discardedLine.FindAllString(s.Log(), -1) {
-			if strings.Contains(l, `"svc":"`+svc+`"`) {
+	var ids []string
+	waitLogFor(t, s, fmt.Sprintf("%d %q lines of the %s", n, "message discarded by plugin", svc), 5*time.Second,
+		func(log string) bool {
+			ids = ids[:0]
+			for _, l := range discardedLine.FindAllString(log, -1) {
+				if !strings.Contains(l, `"svc":"`+svc+`"`) {
+					continue
+				}
 				m := queueIDField.FindStringSubmatch(l)
 				if m == nil {
 					t.Fatalf("discard log line without queue_id: %s", l)
 				}
 				ids = append(ids, m[1])
 			}
-		}
-		if len(ids) >= n {
-			return ids[n-1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s logged %d %q lines, want %d", svc, len(ids), "message discarded by plugin", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+			return len(ids) >= n
+		})
+	return ids[n-1]
 }
 
 // hookStage says where one verdict word goes so that the echo plugin
@@ -430,6 +426,8 @@ func (h *hookRun) checkDelivered(t *testing.T) {
 }
 
 // queuedLine reports whether the log has a "queued" line for queue ID id.
+// The MTA writes that line before its reply, so the line of a message
+// whose reply the test has read is in the log already (see stackLog).
 func queuedLine(s *Stack, id string) bool {
 	for _, l := range strings.Split(s.Log(), "\n") {
 		if strings.Contains(l, `"queue_id":"`+id+`"`) && strings.Contains(l, `"message":"queued"`) {
@@ -496,7 +494,7 @@ timeout = "2s"
 		step, _, err := send("failures panic", "X-Panic: yes\r\n")
 		wantReply(t, "panicking plugin", err, 451, smtp.EnhancedCode{4, 7, 0})
 		wantStepText(t, step, "end of DATA", err, "filter panicky unavailable")
-		s.WaitLog(`"message":"plugin restarted"`, 1, 10*time.Second)
+		waitLogEvent(t, s, "plugin restarted", nil)
 		if _, text, err := send("failures after panic", ""); err != nil {
 			t.Fatalf("after the restart: %v", err)
 		} else if !strings.HasPrefix(text, "2.0.0 Ok: queued as ") {
@@ -527,8 +525,8 @@ timeout = "2s"
 				t.Errorf("%q was delivered: %v", subject, found)
 			}
 		}
-		s.WaitLog(`"plugin":"sleepy","pid":`, 2, 5*time.Second) // started, restarted
-		if n := strings.Count(s.Log(), `"message":"plugin restarted"`); n != 2 {
+		waitLogLine(t, s, `"plugin":"sleepy"`, `"message":"plugin restarted"`)
+		if n := len(logEvents(s, "plugin restarted")); n != 2 {
 			t.Errorf("%d plugin restarts logged, want 2 (panicky, sleepy)", n)
 		}
 	})

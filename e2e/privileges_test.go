@@ -103,7 +103,7 @@ func newPrivilegedStack(t *testing.T, group *user.Group, msaU, mtaU, mdaU *user.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	s := &Stack{t: t, Dir: dir, Config: filepath.Join(dir, "postline.toml"), log: &syncBuffer{},
+	s := &Stack{t: t, Dir: dir, Config: filepath.Join(dir, "postline.toml"), log: newStackLog(t),
 		Submission: freeAddr(t), Submissions: freeAddr(t), MTA: freeAddr(t),
 		MailRoot: filepath.Join(dir, "var", "mail")}
 	key := func(u *user.User) string { return fmt.Sprintf("user = %q\n", u.Username) }
@@ -212,7 +212,7 @@ func checkChildrenDieWithSupervisor(t *testing.T, s *Stack) {
 	for _, pid := range pids {
 		for running(pid) {
 			if time.Now().After(deadline) {
-				// They hold the log pipe: the harness would wait forever.
+				// Leave no daemon running past the test.
 				for _, p := range pids {
 					syscall.Kill(p, syscall.SIGKILL)
 				}

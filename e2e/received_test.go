@@ -47,11 +47,7 @@ func TestReceivedField(t *testing.T) {
 		t.Errorf("%d Received fields, want 1 (the MTA adds none for the MSA's socket)", n)
 	}
 	s.WaitLog(`"message":"delivered"`, 2, 5*time.Second) // the mda's and the mta's
-	for _, svc := range []string{"msa", "mta", "mda"} {
-		if !regexp.MustCompile(`"svc":"` + svc + `"[^\n]*"queue_id":"` + id + `"`).MatchString(s.Log()) {
-			t.Errorf("no %s log line with queue_id %s", svc, id)
-		}
-	}
+	waitQueueIDLines(t, s, id)
 	for _, m := range regexp.MustCompile(`"queue_id":"([^"]*)"`).FindAllStringSubmatch(s.Log(), -1) {
 		if m[1] != id {
 			t.Errorf("a log line carries queue_id %s, want %s", m[1], id)

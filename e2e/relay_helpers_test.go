@@ -424,18 +424,6 @@ func submitNullSender(t *testing.T, s *Stack, msg string, rcpts ...string) strin
 	return m[1]
 }
 
-// logEvents returns the stack's JSON log lines whose message is msg.
-func logEvents(s *Stack, msg string) []map[string]any {
-	var events []map[string]any
-	for _, line := range strings.Split(s.Log(), "\n") {
-		var ev map[string]any
-		if json.Unmarshal([]byte(line), &ev) == nil && ev["message"] == msg {
-			events = append(events, ev)
-		}
-	}
-	return events
-}
-
 // queuedEnvelope is the part of a spool envelope the tests read.
 type queuedEnvelope struct {
 	ID         string `json:"id"`

@@ -50,13 +50,10 @@ func TestRelayMXOrderAndFallback(t *testing.T) {
 	if second.Conns() != 0 {
 		t.Errorf("MX 20 of preferred.test had %d connections, want none: MX 10 took the message", second.Conns())
 	}
-	var unusable []string
-	for _, ev := range logEvents(s, "host not usable, trying the next") {
-		if ev["queue_id"] == id {
-			unusable = append(unusable, fmt.Sprint(ev["host"]))
-		}
-	}
-	if !slices.Equal(unusable, []string{"mx1.fallback.test", "mx2.fallback.test"}) {
+	// Wait for both lines, not for what else happened (log_test.go).
+	events := waitEvents(t, s, "host not usable, trying the next",
+		func(evs []map[string]any) bool { return len(fieldOf(evs, id, "host")) >= 2 })
+	if unusable := fieldOf(events, id, "host"); !slices.Equal(unusable, []string{"mx1.fallback.test", "mx2.fallback.test"}) {
 		t.Errorf("hosts logged as not usable: %v, want mx1 (refused), then mx2 (dropped) of fallback.test", unusable)
 	}
 }
@@ -232,13 +229,10 @@ func TestRelayMixedRecipientResults(t *testing.T) {
 	if strings.Contains(b.Text, "<a@mixed.test>") || strings.Contains(b.Text, "<c@mixed.test>") {
 		t.Errorf("the bounce reports delivered recipients:\n%s", b.Text)
 	}
-	var delivered []string
-	for _, ev := range logEvents(s, "delivered") {
-		if ev["queue_id"] == id {
-			delivered = append(delivered, fmt.Sprint(ev["rcpt"]))
-		}
-	}
-	if !slices.Equal(delivered, []string{"a@mixed.test", "c@mixed.test"}) {
+	// Wait for both lines, not for what else happened (log_test.go).
+	events := waitEvents(t, s, "delivered",
+		func(evs []map[string]any) bool { return len(fieldOf(evs, id, "rcpt")) >= 2 })
+	if delivered := fieldOf(events, id, "rcpt"); !slices.Equal(delivered, []string{"a@mixed.test", "c@mixed.test"}) {
 		t.Errorf("recipients of %s logged as delivered: %v, want a, then c", id, delivered)
 	}
 }
@@ -387,10 +381,10 @@ func TestRelayNoBounceForNullSender(t *testing.T) {
 	s.Postline("", "user", "del", demoUser)
 	openGate()
 	s.WaitLog(`"message":"`+dropped+`"`, 2, 10*time.Second)
+	// The spool is empty: every bounce was queued, logged and tried.
 	waitSpoolEmpty(t, s, 5*time.Second)
-	time.Sleep(secSettle)
 
-	queued := logEvents(s, "bounce queued")
+	queued := waitEvents(t, s, "bounce queued", func(evs []map[string]any) bool { return len(evs) >= 2 })
 	if len(queued) != 2 || queued[0]["queue_id"] != demoID || queued[1]["queue_id"] != gatedID {
 		t.Fatalf("bounces queued: %v, want one for %s, one for %s", queued, demoID, gatedID)
 	}
@@ -470,9 +464,12 @@ func TestRelayOpportunisticTLS(t *testing.T) {
 	waitSpoolEmpty(t, s, 5*time.Second)
 
 	conns := map[string]map[string]any{}
-	for _, ev := range logEvents(s, "connected") {
-		conns[fmt.Sprint(ev["host"])] = ev
-	}
+	waitEvents(t, s, "connected", func(evs []map[string]any) bool {
+		for _, ev := range evs {
+			conns[fmt.Sprint(ev["host"])] = ev
+		}
+		return conns["mx.tls.test"] != nil && conns["mx.plain.test"] != nil
+	})
 	if ev := conns["mx.tls.test"]; ev == nil || ev["tls"] != true || ev["certificate"] != "untrusted" ||
 		!strings.HasPrefix(fmt.Sprint(ev["tls_version"]), "TLS 1.") {
 		t.Errorf(`"connected" to mx.tls.test: %v; want tls true, certificate "untrusted", a TLS version`, ev)

@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -129,17 +128,11 @@ func (c *secConn) authWith(login bool, user, pass string) (int, string) {
 	return code, text
 }
 
-// secWantLogLine checks that the log has a JSON line with message msg
-// whose "ip" and "user" fields are ip and user.
+// secWantLogLine waits for a JSON log line with message msg whose "ip"
+// and "user" fields are ip and user.
 func secWantLogLine(t *testing.T, s *Stack, msg, ip, user string) {
 	t.Helper()
-	for _, line := range strings.Split(s.Log(), "\n") {
-		var f struct{ Message, IP, User string }
-		if json.Unmarshal([]byte(line), &f) == nil && f.Message == msg && f.IP == ip && f.User == user {
-			return
-		}
-	}
-	t.Errorf("no log line %q with ip %q and user %q", msg, ip, user)
+	waitLogEvent(t, s, msg, func(ev map[string]any) bool { return ev["ip"] == ip && ev["user"] == user })
 }
 
 // With msa.check_header_from, the sender rule of MAIL FROM (553 5.7.1,

@@ -209,9 +209,10 @@ func secSubmitData(t *testing.T, s *Stack, rcpt string) *secConn {
 	return c
 }
 
-// secSettle is how long the tests wait before they conclude that nothing
-// (more) was queued: the MTA logs "queued" before it answers 250, so this
-// only covers the log's way through the supervisor.
+// secSettle is how long the tests give a message that should not be
+// queued to show up before they conclude that nothing (more) was. It is
+// not for the log to catch up: the MTA writes "queued" before its 250,
+// and a line written is in the log at once (see stackLog).
 const secSettle = 300 * time.Millisecond
 
 // secWantQueued waits secSettle and checks that the MTA has queued want

@@ -119,8 +119,8 @@ func secWantOneCarrierEach(t *testing.T, s *Stack, users []string) {
 			t.Errorf("%s: the stored message has a bare CR:\n%q", secVectors[i].name, got)
 		}
 	}
-	time.Sleep(time.Second) // time for a second message to arrive, if any was queued
 	secWantQueued(t, s, len(users))
+	waitSpoolEmpty(t, s, 10*time.Second) // what was queued is in its Maildir now
 	for _, u := range users {
 		secWantMail(t, s, u, 1)
 	}

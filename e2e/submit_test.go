@@ -42,11 +42,17 @@ func TestSubmitStartTLSDeliversByteIdentical(t *testing.T) {
 	if want := withReturnPath(demoUser, trickyBody); !bytes.Equal(got, want) {
 		t.Errorf("delivered message differs from the submitted one\n got: %q\nwant: %q", got, want)
 	}
-	// One queue ID in the MSA's, the MTA's and the MDA's log lines.
+	waitQueueIDLines(t, s, id[1])
+}
+
+// waitQueueIDLines waits for a log line of the MSA, of the MTA and of the
+// MDA that carries queue ID id: one ID for the message all the way. (The
+// MDA logs its copy after writing it, so the Maildir alone is not enough.)
+func waitQueueIDLines(t *testing.T, s *Stack, id string) {
+	t.Helper()
 	for _, svc := range []string{"msa", "mta", "mda"} {
-		if !regexp.MustCompile(`"svc":"` + svc + `"[^\n]*"queue_id":"` + id[1] + `"`).MatchString(s.Log()) {
-			t.Errorf("no %s log line carries queue ID %s", svc, id[1])
-		}
+		re := regexp.MustCompile(`"svc":"` + svc + `"[^\n]*"queue_id":"` + id + `"`)
+		waitLogFor(t, s, "a "+svc+" line with queue_id "+id, logWait, re.MatchString)
 	}
 }
 

@@ -63,7 +63,7 @@ func TestQueuedWhileMDADownIsDeliveredLater(t *testing.T) {
 		}
 	}()
 	syscall.Kill(s.ChildPID("mda"), syscall.SIGKILL)
-	waitGone(t, filepath.Join(s.Dir, "var/run/mda.sock"))
+	waitGone(t, "unix", filepath.Join(s.Dir, "var/run/mda.sock"))
 
 	body := "Subject: while down\r\nMessage-ID: <down-1@example.test>\r\nDate: Sun, 22 Nov 2026 06:00:00 +0000\r\n\r\nqueued\r\n"
 	if _, err := s.Submit(Submission{To: []string{demoUser}, Body: body}); err != nil {
@@ -81,19 +81,20 @@ func TestQueuedWhileMDADownIsDeliveredLater(t *testing.T) {
 	}
 }
 
-// waitGone waits until the killed daemon's socket no longer answers.
-func waitGone(t *testing.T, socket string) {
+// waitGone waits until nothing answers on addr ("unix" or "tcp"): the
+// daemon was killed, or stopped listening.
+func waitGone(t *testing.T, network, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := dialUnix(socket); err != nil {
+		c, err := net.DialTimeout(network, addr, time.Second)
+		if err != nil {
 			return
-		} else {
-			c.Close()
 		}
+		c.Close()
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s still answers", socket)
+	t.Fatalf("%s still answers", addr)
 }
 
 // SIGTERM stops every daemon and the supervisor, leaving no process.
@@ -103,9 +104,7 @@ func TestStopIsGraceful(t *testing.T) {
 	pids := []int{s.ChildPID("mda"), s.ChildPID("mta"), s.ChildPID("msa")}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	s.cmd.Wait()
-	if !strings.Contains(s.Log(), `"message":"postline stopped"`) {
-		t.Errorf("no clean stop in log")
-	}
+	s.WaitLog(`"message":"postline stopped"`, 1, logWait) // a clean stop
 	for _, pid := range pids {
 		if syscall.Kill(pid, 0) == nil {
 			t.Errorf("child %d still running", pid)
@@ -117,7 +116,7 @@ func TestStopIsGraceful(t *testing.T) {
 // growing delay, logged as failing, and comes up once the port is free.
 func TestSupervisorRetriesDaemonThatCannotStart(t *testing.T) {
 	t.Parallel()
-	s := &Stack{t: t, log: &syncBuffer{}}
+	s := &Stack{t: t, log: newStackLog(t)}
 	s.Dir = t.TempDir()
 	s.Config = filepath.Join(s.Dir, "postline.toml")
 	s.Submission, s.Submissions, s.MTA = freeAddr(t), freeAddr(t), freeAddr(t)
@@ -195,7 +194,7 @@ func TestStopFinishesTransactionInFlight(t *testing.T) {
 	}
 	w.Write([]byte("Subject: in flight\r\n\r\nfirst half\r\n"))
 	s.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond) // the MSA has stopped listening
+	waitGone(t, "tcp", s.Submission) // the MSA has stopped listening
 	if _, err := s.Submit(Submission{To: []string{demoUser}, Body: "Subject: late\r\n\r\nx\r\n"}); err == nil {
 		t.Error("a new submission was taken after SIGTERM")
 	}
@@ -213,7 +212,7 @@ func TestStopFinishesTransactionInFlight(t *testing.T) {
 		t.Errorf("%d messages queued at the stop, want the one in flight", len(entries))
 	}
 
-	s.log = &syncBuffer{}
+	s.log = newStackLog(t) // a new log for the new run
 	s.start()
 	got := string(s.WaitForMail(demoUser, 1, 20*time.Second)[0])
 	if !strings.Contains(got, "Subject: in flight") || !strings.HasSuffix(got, "first half\nsecond half\n") {
