@@ -408,16 +408,22 @@ func (g *greetedConn) Read(p []byte) (int, error) { return g.r.Read(p) }
 // nor the source port of some client connection can take it before the
 // daemon binds it.
 func freeAddr(t testing.TB) string {
+	l := listenFree(t)
+	l.Close()
+	return l.Addr().String()
+}
+
+// listenFree listens on an address chosen as freeAddr does.
+func listenFree(t testing.TB) net.Listener {
 	for range 100 {
 		ip := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(254), rand.IntN(256), 1+rand.IntN(254))
 		addr := net.JoinHostPort(ip, strconv.Itoa(10000+rand.IntN(20000)))
 		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr
+			return l
 		}
 	}
 	t.Fatal("no free loopback address")
-	return ""
+	return nil
 }
 
 // syncBuffer is a bytes.Buffer safe for a child process's writes (the

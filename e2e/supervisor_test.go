@@ -119,12 +119,11 @@ func TestSupervisorRetriesDaemonThatCannotStart(t *testing.T) {
 	s := &Stack{t: t, log: newStackLog(t)}
 	s.Dir = t.TempDir()
 	s.Config = filepath.Join(s.Dir, "postline.toml")
-	s.Submission, s.Submissions, s.MTA = freeAddr(t), freeAddr(t), freeAddr(t)
+	// The blocker keeps the address it found free: no window between
+	// finding it and taking it, in which another process could bind it.
+	blocker := listenFree(t)
+	s.Submission, s.Submissions, s.MTA = blocker.Addr().String(), freeAddr(t), freeAddr(t)
 	s.MailRoot = filepath.Join(s.Dir, "var", "mail")
-	blocker, err := net.Listen("tcp", s.Submission)
-	if err != nil {
-		t.Fatal(err)
-	}
 	s.writeConfig(StackConfig{})
 	go func() {
 		defer blocker.Close()
