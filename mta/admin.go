@@ -79,6 +79,7 @@ func (m *Manager) Flush() int {
 			count += pending
 			if hasScheduled(e.env) {
 				e.busy = true
+				m.unschedule(e)
 				claimed = append(claimed, e)
 			}
 		}
@@ -138,6 +139,7 @@ func (m *Manager) claim(id string) (*entry, error) {
 		return nil, fmt.Errorf("%s: %w", id, ErrBusy)
 	}
 	e.busy = true
+	m.unschedule(e)
 	return e, nil
 }
 

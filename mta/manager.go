@@ -29,14 +29,19 @@ type Manager struct {
 	Workers int
 	Metrics *Metrics // nil: none
 
-	mu     sync.Mutex
-	queued map[string]*entry
-	wake   chan struct{}
+	mu       sync.Mutex
+	queued   map[string]*entry
+	ready    readyHeap       // idle entries by next attempt (schedule.go)
+	parked   map[*entry]bool // idle entries with nothing to try now
+	parkedAt time.Time       // when the parked ones are looked at again
+	wake     chan struct{}
 }
 
 type entry struct {
-	env  *queue.Envelope
-	busy bool
+	env   *queue.Envelope
+	busy  bool
+	due   time.Time // the next attempt, while in the heap
+	index int       // in the heap; -1 when not in it
 }
 
 // NewManager returns a manager for cfg's queue delivering with deliver.
@@ -58,7 +63,12 @@ func (m *Manager) Add(env *queue.Envelope) {
 		return
 	}
 	m.mu.Lock()
-	m.queued[env.ID] = &entry{env: env}
+	if old := m.queued[env.ID]; old != nil && !old.busy {
+		m.unschedule(old)
+	}
+	e := &entry{env: env, index: -1}
+	m.queued[env.ID] = e
+	m.schedule(e)
 	m.mu.Unlock()
 	m.poke()
 }
@@ -111,31 +121,14 @@ func (m *Manager) Run(ctx context.Context) {
 	}
 }
 
-// takeDue marks up to max idle messages with a due local recipient busy
-// and returns them, with the time the next one falls due.
+// takeDue marks up to max idle messages with a due recipient busy and
+// returns them, with the time the next one falls due.
 func (m *Manager) takeDue(now time.Time, max int) ([]*entry, time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	next := now.Add(time.Hour)
-	var due []*entry
-	for _, e := range m.queued {
-		if e.busy {
-			continue
-		}
-		at, ok := m.nextAttempt(e.env)
-		switch {
-		case !ok:
-		case !at.After(now):
-			// Due; without a free worker it waits for one, and a worker
-			// that finishes wakes Run, so it must not make Run spin.
-			if len(due) < max {
-				e.busy = true
-				due = append(due, e)
-			}
-		case at.Before(next):
-			next = at
-		}
-	}
+	due, next := m.popDue(now, max)
+	// Due messages left waiting for a free worker: a worker that
+	// finishes wakes Run, so they must not make Run spin meanwhile.
 	if len(due) > 0 && next.After(now.Add(time.Second)) {
 		next = now.Add(time.Second)
 	}
@@ -189,4 +182,5 @@ func (m *Manager) release(e *entry, env *queue.Envelope) {
 	if env != nil {
 		e.env = env
 	}
+	m.schedule(e)
 }
