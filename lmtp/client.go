@@ -16,8 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -41,37 +39,21 @@ type Message struct {
 // it, otherwise the MDA's *smtp.SMTPError.
 type Result map[string]*smtp.SMTPError
 
-// Deliver sends m to the LMTP server at socket, greeting with lhloName.
-// An error means the transaction as a whole failed (no server, broken
-// connection) and no recipient should be considered delivered.
+// Deliver sends m to the LMTP server at socket, greeting with lhloName,
+// on a session of its own. An error means the transaction as a whole
+// failed (no server, broken connection) and no recipient should be
+// considered delivered.
 func Deliver(ctx context.Context, socket, lhloName string, m Message) (Result, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", socket)
-	if err != nil {
-		return nil, fmt.Errorf("lmtp: connect %s: %w", socket, err)
-	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(10 * time.Minute)
-	}
-	conn.SetDeadline(deadline)
-	// Cancelling ctx (the MTA stopping) aborts a delivery in progress:
-	// recipients without a reply stay queued, and the MDA's ledger keeps
-	// a copy it wrote meanwhile from being written twice.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	c := smtp.NewClientLMTP(conn)
-	defer c.Close()
-	if err := c.Hello(lhloName); err != nil {
-		return nil, fmt.Errorf("lmtp: LHLO: %w", err)
-	}
-	res, err := transact(c, m)
-	if err != nil {
-		return nil, err
-	}
-	c.Quit()
-	return res, nil
+	p := &Pool{Socket: socket, LHLO: lhloName} // keeps nothing
+	return p.Deliver(ctx, m)
 }
+
+// mailError is a MAIL FROM that failed: the server has nothing of the
+// transaction, so it may be tried again on another session.
+type mailError struct{ err error }
+
+func (e *mailError) Error() string { return "lmtp: MAIL FROM: " + e.err.Error() }
+func (e *mailError) Unwrap() error { return e.err }
 
 func transact(c *smtp.Client, m Message) (Result, error) {
 	opts := &smtp.MailOptions{EnvelopeID: m.QueueID, UTF8: m.SMTPUTF8}
@@ -82,7 +64,7 @@ func transact(c *smtp.Client, m Message) (Result, error) {
 		opts.Body = smtp.Body8BitMIME
 	}
 	if err := c.Mail(m.From, opts); err != nil {
-		return nil, fmt.Errorf("lmtp: MAIL FROM: %w", err)
+		return nil, &mailError{err}
 	}
 	res := Result{}
 	var accepted []string

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,9 @@ import (
 type mdaServer struct {
 	socket   string
 	mailRoot string
+	be       *mda.Backend
+	srv      *smtp.Server
+	accepted atomic.Int64 // connections accepted
 }
 
 // startMDA serves mda.Backend as postline-mda does, with the one user
@@ -53,14 +57,35 @@ func startMDA(t *testing.T) *mdaServer {
 		SpoolDir:  dir,
 		Log:       zerolog.Nop(),
 	}
-	srv := mda.NewServer(be, cfg.Hostname)
+	m.be = be
+	m.serve(t)
+	t.Cleanup(func() { m.srv.Close() })
+	return m
+}
+
+// serve starts an LMTP server (again: as a restarted postline-mda) on
+// the socket, counting the connections it accepts.
+func (m *mdaServer) serve(t *testing.T) {
+	os.Remove(m.socket)
 	ln, err := net.Listen("unix", m.socket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return m
+	m.srv = mda.NewServer(m.be, "mx.example.test")
+	go m.srv.Serve(&countingListener{Listener: ln, n: &m.accepted})
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // messages returns the contents of the files in new/ of a user's Maildir.

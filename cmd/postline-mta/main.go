@@ -5,7 +5,6 @@
 package main
 
 import (
-	"context"
 	"net"
 	"os"
 	"sync"
@@ -147,10 +146,12 @@ func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry
 		daemon.Fatal(log, "cannot recover queue", err)
 	}
 	logRecovered(log, spool)
-	deliver := func(ctx context.Context, m lmtp.Message) (lmtp.Result, error) {
-		return lmtp.Deliver(ctx, cfg.MDASocket(), cfg.Hostname, m)
-	}
-	manager := mta.NewManager(cfg, spool, deliver, log)
+	// LMTP sessions to the MDA kept between deliveries, one per worker,
+	// each for less than the MDA's idle timeout.
+	mdaSessions := &lmtp.Pool{Socket: cfg.MDASocket(), LHLO: cfg.Hostname,
+		IdleTimeout: min(30*time.Second, cfg.SMTPTimeout.D()/2)}
+	manager := mta.NewManager(cfg, spool, mdaSessions.Deliver, log)
+	mdaSessions.MaxIdle = manager.Workers
 	manager.Metrics = mta.NewMetrics(reg, func() float64 { return float64(manager.Len()) })
 	relayer := &mta.Relayer{Config: cfg, Log: log, Self: mta.SelfAddrs(cfg),
 		Resolver: &mta.Resolver{Server: cfg.MTA.DNSServer},

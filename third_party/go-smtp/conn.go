@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -44,6 +45,8 @@ type Conn struct {
 	fromReceived bool
 	recipients   []string
 	didAuth      bool
+
+	idle atomic.Bool // [postline patch] waiting for a command outside a transaction
 }
 
 func newConn(c net.Conn, s *Server) *Conn {

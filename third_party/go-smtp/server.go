@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -96,6 +97,8 @@ type Server struct {
 
 	wg   sync.WaitGroup
 	done chan struct{}
+	// [postline patch] set by Shutdown: sessions between transactions end.
+	shuttingDown atomic.Bool
 
 	locker    sync.Mutex
 	listeners []net.Listener
@@ -189,7 +192,17 @@ func (s *Server) handleConn(c *Conn) error {
 
 	commands := 0
 	for {
+		// [postline patch] a session between transactions is idle: it
+		// ends when the server shuts down, so that a client keeping it
+		// open (the MTA's LMTP pool) does not hold Shutdown for its grace.
+		if !c.fromReceived {
+			c.idle.Store(true)
+			if s.shuttingDown.Load() {
+				return nil
+			}
+		}
 		line, err := c.readLine()
+		c.idle.Store(false)
 		if commands++; err == nil && s.MaxCommands > 0 && commands > s.MaxCommands {
 			// [postline patch] bound the work one session may cause.
 			c.writeResponse(421, EnhancedCode{4, 7, 0}, "Too many commands, closing connection")
@@ -317,10 +330,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 
 	var err error
+	s.shuttingDown.Store(true) // [postline patch] see handleConn
 	s.locker.Lock()
 	for _, l := range s.listeners {
 		if lerr := l.Close(); lerr != nil && err == nil {
 			err = lerr
+		}
+	}
+	for conn := range s.conns {
+		if conn.idle.Load() {
+			conn.Close()
 		}
 	}
 	s.locker.Unlock()

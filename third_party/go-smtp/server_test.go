@@ -1394,7 +1394,13 @@ func TestServer_TooLongCommand(t *testing.T) {
 }
 
 func TestServerShutdown(t *testing.T) {
-	_, s, c, _ := testServerGreeted(t)
+	// [postline patch] a session in a transaction: Shutdown ends idle ones.
+	_, s, c, scanner, _ := testServerEhlo(t)
+	io.WriteString(c, "MAIL FROM:<root@nsa.gov>\r\n")
+	scanner.Scan()
+	if !strings.HasPrefix(scanner.Text(), "250 ") {
+		t.Fatal("Invalid MAIL response:", scanner.Text())
+	}
 
 	ctx := context.Background()
 	errChan := make(chan error)
@@ -1421,6 +1427,21 @@ func TestServerShutdown(t *testing.T) {
 	if errTwo != smtp.ErrServerClosed {
 		t.Fatal("Expected err to be ErrServerClosed:", errTwo)
 	}
+}
+
+// [postline patch] A session waiting for a command between transactions
+// ends when the server shuts down; Shutdown does not wait for it.
+func TestServerShutdownEndsIdleSessions(t *testing.T) {
+	_, s, c, scanner, _ := testServerEhlo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal("Shutdown with an idle session:", err)
+	}
+	if scanner.Scan() {
+		t.Fatal("the idle session got a reply after Shutdown:", scanner.Text())
+	}
+	c.Close()
 }
 
 const (
