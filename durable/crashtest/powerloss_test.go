@@ -260,38 +260,36 @@ func updated(env *queue.Envelope) string {
 // delivery workload (the MDA's Maildir copies and ledger as well).
 func TestPowerLoss(t *testing.T) {
 	t.Parallel()
-	for _, fl := range flavours {
-		t.Run("queue/"+fl.name, func(t *testing.T) {
-			r := newRig(t, fl.syncfs, crashtest.Fault{})
+	workloads := []struct {
+		name    string
+		withMDA bool // recover the MDA too, and deliver again
+		run     func(*testing.T, *rig)
+	}{
+		{"queue", false, func(t *testing.T, r *rig) {
 			if failed := queueWorkload(t, r, 6); len(failed) > 0 {
 				t.Fatalf("stores failed: %v", failed)
 			}
-			out := r.explore(limits(), seed(), false)
-			record(t, "queue/"+fl.name, out, false)
-			if out.violations > 0 {
-				t.Errorf("%d violations; the first:\n%s", out.violations, out.first)
-			}
-		})
-		t.Run("recovery/"+fl.name, func(t *testing.T) {
-			r := newRig(t, fl.syncfs, crashtest.Fault{})
-			recoveryWorkload(t, r, 3)
-			out := r.explore(limits(), seed(), false)
-			record(t, "recovery/"+fl.name, out, false)
-			if out.violations > 0 {
-				t.Errorf("%d violations; the first:\n%s", out.violations, out.first)
-			}
-		})
-		t.Run("delivery/"+fl.name, func(t *testing.T) {
-			r := newRig(t, fl.syncfs, crashtest.Fault{})
+		}},
+		{"recovery", false, func(t *testing.T, r *rig) { recoveryWorkload(t, r, 3) }},
+		{"delivery", true, func(t *testing.T, r *rig) {
 			if failed, refused := deliveryWorkload(t, r, 6); len(failed)+len(refused) > 0 {
 				t.Fatalf("stores failed: %v; deliveries refused: %v", failed, refused)
 			}
-			out := r.explore(limits(), seed(), true)
-			record(t, "delivery/"+fl.name, out, false)
-			if out.violations > 0 {
-				t.Errorf("%d violations; the first:\n%s", out.violations, out.first)
-			}
-		})
+		}},
+	}
+	for _, fl := range flavours {
+		for _, w := range workloads {
+			name := w.name + "/" + fl.name
+			t.Run(name, func(t *testing.T) {
+				r := newRig(t, fl.syncfs, crashtest.Fault{})
+				w.run(t, r)
+				out := r.explore(limits(), seed(), w.withMDA)
+				record(t, name, out, false)
+				if out.violations > 0 {
+					t.Errorf("%d violations; the first:\n%s", out.violations, out.first)
+				}
+			})
+		}
 	}
 }
 
