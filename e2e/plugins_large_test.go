@@ -62,16 +62,7 @@ func writeLargeBody(w io.Writer) ([]byte, error) {
 // peakRSS returns the peak resident set size (VmHWM) of pid in bytes.
 func peakRSS(t *testing.T, pid int) int64 {
 	t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^VmHWM:\s*(\d+) kB$`).FindSubmatch(status)
-	if m == nil {
-		t.Fatalf("no VmHWM in /proc/%d/status", pid)
-	}
-	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
-	return kb << 10
+	return int64(procStatusKB(t, pid, "VmHWM")) << 10
 }
 
 // pluginPID returns the PID of the running process of plugin name in the

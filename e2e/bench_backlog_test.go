@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"postline/queue"
+)
+
+// BenchmarkInboundWithBacklog is BenchmarkInboundToMaildir's load (8
+// clients) with a queue that already holds a backlog of deferred
+// messages (a remote recipient whose next attempt is an hour away),
+// written into the spool before the stack starts, as a restart finds
+// them. Beside msgs/s and CPU per message it reports start-ms, the
+// time from postline start to "postline started" (the MTA recovers and
+// schedules the whole queue first), and the MTA's resident memory.
+// Each sub-benchmark builds its backlog anew: run it with -benchtime Nx.
+func BenchmarkInboundWithBacklog(b *testing.B) {
+	for _, backlog := range []int{0, 100_000} {
+		b.Run(fmt.Sprintf("queued=%d", backlog), func(b *testing.B) {
+			var filled time.Time
+			s := StartStackWith(b, StackConfig{Prepare: func(dir string) {
+				fillSpool(b, filepath.Join(dir, "var", "queue"), backlog)
+				filled = time.Now()
+			}})
+			defer s.stop()
+			b.ReportMetric(float64(time.Since(filled).Milliseconds()), "start-ms")
+			before := s.CPU()
+			benchInbound(b, s.MTA, 8, func() { waitFiles(b, filepath.Join(s.Mailbox(demoUser), "new"), b.N, 5*time.Minute) })
+			s.reportCPU(b, before, b.N)
+			b.ReportMetric(float64(procStatusKB(b, s.ChildPID("mta"), "VmRSS"))/1024, "mta-rss-MB")
+		})
+	}
+}
+
+// fillSpool writes n deferred messages into the spool at dir, as the MTA
+// would have queued them: each tried once, its next attempt an hour away.
+func fillSpool(tb testing.TB, dir string, n int) {
+	for _, sub := range []string{"env", "msg", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	now := time.Now()
+	data := []byte("Subject: deferred\r\n\r\n" + strings.Repeat("x", 2000) + "\r\n")
+	for range n {
+		env := &queue.Envelope{ID: queue.NewID(now), From: demoUser, Received: now, Relay: true,
+			Size: int64(len(data)), Recipients: []*queue.Recipient{{Address: "someone@backlog.test",
+				State: queue.Pending, Attempts: 1, NextAttempt: now.Add(time.Hour), LastError: "451 4.3.0 try later"}}}
+		encoded, err := json.Marshal(env)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "msg", env.ID), data, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "env", env.ID), encoded, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// procStatusKB returns field (VmRSS, VmHWM...) of pid's status, in KiB.
+func procStatusKB(tb testing.TB, pid int, field string) int {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^` + field + `:\s*(\d+) kB$`).FindSubmatch(status)
+	if m == nil {
+		tb.Fatalf("no %s in /proc/%d/status", field, pid)
+	}
+	kb, _ := strconv.Atoi(string(m[1]))
+	return kb
+}
+
+// BenchmarkLargeMessage sends messages of 10 and 50 MiB over plain SMTP
+// to the MTA, one at a time, each until it is in the Maildir (connect to
+// file in new/), and reports the peak resident memory (VmHWM) of the MTA
+// and the MDA.
+func BenchmarkLargeMessage(b *testing.B) {
+	for _, mib := range []int{10, 50} {
+		b.Run(fmt.Sprintf("MiB=%d", mib), func(b *testing.B) {
+			s := StartStackWith(b, StackConfig{TopLevel: fmt.Sprintf("max_message_size = %d\n", 64<<20)})
+			defer s.stop()
+			body := bigMessage("large", mib<<10)
+			b.SetBytes(int64(len(body)))
+			newDir := filepath.Join(s.Mailbox(demoUser), "new")
+			b.ResetTimer()
+			for i := range b.N {
+				sendInboundTo(b, s.MTA, 1, body)
+				waitFiles(b, newDir, i+1, 5*time.Minute)
+			}
+			b.StopTimer()
+			for _, d := range []string{"mta", "mda"} {
+				b.ReportMetric(float64(procStatusKB(b, s.ChildPID(d), "VmHWM"))/1024, d+"-peak-MB")
+			}
+		})
+	}
+}
