@@ -311,6 +311,7 @@ func (m *model) cutOptions(files map[string]int) ([]string, [][]int) {
 	return paths, options
 }
 
+// lens returns how many choices each file has, for choices.
 func lens(options [][]int) []int {
 	sizes := make([]int, len(options))
 	for i, o := range options {

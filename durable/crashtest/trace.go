@@ -324,6 +324,7 @@ type file struct {
 	name string
 }
 
+// Write writes to the live file and records what was written.
 func (f *file) Write(p []byte) (int, error) {
 	t := f.v.t
 	t.mu.Lock()
@@ -335,10 +336,13 @@ func (f *file) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Sync records a file fsync, or plants the fault asked for; the live
+// file is not flushed, since no state is ever read back from the disk.
 func (f *file) Sync() error {
 	f.v.t.mu.Lock()
 	defer f.v.t.mu.Unlock()
 	return f.v.t.flush(Op{Kind: Fsync, Vol: f.v, Path: f.name, Ino: f.ino})
 }
 
+// Close closes the live file; closing makes nothing durable.
 func (f *file) Close() error { return f.f.Close() }
