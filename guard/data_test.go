@@ -105,3 +105,37 @@ func TestHopLimit(t *testing.T) {
 		t.Errorf("3 hops: %v, want ErrLoop", err)
 	}
 }
+
+// reference is the reader's rules applied one byte at a time (feed),
+// without the runs that fill copies whole.
+func reference(in string, p DataPolicy) (string, error) {
+	d := NewDataReader(nil, nil, p).(*dataReader)
+	for i := 0; i < len(in); i++ {
+		if err := d.feed(in[i]); err != nil {
+			return string(d.out), err
+		}
+	}
+	err := d.finish()
+	if err == io.EOF {
+		err = nil
+	}
+	return string(d.out), err
+}
+
+// Reading whole chunks (the runs of body bytes copied at once) gives the
+// same bytes and the same refusal as one byte at a time.
+func FuzzDataReaderRuns(f *testing.F) {
+	f.Add("Subject: x\r\n\r\nbody line\r\nmore\rx\ny\r\n", uint8(0), uint8(0), false)
+	f.Add("h: v\r\n\r\n"+strings.Repeat("z", 100)+"\r\n", uint8(10), uint8(0), true)
+	f.Fuzz(func(t *testing.T, in string, maxLine, maxHeader uint8, reject bool) {
+		p := DataPolicy{RejectBareNewline: reject, MaxLineLength: int(maxLine), MaxHeaderSize: int(maxHeader), MaxReceived: 2}
+		wantOut, wantErr := reference(in, p)
+		got, err := io.ReadAll(NewDataReader(strings.NewReader(in), nil, p))
+		if !errors.Is(err, wantErr) && (err == nil || wantErr == nil || err.Error() != wantErr.Error()) {
+			t.Fatalf("%q: error %v, one byte at a time %v", in, err, wantErr)
+		}
+		if wantErr == nil && string(got) != wantOut {
+			t.Fatalf("%q: %q, one byte at a time %q", in, got, wantOut)
+		}
+	})
+}
