@@ -102,16 +102,16 @@ func (s *Syncfs) Close() error { return s.dir.Close() }
 
 // SyncFS implements FSSyncer with a folder opened for this flush alone;
 // see Syncfs for what that misses.
-func (OS) SyncFS(dir string) error {
-	d, err := os.Open(dir)
+func (OS) SyncFS(dir string) error { return syncfsOnce(dir) }
+
+// syncfsOnce flushes the filesystem of dir through a Syncfs of its own.
+func syncfsOnce(dir string) error {
+	s, err := OpenSyncfs(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
-		return &os.PathError{Op: "syncfs", Path: dir, Err: err}
-	}
-	return nil
+	defer s.Close()
+	return s.SyncFS(dir)
 }
 
 // CreateExcl implements FS.

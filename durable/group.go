@@ -38,6 +38,32 @@ func failedBefore(first error) error {
 	return fmt.Errorf("%w earlier (%v); restart to recover from what is on disk", ErrFlushFailed, first)
 }
 
+// latch keeps the first failed flush, for good (see Group): Folders and
+// Batched run their flushes through one.
+type latch struct {
+	mu    sync.Mutex
+	first error
+}
+
+// run runs flush unless one failed before, and keeps its failure.
+func (l *latch) run(flush func() error) error {
+	l.mu.Lock()
+	first := l.first
+	l.mu.Unlock()
+	if first != nil {
+		return failedBefore(first)
+	}
+	err := flush()
+	if err != nil {
+		l.mu.Lock()
+		if l.first == nil {
+			l.first = err
+		}
+		l.mu.Unlock()
+	}
+	return err
+}
+
 // Do waits for a flush that began after this call, running it itself
 // when no flush is under way, and returns that flush's error.
 func (g *Group) Do(flush func() error) error {
@@ -83,7 +109,7 @@ func (g *Group) Do(flush func() error) error {
 type Folders struct {
 	mu     sync.Mutex
 	groups map[string]*folderGroup
-	failed error
+	failed latch
 }
 
 type folderGroup struct {
@@ -93,11 +119,11 @@ type folderGroup struct {
 
 // Sync runs sync(dir) with group commit per folder.
 func (f *Folders) Sync(dir string, sync func(string) error) error {
+	return f.failed.run(func() error { return f.sync(dir, sync) })
+}
+
+func (f *Folders) sync(dir string, sync func(string) error) error {
 	f.mu.Lock()
-	if f.failed != nil {
-		defer f.mu.Unlock()
-		return failedBefore(f.failed)
-	}
 	if f.groups == nil {
 		f.groups = map[string]*folderGroup{}
 	}
@@ -110,9 +136,6 @@ func (f *Folders) Sync(dir string, sync func(string) error) error {
 	f.mu.Unlock()
 	err := g.Do(func() error { return sync(dir) })
 	f.mu.Lock()
-	if err != nil && f.failed == nil {
-		f.failed = err
-	}
 	if g.users--; g.users == 0 {
 		delete(f.groups, dir) // no state to keep between bursts
 	}
@@ -129,10 +152,11 @@ type Batched struct {
 	folders Folders
 	whole   Group // SyncFS: one filesystem per Batched
 
+	failed latch // of any flush, folder or whole: the pages it dropped may be anyone's
+
 	mu     sync.Mutex
 	making map[string]int  // MkdirAll calls under way, by folder (FolderTracker)
 	synced map[string]bool // folders whose entry a MkdirAll made durable
-	failed error           // the first flush that failed
 }
 
 // BeginFolder implements FolderTracker.
@@ -170,28 +194,7 @@ func (b *Batched) MadeByOthers(dir string) bool {
 
 // SyncDir implements FS, with group commit per folder.
 func (b *Batched) SyncDir(dir string) error {
-	return b.once(func() error { return b.folders.Sync(dir, b.FS.SyncDir) })
-}
-
-// once runs flush unless a flush of the filesystem failed before, and
-// remembers a failure: folder fsyncs and whole flushes alike, since the
-// pages a failed one dropped may be any file's or folder's.
-func (b *Batched) once(flush func() error) error {
-	b.mu.Lock()
-	failed := b.failed
-	b.mu.Unlock()
-	if failed != nil {
-		return failedBefore(failed)
-	}
-	err := flush()
-	if err != nil {
-		b.mu.Lock()
-		if b.failed == nil {
-			b.failed = err
-		}
-		b.mu.Unlock()
-	}
-	return err
+	return b.failed.run(func() error { return b.folders.Sync(dir, b.FS.SyncDir) })
 }
 
 // SyncFS implements FSSyncer when the wrapped FS does, with group commit:
@@ -204,5 +207,5 @@ func (b *Batched) SyncFS(dir string) error {
 	if !ok {
 		return fmt.Errorf("durable: %T cannot sync a whole filesystem", b.FS)
 	}
-	return b.once(func() error { return b.whole.Do(func() error { return syncer.SyncFS(dir) }) })
+	return b.failed.run(func() error { return b.whole.Do(func() error { return syncer.SyncFS(dir) }) })
 }

@@ -73,17 +73,7 @@ func (r Rooted) Remove(name string) error {
 }
 
 // SyncFS implements FSSyncer: it flushes the filesystem holding Root.
-func (r Rooted) SyncFS(string) error {
-	fd, err := unix.Open(r.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: r.Root, Err: err}
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return &os.PathError{Op: "syncfs", Path: r.Root, Err: err}
-	}
-	return nil
-}
+func (r Rooted) SyncFS(string) error { return syncfsOnce(r.Root) }
 
 // SyncDir implements FS.
 func (r Rooted) SyncDir(dir string) error {
@@ -119,10 +109,14 @@ func (r Rooted) MkdirAll(dir string, perm os.FileMode) error {
 // Mkdir implements FS: mkdirat(2) in the parent reached without
 // following a symlink. Root itself counts as an existing folder.
 func (r Rooted) Mkdir(name string, perm os.FileMode) error {
-	if elems, err := r.below(name); err == nil && len(elems) == 0 {
+	elems, err := r.below(name)
+	if err != nil {
+		return err
+	}
+	if len(elems) == 0 {
 		return &os.PathError{Op: "mkdir", Path: name, Err: unix.EEXIST}
 	}
-	dfd, base, err := r.openParent(name)
+	dfd, base, err := r.parentOf(name, elems)
 	if err != nil {
 		return err
 	}
@@ -199,6 +193,11 @@ func (r Rooted) openParent(name string) (int, string, error) {
 	if err != nil {
 		return -1, "", err
 	}
+	return r.parentOf(name, elems)
+}
+
+// parentOf is openParent for name's elements below Root (r.below).
+func (r Rooted) parentOf(name string, elems []string) (int, string, error) {
 	if len(elems) == 0 {
 		return -1, "", fmt.Errorf("%s is the root itself, not a name below it", name)
 	}

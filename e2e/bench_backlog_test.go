@@ -32,9 +32,7 @@ func BenchmarkInboundWithBacklog(b *testing.B) {
 			}})
 			defer s.stop()
 			started := time.Since(filled)
-			before := s.CPU()
-			benchInbound(b, s.MTA, 8, func() { waitFiles(b, filepath.Join(s.Mailbox(demoUser), "new"), b.N, 5*time.Minute) })
-			s.reportCPU(b, before, b.N)
+			benchStackInbound(b, s, 8)
 			b.ReportMetric(float64(started.Milliseconds()), "start-ms") // after benchInbound's ResetTimer
 			b.ReportMetric(float64(procStatusKB(b, s.ChildPID("mta"), "VmRSS"))/1024, "mta-rss-MB")
 		})

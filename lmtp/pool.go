@@ -41,7 +41,7 @@ type pooled struct {
 // Deliver sends m on a kept session, or a new one; see Deliver.
 func (p *Pool) Deliver(ctx context.Context, m Message) (Result, error) {
 	if s := p.take(time.Now()); s != nil {
-		res, err := p.transact(ctx, s, m)
+		res, err := p.use(ctx, s, m)
 		var stale *mailError
 		if !errors.As(err, &stale) {
 			return res, err
@@ -51,7 +51,7 @@ func (p *Pool) Deliver(ctx context.Context, m Message) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.transact(ctx, s, m)
+	return p.use(ctx, s, m)
 }
 
 // take returns the most recently used kept session, closing those kept
@@ -107,8 +107,8 @@ func (p *Pool) dial(ctx context.Context) (*pooled, error) {
 	return s, nil
 }
 
-// transact runs one transaction on s and keeps s if it is still usable.
-func (p *Pool) transact(ctx context.Context, s *pooled, m Message) (Result, error) {
+// use runs one transaction on s and keeps s if it is still usable.
+func (p *Pool) use(ctx context.Context, s *pooled, m Message) (Result, error) {
 	var res Result
 	err := withDeadline(ctx, s.conn, func() (err error) {
 		res, err = transact(s.c, m)

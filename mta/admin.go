@@ -78,8 +78,7 @@ func (m *Manager) Flush() int {
 		default:
 			count += pending
 			if hasScheduled(e.env) {
-				e.busy = true
-				m.unschedule(e)
+				m.markBusy(e)
 				claimed = append(claimed, e)
 			}
 		}
@@ -138,8 +137,7 @@ func (m *Manager) claim(id string) (*entry, error) {
 	case e.busy:
 		return nil, fmt.Errorf("%s: %w", id, ErrBusy)
 	}
-	e.busy = true
-	m.unschedule(e)
+	m.markBusy(e)
 	return e, nil
 }
 

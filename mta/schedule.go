@@ -56,6 +56,13 @@ func (m *Manager) schedule(e *entry) {
 	heap.Push(&m.ready, e)
 }
 
+// markBusy claims the idle entry e for an attempt or an administrative
+// change: out of the schedule until release puts it back.
+func (m *Manager) markBusy(e *entry) {
+	e.busy = true
+	m.unschedule(e)
+}
+
 // unschedule takes e out of the heap or the parked set: it is being
 // worked on, or leaves the queue.
 func (m *Manager) unschedule(e *entry) {
@@ -73,8 +80,8 @@ func (m *Manager) popDue(now time.Time, max int) ([]*entry, time.Time) {
 	}
 	var due []*entry
 	for len(due) < max && len(m.ready) > 0 && !m.ready[0].due.After(now) {
-		e := heap.Pop(&m.ready).(*entry)
-		e.busy = true
+		e := m.ready[0]
+		m.markBusy(e)
 		due = append(due, e)
 	}
 	next := now.Add(time.Hour)

@@ -132,13 +132,14 @@ func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *u
 // delivers its messages, to the MDA and to other hosts.
 func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry) (*queue.Spool, *mta.Manager) {
 	// Concurrent messages share the fsyncs of the spool's folders and
-	// its flushes, made on one folder kept open (durable.Syncfs).
-	fs := &durable.Batched{FS: durable.OS{}}
-	spool, err := queue.Open(cfg.QueueDir(), fs)
+	// its flushes, made on one folder kept open (durable.Syncfs); the
+	// queue folder is daemon.Prepare's.
+	whole, err := durable.OpenSyncfs(cfg.QueueDir())
 	if err != nil {
 		daemon.Fatal(log, "cannot open queue", err)
 	}
-	if fs.Whole, err = durable.OpenSyncfs(cfg.QueueDir()); err != nil {
+	spool, err := queue.Open(cfg.QueueDir(), &durable.Batched{FS: durable.OS{}, Whole: whole})
+	if err != nil {
 		daemon.Fatal(log, "cannot open queue", err)
 	}
 	envs, err := spool.Recover()

@@ -197,18 +197,14 @@ func (r *rig) mailbox(address string) string {
 // countCopies counts the copies of each message in each mailbox (new/ and
 // cur/), by content; a file that is no whole message breaks rule 4.
 func (r *rig) countCopies(v *[]string) map[string]int {
-	byContent := map[string]string{}
-	for id, m := range r.msgs {
-		byContent[string(m.copy)] = id
-	}
 	copies := map[string]int{}
 	for _, user := range mailboxes {
 		for _, sub := range []string{"new", "cur"} {
-			dir := filepath.Join(r.mail.Root, domain, user, sub)
+			dir := filepath.Join(r.mailbox(user+"@"+domain), sub)
 			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {
 				data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-				id, ok := byContent[string(data)]
+				id, ok := r.byCopy[string(data)]
 				if err != nil || !ok {
 					*v = append(*v, fmt.Sprintf("rule 4: %s/%s/%s holds %d bytes that are no whole message", user, sub, e.Name(), len(data)))
 					continue

@@ -46,6 +46,7 @@ type rig struct {
 	mailboxes          *mda.Mailboxes
 
 	msgs         map[string]*message
+	byCopy       map[string]string // a Maildir copy's bytes -> queue ID
 	order        []string
 	setupFlushes int // flushes made before the first Store
 }
@@ -70,7 +71,7 @@ func newRig(t testing.TB, syncfs bool, fault crashtest.Fault) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
-	r := &rig{t: t, base: base, trace: crashtest.NewTrace(base), syncfs: syncfs, msgs: map[string]*message{}}
+	r := &rig{t: t, base: base, trace: crashtest.NewTrace(base), syncfs: syncfs, msgs: map[string]*message{}, byCopy: map[string]string{}}
 	r.trace.Fault = fault
 	for _, d := range []string{"queue", "mail", "state", "scratch"} {
 		if err := os.Mkdir(filepath.Join(base, d), 0o700); err != nil {
@@ -134,6 +135,7 @@ func (r *rig) addMessages(n int) {
 		m := &message{id: id, from: "sender@remote.test", rcpts: rcpts, data: []byte(data),
 			copy: bytes.ReplaceAll([]byte(data), []byte("\r\n"), []byte("\n"))}
 		r.msgs[id] = m
+		r.byCopy[string(m.copy)] = id
 		r.order = append(r.order, id)
 	}
 }
