@@ -99,7 +99,7 @@ func (p *Pool) dial(ctx context.Context) (*pooled, error) {
 		return nil, fmt.Errorf("lmtp: connect %s: %w", p.Socket, err)
 	}
 	s := &pooled{conn: conn, c: smtp.NewClientLMTP(conn)}
-	err = withDeadline(ctx, conn, func() error { return s.c.Hello(p.LHLO) })
+	err = withContext(ctx, conn, func() error { return s.c.Hello(p.LHLO) })
 	if err != nil {
 		s.c.Close()
 		return nil, fmt.Errorf("lmtp: LHLO: %w", err)
@@ -110,33 +110,29 @@ func (p *Pool) dial(ctx context.Context) (*pooled, error) {
 // use runs one transaction on s and keeps s if it is still usable.
 func (p *Pool) use(ctx context.Context, s *pooled, m Message) (Result, error) {
 	var res Result
-	err := withDeadline(ctx, s.conn, func() (err error) {
+	err := withContext(ctx, s.conn, func() (err error) {
 		res, err = transact(s.c, m)
 		return err
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		s.c.Close()
 		return nil, err
+	case ctx.Err() != nil: // the session may have been closed just after
+		s.c.Close()
+	default:
+		p.put(s)
 	}
-	p.put(s)
 	return res, nil
 }
 
-// withDeadline runs f with conn's deadline from ctx (10 minutes without
-// one) and cancelling ctx aborting it, then clears the deadline.
-func withDeadline(ctx context.Context, conn net.Conn, f func() error) error {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(10 * time.Minute)
-	}
-	conn.SetDeadline(deadline)
-	// Cancelling ctx (the MTA stopping) aborts a delivery in progress:
-	// recipients without a reply stay queued, and the MDA's ledger keeps
-	// a copy it wrote meanwhile from being written twice.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	err := f()
-	if stop() {
-		conn.SetDeadline(time.Time{})
-	}
-	return err
+// withContext runs f, closing conn if ctx ends first: the MTA stopping
+// aborts a delivery in progress, whose recipients without a reply stay
+// queued (the MDA's ledger keeps a copy written meanwhile from being
+// written twice). A deadline would not do: go-smtp's client sets its
+// own before every command, over one set by a cancel that came between.
+func withContext(ctx context.Context, conn net.Conn, f func() error) error {
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	return f()
 }
