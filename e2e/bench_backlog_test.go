@@ -1,16 +1,17 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"postline/durable"
 	"postline/queue"
 )
 
@@ -39,31 +40,31 @@ func BenchmarkInboundWithBacklog(b *testing.B) {
 	}
 }
 
-// fillSpool writes n deferred messages into the spool at dir, as the MTA
+// fillSpool queues n deferred messages in the spool at dir, as the MTA
 // would have queued them: each tried once, its next attempt an hour away.
 func fillSpool(tb testing.TB, dir string, n int) {
-	for _, sub := range []string{"env", "msg", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
-			tb.Fatal(err)
-		}
+	spool, err := queue.Open(dir, durable.OS{})
+	if err != nil {
+		tb.Fatal(err)
 	}
+	defer spool.Close()
 	now := time.Now()
-	data := []byte("Subject: deferred\r\n\r\n" + strings.Repeat("x", 2000) + "\r\n")
-	for range n {
-		env := &queue.Envelope{ID: queue.NewID(now), From: demoUser, Received: now, Relay: true,
-			Size: int64(len(data)), Recipients: []*queue.Recipient{{Address: "someone@backlog.test",
-				State: queue.Pending, Attempts: 1, NextAttempt: now.Add(time.Hour), LastError: "451 4.3.0 try later"}}}
-		encoded, err := json.Marshal(env)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "msg", env.ID), data, 0o600); err != nil {
-			tb.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "env", env.ID), encoded, 0o600); err != nil {
-			tb.Fatal(err)
-		}
+	data := "Subject: deferred\r\n\r\n" + strings.Repeat("x", 2000) + "\r\n"
+	var wg sync.WaitGroup
+	for w := range 16 { // concurrent Stores share their flushes
+		wg.Go(func() {
+			for i := w; i < n; i += 16 {
+				env := &queue.Envelope{ID: queue.NewID(now), From: demoUser, Received: now, Relay: true,
+					Recipients: []*queue.Recipient{{Address: "someone@backlog.test", State: queue.Pending,
+						Attempts: 1, NextAttempt: now.Add(time.Hour), LastError: "451 4.3.0 try later"}}}
+				if err := spool.Store(env, strings.NewReader(data)); err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // procStatusKB returns field (VmRSS, VmHWM...) of pid's status, in KiB.

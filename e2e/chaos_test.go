@@ -377,12 +377,11 @@ func childPID(log, name string) (int, bool) {
 // waitDrained waits until the queue is empty and the number of files in
 // the demo Maildir's new/ stopped changing.
 func (r *chaosRun) waitDrained(limit time.Duration) {
-	envDir := filepath.Join(r.s.Dir, "var", "queue", "env")
 	newDir := filepath.Join(r.s.Mailbox(demoUser), "new")
 	deadline := time.Now().Add(limit)
 	last, stable := -1, 0
 	for stable < 5 {
-		queued, delivered := countFiles(envDir), countFiles(newDir)
+		queued, delivered := len(queuedEnvelopes(r.t, r.s)), countFiles(newDir)
 		if queued == 0 && delivered == last {
 			stable++
 		} else {
@@ -392,7 +391,7 @@ func (r *chaosRun) waitDrained(limit time.Duration) {
 		if time.Now().After(deadline) {
 			out, _ := runPostline(r.s.Config, "", "queue")
 			r.t.Errorf("chaos: not drained after %s: %d envelopes in the queue, %d files in new/; postline queue:\n%s"+
-				"what the log says of the first few:%s", limit, queued, delivered, out, r.stuck(envDir))
+				"what the log says of the first few:%s", limit, queued, delivered, out, r.stuck())
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -400,12 +399,15 @@ func (r *chaosRun) waitDrained(limit time.Duration) {
 }
 
 // stuck returns the log lines of the first few messages left in the queue.
-func (r *chaosRun) stuck(envDir string) string {
-	entries, _ := os.ReadDir(envDir)
+func (r *chaosRun) stuck() string {
 	log := strings.Split(r.s.Log(), "\n")
 	var b strings.Builder
-	for _, e := range entries[:min(5, len(entries))] {
-		fmt.Fprintf(&b, "\n%s:%s", e.Name(), logLines(log, e.Name()))
+	n := 0
+	for id := range queuedEnvelopes(r.t, r.s) {
+		if n++; n > 5 {
+			break
+		}
+		fmt.Fprintf(&b, "\n%s:%s", id, logLines(log, id))
 	}
 	return b.String()
 }

@@ -52,22 +52,26 @@ func TestDiskFullSpool(t *testing.T) {
 	if !errors.As(err, &serr) || serr.Code != 452 || serr.EnhancedCode != (smtp.EnhancedCode{4, 3, 1}) {
 		t.Fatalf("submission to a full spool: %v, want 452 4.3.1", err)
 	}
+	if envs := queuedEnvelopes(t, s); len(envs) != 0 {
+		t.Errorf("the queue holds %d messages after the refusal", len(envs))
+	}
 	for _, sub := range []string{"env", "msg", "tmp"} {
 		if entries, _ := os.ReadDir(filepath.Join(s.Dir, "var", "queue", sub)); len(entries) != 0 {
 			t.Errorf("queue/%s holds %d files after the refusal", sub, len(entries))
 		}
 	}
 	os.Remove(filler)
-	// The spool's tmp/ read-only (a read-only bind mount of itself): the
-	// MTA keeps files open elsewhere in the spool, so the whole of it
-	// cannot be remounted.
+	// The spool's tmp/ read-only (a read-only bind mount of itself), and
+	// a message large enough for a file of its own, which is written
+	// there first: the MTA keeps its log open for writing, so the whole
+	// spool cannot be remounted.
 	tmp := filepath.Join(s.Dir, "var", "queue", "tmp")
 	for _, args := range [][]string{{"--bind", tmp, tmp}, {"-o", "remount,bind,ro", tmp}} {
 		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
 			t.Fatalf("mount %v: %v %s", args, err, out)
 		}
 	}
-	_, err = s.Submit(Submission{To: []string{demoUser}, Body: bigMessage("read-only spool", 4)})
+	_, err = s.Submit(Submission{To: []string{demoUser}, Body: bigMessage("read-only spool", 1100)})
 	if !errors.As(err, &serr) || serr.Code != 452 || serr.EnhancedCode != (smtp.EnhancedCode{4, 3, 1}) {
 		t.Errorf("submission to a read-only spool: %v, want 452 4.3.1", err)
 	}
@@ -96,7 +100,7 @@ func TestDiskFullMailRoot(t *testing.T) {
 		}
 	}
 	s.WaitLog(`452 4.3.1`, 1, 10*time.Second)
-	if entries, _ := os.ReadDir(filepath.Join(s.Dir, "var", "queue", "env")); len(entries) == 0 {
+	if len(queuedEnvelopes(t, s)) == 0 {
 		t.Error("no message waits in the queue while the disk is full")
 	}
 	os.Remove(filler)

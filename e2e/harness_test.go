@@ -24,6 +24,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"postline/queue"
 )
 
 // binDir holds the binaries built once for all tests.
@@ -443,4 +445,15 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// queuedEnvelopes reads the envelopes in the MTA's queue as its log
+// holds them, leaving the queue as it is.
+func queuedEnvelopes(t testing.TB, s *Stack) map[string]*queue.Envelope {
+	t.Helper()
+	envs, err := queue.Inspect(filepath.Join(s.Dir, "var", "queue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envs
 }

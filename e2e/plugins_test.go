@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -35,7 +34,7 @@ on_error = "tempfail"
 	}
 	// The MTA logs the 451 4.7.0 of the crashed plugin as deferred.
 	waitLogLine(t, s, `"svc":"mta"`, `"delivery deferred"`, "451 4.7.0", "filter return-path unavailable")
-	if entries, _ := os.ReadDir(filepath.Join(s.Dir, "var/queue/env")); len(entries) != 1 {
+	if entries := queuedEnvelopes(t, s); len(entries) != 1 {
 		t.Errorf("queue holds %d messages, want the crashed one", len(entries))
 	}
 

@@ -75,7 +75,7 @@ func testPrivileges(t *testing.T, group *user.Group, msaU, mtaU, mdaU *user.User
 	checkOwner(t, s.MailRoot, mdaU, mdaU, 0o700)
 	checkOwner(t, filepath.Join(state, "mda"), mdaU, mdaU, 0o700)
 	checkOwner(t, filepath.Join(state, "queue"), mtaU, mtaU, 0o700)
-	checkOwner(t, filepath.Join(state, "queue", "env"), mtaU, mtaU, 0o700)
+	checkOwner(t, filepath.Join(state, "queue", "log"), mtaU, mtaU, 0o700)
 	root, _ := user.LookupId("0")
 	checkOwner(t, state, root, root, 0o711)
 	checkOwner(t, filepath.Join(state, "run"), root, root, 0o711)

@@ -68,10 +68,11 @@ func TestQueueCommands(t *testing.T) {
 	if out := s.Postline("", "queue", "delete", other); out != "deleted "+other+"\n" {
 		t.Errorf("queue delete: %q", out)
 	}
-	for _, dir := range []string{"env", "msg"} {
-		if _, err := os.Stat(filepath.Join(s.Dir, "var", "queue", dir, other)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("queue/%s/%s after delete: %v", dir, other, err)
-		}
+	if env := queuedEnvelopes(t, s)[other]; env != nil {
+		t.Errorf("queue log still holds %s after delete", other)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, "var", "queue", "msg", other)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("queue/msg/%s after delete: %v", other, err)
 	}
 	if out := s.Postline("", "queue"); strings.Contains(out, other) {
 		t.Errorf("deleted message still listed:\n%s", out)
@@ -82,8 +83,8 @@ func TestQueueCommands(t *testing.T) {
 		t.Errorf("queue bounce: %q", out)
 	}
 	queueCLICheckBounce(t, s.WaitForMail(demoUser, 1, 30*time.Second)[0], held)
-	if _, err := os.Stat(filepath.Join(s.Dir, "var", "queue", "env", held)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("bounced message still in the spool: %v", err)
+	if env := queuedEnvelopes(t, s)[held]; env != nil {
+		t.Errorf("bounced message still in the spool")
 	}
 	queueCLIWait(t, s, "^the queue is empty\n$") // the bounce itself has gone too
 

@@ -23,8 +23,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/textproto"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -440,7 +438,11 @@ type queuedEnvelope struct {
 // readEnvelope reads message id's envelope from the MTA's spool.
 func readEnvelope(t *testing.T, s *Stack, id string) queuedEnvelope {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(s.Dir, "var", "queue", "env", id))
+	queued := queuedEnvelopes(t, s)[id]
+	if queued == nil {
+		t.Fatalf("message %s is not queued", id)
+	}
+	b, err := json.Marshal(queued)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -229,11 +229,7 @@ func secWantQueued(t *testing.T, s *Stack, want int) {
 // not yet delivered.
 func secSpool(t *testing.T, s *Stack) int {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(s.Dir, "var", "queue", "env"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
+	return len(queuedEnvelopes(t, s))
 }
 
 // secMail counts the messages in address's Maildir new/ (0 if there is

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -70,7 +69,7 @@ func TestQueuedWhileMDADownIsDeliveredLater(t *testing.T) {
 		t.Fatalf("submission while the MDA is down: %v", err)
 	}
 	s.WaitLog(`"message":"delivery deferred"`, 1, 10*time.Second)
-	if entries, _ := os.ReadDir(filepath.Join(s.Dir, "var/queue/env")); len(entries) != 1 {
+	if entries := queuedEnvelopes(t, s); len(entries) != 1 {
 		t.Fatalf("queue holds %d messages, want 1", len(entries))
 	}
 	syscall.Kill(sup, syscall.SIGCONT)
@@ -207,7 +206,7 @@ func TestStopFinishesTransactionInFlight(t *testing.T) {
 	s.WaitLog(`"message":"mta stopped"`, 1, 20*time.Second)
 	syscall.Kill(mda, syscall.SIGCONT)
 	s.cmd.Wait()
-	if entries, _ := os.ReadDir(filepath.Join(s.Dir, "var/queue/env")); len(entries) != 1 {
+	if entries := queuedEnvelopes(t, s); len(entries) != 1 {
 		t.Errorf("%d messages queued at the stop, want the one in flight", len(entries))
 	}
 

@@ -2,7 +2,6 @@ package mta
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -70,21 +69,14 @@ func (f *fakeMDA) deliver(ctx context.Context, m lmtp.Message) (lmtp.Result, err
 	return res, err
 }
 
-// readEnvelope reads env/ID as the spool last committed it, or nil.
+// readEnvelope reads id's envelope as the spool last committed it, or nil.
 func readEnvelope(t *testing.T, spoolDir, id string) *queue.Envelope {
-	data, err := os.ReadFile(filepath.Join(spoolDir, "env", id))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	var env queue.Envelope
-	if err == nil {
-		err = json.Unmarshal(data, &env)
-	}
+	envs, err := queue.Inspect(spoolDir)
 	if err != nil {
 		t.Errorf("reading envelope %s: %v", id, err)
 		return nil
 	}
-	return &env
+	return envs[id]
 }
 
 // startManager runs a manager over a fresh spool until the test ends.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,8 +40,8 @@ func TestRecoverCleansCrashLeftovers(t *testing.T) {
 	if n := names(t, filepath.Join(dir, "tmp")); len(n) != 0 {
 		t.Errorf("tmp/ after Recover: %q", n)
 	}
-	if n := names(t, filepath.Join(dir, "msg")); !slices.Equal(n, []string{kept.ID}) {
-		t.Errorf("msg/ after Recover: %q, want only %s", n, kept.ID)
+	if n := names(t, filepath.Join(dir, "msg")); len(n) != 0 {
+		t.Errorf("msg/ after Recover: %q, want nothing (the kept message is in the log)", n)
 	}
 }
 
@@ -131,41 +130,65 @@ func TestRecoverMissingDataOfAttemptedMessage(t *testing.T) {
 	}
 }
 
-// Data a crash cut short before the flush (too short, or not what was
-// written) marks a Store never acknowledged: Recover drops it.
-func TestRecoverDropsIncompleteData(t *testing.T) {
-	for name, damage := range map[string]func(path string){
-		"truncated": func(p string) { os.Truncate(p, 3) },
-		"zeroed":    func(p string) { b, _ := os.ReadFile(p); os.WriteFile(p, make([]byte, len(b)), 0o600) },
+// A record a crash cut short before its flush (too short, or zeros
+// where its bytes should be) was never acknowledged: Recover drops it,
+// and keeps the records before it.
+func TestRecoverDropsRecordCutShort(t *testing.T) {
+	for name, damage := range map[string]func(path string, size int64){
+		"truncated": func(p string, size int64) { os.Truncate(p, size-5) },
+		"zeroed": func(p string, size int64) {
+			b, _ := os.ReadFile(p)
+			clear(b[size-8:])
+			os.WriteFile(p, b, 0o600)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			s := openSpool(t, dir, durable.OS{})
-			env := newEnvelope(time.Now(), "a@example.test")
-			if err := s.Store(env, strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
-				t.Fatal(err)
+			kept, cut := newEnvelope(time.Now(), "a@example.test"), newEnvelope(time.Now(), "b@example.test")
+			for _, env := range []*queue.Envelope{kept, cut} {
+				if err := s.Store(env, strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
+					t.Fatal(err)
+				}
 			}
-			damage(filepath.Join(dir, "msg", env.ID))
-			s = openSpool(t, dir, durable.OS{})
-			envs, err := s.Recover()
-			if dropped, _ := s.Recovered(); err != nil || len(envs) != 0 || len(dropped) != 1 {
-				t.Errorf("Recover = %v, %v; dropped %v", envs, err, dropped)
+			seg := onlySegment(t, dir)
+			st, _ := os.Stat(seg)
+			damage(seg, st.Size())
+			envs := recoverAll(t, dir)
+			if len(envs) != 1 || envs[0].ID != kept.ID {
+				t.Errorf("Recover = %v, want only %s", envs, kept.ID)
 			}
 		})
 	}
 }
 
-// An envelope without data that was never attempted is a Store cut
-// short by a crash between the two files' renames: never acknowledged,
-// so Recover drops it. Once attempted, missing data is damage (above).
+// onlySegment returns the one segment of the queue log with records.
+func onlySegment(t *testing.T, dir string) string {
+	t.Helper()
+	var found []string
+	for _, n := range names(t, filepath.Join(dir, "log")) {
+		if st, err := os.Stat(filepath.Join(dir, "log", n)); err == nil && st.Size() > 0 {
+			found = append(found, filepath.Join(dir, "log", n))
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("log segments with records: %q, want one", found)
+	}
+	return found[0]
+}
+
+// An envelope of an older version without its data, never attempted, is
+// a Store cut short by a crash between the two files' renames: never
+// acknowledged, so Recover drops it. Once attempted, missing data is
+// damage (above).
 func TestRecoverDropsUnfinishedStore(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, durable.OS{})
-	env := newEnvelope(time.Now(), "a@example.test")
-	if err := s.Store(env, strings.NewReader("x\r\n")); err != nil {
+	openSpool(t, dir, durable.OS{})
+	id := queue.NewID(time.Now())
+	env := `{"id":"` + id + `","size":3,"recipients":[{"address":"a@example.test","state":"pending"}]}`
+	if err := os.WriteFile(filepath.Join(dir, "env", id), []byte(env), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	os.Remove(filepath.Join(dir, "msg", env.ID))
 	envs, err := openSpool(t, dir, durable.OS{}).Recover()
 	if err != nil || len(envs) != 0 {
 		t.Errorf("Recover = %v, %v; want nothing", envs, err)
@@ -182,19 +205,22 @@ func TestStoreFailureLeavesNothing(t *testing.T) {
 	inDir := func(sub string) func(string) bool {
 		return func(dir string) bool { return filepath.Base(dir) == sub }
 	}
-	isEnvTmp := func(p string) bool { return strings.HasSuffix(p, ".env") }
+	isMsgTmp := func(p string) bool { return strings.HasSuffix(p, ".msg") }
+	small, large := "message", strings.Repeat("x", 2<<20) // in the log; a file of its own
 	tests := []struct {
 		name    string
 		fs      durable.FS
+		message string
 		wantErr error
 	}{
-		{"ENOSPC writing data", &faultFS{writeErr: syscall.ENOSPC}, syscall.ENOSPC},
-		{"EDQUOT writing data", &faultFS{writeErr: syscall.EDQUOT}, syscall.EDQUOT},
-		{"creating envelope", &faultFS{failCreate: isEnvTmp}, errInjected},
-		{"flush of the filesystem", &faultFS{failSyncFS: true}, errInjected},
-		// Without a whole-filesystem flush the folders are fsynced.
-		{"fsync of msg/", dirOnlyFS{&faultFS{failSyncDir: inDir("msg")}}, errInjected},
-		{"fsync of env/", dirOnlyFS{&faultFS{failSyncDir: inDir("env")}}, errInjected},
+		{"ENOSPC writing the log", &faultFS{writeErr: syscall.ENOSPC}, small, syscall.ENOSPC},
+		{"EDQUOT writing the log", &faultFS{writeErr: syscall.EDQUOT}, small, syscall.EDQUOT},
+		{"fsync of the log", &faultFS{failSync: true}, small, errInjected},
+		{"ENOSPC writing a large message", &faultFS{writeErr: syscall.ENOSPC}, large, syscall.ENOSPC},
+		{"creating a large message's file", &faultFS{failCreate: isMsgTmp}, large, errInjected},
+		{"flush of a large message", &faultFS{failSyncFS: true}, large, errInjected},
+		// Without a whole-filesystem flush the folder is fsynced.
+		{"fsync of msg/", dirOnlyFS{&faultFS{failSyncDir: inDir("msg")}}, large, errInjected},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -202,13 +228,15 @@ func TestStoreFailureLeavesNothing(t *testing.T) {
 			openSpool(t, dir, durable.OS{}) // make the folders with the real FS
 			s := openSpool(t, dir, tt.fs)
 			env := newEnvelope(time.Now(), "a@example.test")
-			err := s.Store(env, strings.NewReader("message"))
+			err := s.Store(env, strings.NewReader(tt.message))
 			// mta.storeError maps ENOSPC/EDQUOT to 452, so they must stay visible.
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Store err = %v, want %v", err, tt.wantErr)
 			}
-			// Data without an envelope is not queued, and Recover drops
-			// it; an envelope is a committed message.
+			if s.Has(env.ID) {
+				t.Error("the failed Store left the message queued")
+			}
+			// Data without a record is not queued, and Recover drops it.
 			for _, sub := range []string{"env", "tmp"} {
 				if n := names(t, filepath.Join(dir, sub)); len(n) != 0 {
 					t.Errorf("%s/ after a failed Store: %q", sub, n)

@@ -1,14 +1,17 @@
-// Package queue is the MTA's durable spool: each accepted message is two
-// files, its bytes (msg/ID) and its envelope (env/ID, JSON), each written
-// through package durable. The envelope is written last, so its presence
-// is what makes a message part of the queue; every later state change
-// replaces it atomically.
+// Package queue is the MTA's durable spool: each accepted message is a
+// record in the queue log (log.go) holding its envelope (JSON) and its
+// bytes, appended and flushed through package durable with the records
+// of every message arriving meanwhile. Every later state change is
+// another record: a new envelope, or the removal. A message larger than
+// Options.InlineMax keeps its bytes in a file of its own (msg/ID), written and
+// flushed before its record.
 //
 // queue never answers a client and never delivers; it only persists and
 // hands out envelopes and message bytes.
 package queue
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,15 +20,22 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"postline/durable"
 )
 
+// DefaultInlineMax is the largest message kept in the queue log itself;
+// Store holds at most this much of a message in memory.
+const DefaultInlineMax = 1 << 20
+
 // Spool is a queue directory.
 type Spool struct {
-	dir     string
-	fs      durable.FS
-	removed *removedLog
+	dir       string
+	fs        durable.FS
+	inlineMax int
+	log       *segmentLog
+	removed   *removedLog
 	// flushFailed is told of a failed flush (OnFlushFailure).
 	flushFailed func(error)
 	// What Recover dropped (never acknowledged) and set aside in
@@ -33,16 +43,42 @@ type Spool struct {
 	dropped, damaged []string
 }
 
-// Open prepares the spool under dir (mode 0700) and returns it.
-func Open(dir string, fs durable.FS) (*Spool, error) {
-	s := &Spool{dir: dir, fs: fs}
+// Options tune a spool; the zero value is the default.
+type Options struct {
+	// SegmentSize is the size past which the log begins a new segment
+	// (DefaultSegmentSize when 0).
+	SegmentSize int64
+	// InlineMax is the largest message kept in the log itself
+	// (DefaultInlineMax when 0); a larger one gets a file of its own.
+	InlineMax int
+}
+
+// Open prepares the spool under dir (mode 0700), replays its log and
+// returns it.
+func Open(dir string, fs durable.FS) (*Spool, error) { return OpenWith(dir, fs, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(dir string, fs durable.FS, opts Options) (*Spool, error) {
+	if opts.InlineMax <= 0 {
+		opts.InlineMax = DefaultInlineMax
+	}
+	s := &Spool{dir: dir, fs: fs, inlineMax: opts.InlineMax}
 	for _, d := range []string{dir, s.sub("tmp"), s.sub("msg"), s.sub("env")} {
 		if err := durable.MkdirAll(fs, d, 0o700); err != nil {
 			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	log, err := openLog(fs, s.sub("log"), opts.SegmentSize)
+	if err != nil {
+		return nil, err
+	}
+	s.log = log
 	removed, err := openRemovedLog(fs, s.sub("removed.log"), s.sub("removed.old.log"))
 	if err != nil {
+		log.close()
 		return nil, err
 	}
 	s.removed = removed
@@ -65,7 +101,7 @@ func (s *Spool) checked(err error) error {
 }
 
 // Close closes the spool's open files.
-func (s *Spool) Close() error { return s.removed.close() }
+func (s *Spool) Close() error { return errors.Join(s.removed.close(), s.log.close()) }
 
 func (s *Spool) sub(parts ...string) string {
 	return filepath.Join(append([]string{s.dir}, parts...)...)
@@ -75,342 +111,301 @@ func (s *Spool) sub(parts ...string) string {
 // (Recover empties it).
 func (s *Spool) TempDir() string { return s.sub("tmp") }
 
+// frames recycles the buffers Store builds its records in.
+var frames = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
 // Store makes a new message durable: its bytes from data, then env.
-// env.Size and env.Checksum are set from the bytes written. When Store
-// returns nil the message survives a crash, so the caller may answer 250.
-//
-// On a filesystem that can be flushed whole (durable.FSSyncer), both
-// files and their names are made durable by one flush, shared with the
-// Stores running at the same time (group commit); a crash before it may
-// leave files that Recover recognizes by their size and checksum as
-// never acknowledged. Elsewhere the two files' fsyncs overlap.
+// env.Size is set from the bytes read. When Store returns nil the
+// message survives a crash, so the caller may answer 250.
 func (s *Spool) Store(env *Envelope, data io.Reader) error {
 	if !ValidID(env.ID) {
 		return fmt.Errorf("queue: invalid id %q", env.ID)
 	}
+	bufp := frames.Get().(*[]byte)
+	defer func() {
+		if cap(*bufp) <= 2*DefaultInlineMax {
+			frames.Put(bufp)
+		}
+	}()
+	frame := append(beginFrame(*bufp, kindStore, env.ID), 0, 0, 0, 0)
+	head := len(frame)
+	b := bytes.NewBuffer(frame)
+	_, err := b.ReadFrom(io.LimitReader(data, int64(s.inlineMax)+1))
+	*bufp = b.Bytes()
+	if err != nil {
+		return fmt.Errorf("queue: store %s: %w", env.ID, err)
+	}
+	if len(*bufp)-head > s.inlineMax {
+		return s.storeExternal(env, (*bufp)[head:], data)
+	}
+	env.Size, env.Checksum = int64(len(*bufp)-head), 0 // the record's own checksum covers it
+	encoded, err := json.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("queue: store %s: %w", env.ID, err)
+	}
+	frame = *bufp
+	putDataLen(frame, env.Size)
+	*bufp = sealFrame(append(frame, encoded...))
+	if err := s.log.store(env.ID, *bufp, env.Size); err != nil {
+		return s.checked(fmt.Errorf("queue: store %s: %w", env.ID, err))
+	}
+	return s.flushStore(env.ID, false)
+}
+
+// flushStore makes a stored message durable. When the flush fails the
+// client is told to try again, so the message is taken back: a removal
+// is appended, which the restart that follows a failed flush finds
+// unless the failure lost it too, and a data file of its own goes
+// (Recover drops a record whose data file is missing).
+func (s *Spool) flushStore(id string, external bool) error {
+	err := s.flush("store " + id)
+	if err != nil {
+		s.log.remove(id)
+		if external {
+			s.fs.Remove(s.sub("msg", id))
+		}
+	}
+	return err
+}
+
+// putDataLen fills in a store record's data length, after its ID.
+func putDataLen(frame []byte, n int64) {
+	frame[frameHeader], frame[frameHeader+1], frame[frameHeader+2], frame[frameHeader+3] =
+		byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+}
+
+// flush makes the log's records durable, then moves messages out of old
+// segments that are mostly dead.
+func (s *Spool) flush(what string) error {
+	if err := s.log.flush(); err != nil {
+		return s.checked(fmt.Errorf("queue: %s: %w", what, err))
+	}
+	// A move that could not be made is tried at the next flush; one
+	// that a failed flush ended fails this caller too.
+	if err := s.log.compactOldest(); errors.Is(err, durable.ErrFlushFailed) {
+		return s.checked(fmt.Errorf("queue: compact the log: %w", err))
+	}
+	return nil
+}
+
+// storeExternal stores a message larger than s.inlineMax: head, then the
+// rest of its bytes, into msg/ID, made durable before its envelope
+// goes into the log.
+func (s *Spool) storeExternal(env *Envelope, head []byte, rest io.Reader) error {
 	sum := crc32.New(castagnoli)
-	msg, err := durable.Create(s.fs, s.sub("tmp", env.ID+".msg"), s.sub("msg", env.ID), 0o600,
+	err := durable.Write(s.fs, s.sub("tmp", env.ID+".msg"), s.sub("msg", env.ID), 0o600,
 		func(w io.Writer) error {
-			n, err := io.Copy(io.MultiWriter(w, sum), data)
+			n, err := io.Copy(io.MultiWriter(w, sum), io.MultiReader(bytes.NewReader(head), rest))
 			env.Size = n
 			return err
 		})
 	if err != nil {
-		return fmt.Errorf("queue: store %s: %w", env.ID, err)
+		s.fs.Remove(s.sub("msg", env.ID)) // renamed before a failed flush: not acknowledged
+		return s.checked(fmt.Errorf("queue: store %s: %w", env.ID, err))
 	}
 	env.Checksum = sum.Sum32()
-	err = s.commit(env, msg)
+	encoded, err := json.Marshal(env)
 	if err != nil {
-		// A name may have been renamed into place before a failed
-		// flush: remove the envelope first, so none is left without data.
-		s.fs.Remove(s.sub("env", env.ID))
+		return fmt.Errorf("queue: store %s: %w", env.ID, err)
+	}
+	if err := s.log.external(env.ID, encoded); err != nil {
 		s.fs.Remove(s.sub("msg", env.ID))
 		return s.checked(fmt.Errorf("queue: store %s: %w", env.ID, err))
 	}
-	return nil
+	return s.flushStore(env.ID, true)
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// commit writes the envelope beside the written data and makes both
-// durable: on an FSSyncer by one flush after both renames, else by
-// fsyncing the files side by side, then their folders side by side.
-func (s *Spool) commit(env *Envelope, msg *durable.Pending) error {
-	envFile, err := s.createEnvelope(env)
-	if err != nil {
-		msg.Abort()
-		return err
-	}
-	syncer, whole := s.fs.(durable.FSSyncer)
-	finish := func() error { return durable.Both(msg.Sync, envFile.Sync) }
-	if whole {
-		finish = func() error { return durable.Both(msg.Close, envFile.Close) }
-	}
-	if err := finish(); err != nil {
-		msg.Abort()
-		envFile.Abort()
-		return err
-	}
-	if err := msg.Rename(); err != nil {
-		envFile.Abort()
-		return err
-	}
-	if err := envFile.Rename(); err != nil {
-		return err
-	}
-	if whole {
-		return syncer.SyncFS(s.dir)
-	}
-	return durable.Both(func() error { return s.fs.SyncDir(s.sub("msg")) }, func() error { return s.fs.SyncDir(s.sub("env")) })
-}
-
-func (s *Spool) createEnvelope(env *Envelope) (*durable.Pending, error) {
-	fill, err := encodeEnvelope(env)
-	if err != nil {
-		return nil, err
-	}
-	return durable.Create(s.fs, s.sub("tmp", env.ID+".env"), s.sub("env", env.ID), 0o600, fill)
-}
-
-// encodeEnvelope returns what writes env's file, for Store and Update.
-func encodeEnvelope(env *Envelope) (func(io.Writer) error, error) {
-	data, err := json.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("encode envelope %s: %w", env.ID, err)
-	}
-	return func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	}, nil
-}
-
-// Update atomically replaces env's file with its current state.
+// Update durably records env's current state.
 func (s *Spool) Update(env *Envelope) error {
-	fill, err := encodeEnvelope(env)
+	encoded, err := json.Marshal(env)
 	if err != nil {
-		return fmt.Errorf("queue: %w", err)
+		return fmt.Errorf("queue: encode envelope %s: %w", env.ID, err)
 	}
-	err = durable.Write(s.fs, s.sub("tmp", env.ID+".env"), s.sub("env", env.ID), 0o600, fill)
-	if err != nil {
-		return s.checked(fmt.Errorf("queue: write envelope %s: %w", env.ID, err))
+	if err := s.log.update(env.ID, encoded); err != nil {
+		return s.checked(fmt.Errorf("queue: update %s: %w", env.ID, err))
 	}
-	return nil
+	return s.flush(fmt.Sprintf("update %s", env.ID))
 }
 
-// Remove deletes a finished message: the envelope first, so a crash in
-// between leaves only an orphan data file that Recover removes.
+// Remove deletes a finished message: durably, so that a restart does not
+// deliver it again; a message with a file of its own loses it after.
 func (s *Spool) Remove(id string) error {
-	if err := s.fs.Remove(s.sub("env", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("queue: remove envelope %s: %w", id, err)
+	e, _ := s.log.entry(id)
+	if _, err := s.log.remove(id); err != nil {
+		return s.checked(fmt.Errorf("queue: remove %s: %w", id, err))
 	}
-	if err := s.syncFolder(s.sub("env")); err != nil {
-		return s.checked(fmt.Errorf("queue: fsync env dir: %w", err))
+	if err := s.flush(fmt.Sprintf("remove %s", id)); err != nil {
+		return err
 	}
-	if err := s.fs.Remove(s.sub("msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("queue: remove data %s: %w", id, err)
+	if e.data.seg == nil {
+		if err := s.fs.Remove(s.sub("msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("queue: remove data %s: %w", id, err)
+		}
 	}
 	return s.removed.add(id)
 }
 
-// syncFolder makes dir's entries durable: by one shared flush of the
-// filesystem where the FS can, else by fsyncing dir.
-func (s *Spool) syncFolder(dir string) error {
-	if syncer, ok := s.fs.(durable.FSSyncer); ok {
-		return syncer.SyncFS(dir)
-	}
-	return s.fs.SyncDir(dir)
-}
-
-// Queued reports whether message id was queued: its envelope is in the
-// spool, or it was removed since (delivered, bounced, deleted). A
-// message whose data was written but not its envelope was not queued.
+// Queued reports whether message id was queued: it is in the spool, or
+// it was removed since (delivered, bounced, deleted).
 func (s *Spool) Queued(id string) (bool, error) {
 	if !ValidID(id) {
 		return false, nil
 	}
-	if _, err := os.Lstat(s.sub("env", id)); !errors.Is(err, os.ErrNotExist) {
-		return err == nil, err
+	if s.Has(id) {
+		return true, nil
 	}
 	return s.removed.has(id)
 }
 
-// Has reports whether message id is in the spool (its data or its
-// envelope), so that an ID proposed by a client is never reused.
+// Has reports whether message id is in the spool (or its data is), so
+// that an ID proposed by a client is never reused.
 func (s *Spool) Has(id string) bool {
 	if !ValidID(id) {
 		return false
 	}
-	for _, d := range []string{"msg", "env"} {
-		if _, err := os.Lstat(s.sub(d, id)); !errors.Is(err, os.ErrNotExist) {
-			return true
-		}
+	if _, ok := s.log.entry(id); ok {
+		return true
 	}
-	return false
+	_, err := os.Lstat(s.sub("msg", id))
+	return !errors.Is(err, os.ErrNotExist)
 }
 
 // OpenMessage opens the stored bytes of message id.
-func (s *Spool) OpenMessage(id string) (*os.File, error) {
+func (s *Spool) OpenMessage(id string) (io.ReadCloser, error) {
 	if !ValidID(id) {
 		return nil, fmt.Errorf("queue: invalid id %q", id)
 	}
-	return os.Open(s.sub("msg", id))
+	e, ok := s.log.entry(id)
+	if !ok {
+		return nil, fmt.Errorf("queue: message %s: %w", id, os.ErrNotExist)
+	}
+	if e.data.seg == nil {
+		return os.Open(s.sub("msg", id))
+	}
+	return io.NopCloser(e.data.reader()), nil
 }
 
-// Recover is run once at start, before anything is stored: it deletes
-// half-written files left by a crash and returns the queued envelopes,
-// oldest first.
+// Recover is run once at start, before anything is stored: it moves the
+// envelopes of older versions (env/ID files) into the log, deletes what
+// a crash left half-written, and returns the queued envelopes, oldest
+// first.
 func (s *Spool) Recover() ([]*Envelope, error) {
 	if err := s.clearDir(s.sub("tmp")); err != nil {
 		return nil, err
 	}
-	names, err := readNames(s.sub("env"))
+	if err := s.migrate(); err != nil {
+		return nil, err
+	}
+	envs, err := s.decodeReplayed()
 	if err != nil {
 		return nil, err
 	}
-	queued := map[string]bool{}
-	var envs []*Envelope
-	for _, name := range names {
-		env, err := s.loadEnvelope(name)
-		switch {
-		case errors.Is(err, errUnfinishedStore):
-			s.fs.Remove(s.sub("env", name))
-			s.dropped = append(s.dropped, name)
-			continue
-		case errors.Is(err, errDamaged):
-			if err := s.setAside(name); err != nil {
-				return nil, err
-			}
-			continue
-		case err != nil:
-			return nil, err
-		}
-		queued[name] = true
-		envs = append(envs, env)
-	}
-	msgs, err := readNames(s.sub("msg"))
-	if err != nil {
+	if err := s.removeOrphanData(); err != nil {
 		return nil, err
-	}
-	for _, name := range msgs {
-		if !queued[name] { // data whose envelope was never committed
-			s.fs.Remove(s.sub("msg", name))
-		}
 	}
 	sort.Slice(envs, func(i, j int) bool { return envs[i].ID < envs[j].ID })
 	return envs, nil
 }
 
-// Recovered names what Recover found: messages dropped as never
-// acknowledged (a Store cut short), and envelopes that do not decode,
-// moved with their data into the damaged/ folder for the admin.
-func (s *Spool) Recovered() (dropped, damaged []string) { return s.dropped, s.damaged }
-
-// DamagedDir is where Recover puts envelopes it cannot read.
-func (s *Spool) DamagedDir() string { return s.sub("damaged") }
-
-// setAside moves an envelope that does not decode, and its data, into
-// damaged/: a power loss before the flush of a Store can leave one, and
-// nothing tells it from real damage, so it is kept, not deleted.
-func (s *Spool) setAside(name string) error {
-	if err := durable.MkdirAll(s.fs, s.DamagedDir(), 0o700); err != nil {
-		return fmt.Errorf("queue: %w", err)
-	}
-	for _, sub := range []string{"env", "msg"} {
-		err := s.fs.Rename(s.sub(sub, name), s.sub("damaged", name+"."+sub))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("queue: set aside damaged envelope %s: %w", name, err)
-		}
-	}
-	s.damaged = append(s.damaged, name)
-	return nil
-}
-
-func (s *Spool) loadEnvelope(name string) (*Envelope, error) {
-	data, err := os.ReadFile(s.sub("env", name))
+// decodeReplayed decodes the envelopes the log held; one that does not
+// decode is written to damaged/ for the admin and leaves the queue.
+func (s *Spool) decodeReplayed() ([]*Envelope, error) {
+	replayed, err := s.log.envelopes()
 	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	env, err := decodeEnvelope(name, data)
-	if cutShort(data, err) {
-		return nil, errUnfinishedStore
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errDamaged, name, err)
-	}
-	if env.attempted() {
-		if _, err := os.Stat(s.sub("msg", name)); err != nil {
-			return nil, fmt.Errorf("queue: envelope %s has no message data: %w", name, err)
-		}
-		return env, nil
-	}
-	if !s.dataIntact(env) {
-		return nil, errUnfinishedStore
-	}
-	return env, nil
-}
-
-// dataIntact reports whether a message never attempted has all its data:
-// the size and checksum Store recorded. Envelopes of older versions have
-// no checksum; their data need only exist.
-func (s *Spool) dataIntact(env *Envelope) bool {
-	f, err := os.Open(s.sub("msg", env.ID))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	if env.Checksum == 0 {
-		return true
-	}
-	sum := crc32.New(castagnoli)
-	n, err := io.Copy(sum, f)
-	return err == nil && n == env.Size && sum.Sum32() == env.Checksum
-}
-
-// cutShort reports whether an envelope failed to decode because it ends
-// early: empty, or JSON cut at its end. Only a Store's envelope can be
-// so, renamed into place before the flush that a crash came before (a
-// Store that returned and every Update flush it first), so the message
-// was never acknowledged.
-func cutShort(data []byte, err error) bool {
-	var syntax *json.SyntaxError
-	return len(data) == 0 || (errors.As(err, &syntax) && syntax.Offset == int64(len(data)))
-}
-
-// errDamaged marks an envelope that does not decode.
-var errDamaged = errors.New("queue: damaged envelope")
-
-// errUnfinishedStore marks an envelope whose data never became durable:
-// Store was cut short by a crash, so the message was never acknowledged.
-var errUnfinishedStore = errors.New("queue: store cut short")
-
-// decodeEnvelope parses the envelope file of message id and checks what
-// the rest of the MTA relies on, so a damaged file stops the start with
-// a message instead of crashing a delivery later.
-func decodeEnvelope(id string, data []byte) (*Envelope, error) {
-	var env Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
 		return nil, err
 	}
-	if env.ID != id || !ValidID(id) {
-		return nil, fmt.Errorf("id %q in file %s", env.ID, id)
-	}
-	if len(env.Recipients) == 0 {
-		return nil, errors.New("no recipients")
-	}
-	for i, r := range env.Recipients {
-		if r == nil || r.Address == "" {
-			return nil, fmt.Errorf("recipient %d is empty", i)
+	envs := make([]*Envelope, 0, len(replayed))
+	for id, data := range replayed {
+		env, err := decodeEnvelope(id, data)
+		if err == nil {
+			err = s.checkDataFile(env)
 		}
-		switch r.State {
-		case Pending, Delivered, Failed:
+		switch {
+		case err == nil:
+			envs = append(envs, env)
+		case errors.Is(err, errUnfinishedStore):
+			if err := s.drop(id); err != nil {
+				return nil, err
+			}
 		default:
-			return nil, fmt.Errorf("recipient %s: unknown state %q", r.Address, r.State)
+			if err := s.setAsideRecord(id, data); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return &env, nil
+	return envs, nil
 }
 
-func (s *Spool) clearDir(dir string) error {
-	names, err := readNames(dir)
+// checkDataFile checks that a message whose data is a file of its own
+// has it. Without it, a message never attempted is a Store whose record
+// reached the disk but not the flush that would have acknowledged it
+// (errUnfinishedStore); one attempted before is damage.
+func (s *Spool) checkDataFile(env *Envelope) error {
+	if e, ok := s.log.entry(env.ID); !ok || e.data.seg != nil {
+		return nil
+	}
+	_, err := os.Stat(s.sub("msg", env.ID))
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrNotExist) && !env.attempted():
+		return errUnfinishedStore
+	}
+	return fmt.Errorf("%w: %s has no message data: %v", errDamaged, env.ID, err)
+}
+
+// drop takes a message never acknowledged out of the log.
+func (s *Spool) drop(id string) error {
+	if _, err := s.log.remove(id); err != nil {
+		return s.checked(fmt.Errorf("queue: drop %s: %w", id, err))
+	}
+	s.dropped = append(s.dropped, id)
+	return s.flush("drop " + id)
+}
+
+// removeOrphanData deletes data files no queued message has: a Store
+// whose record never reached the disk.
+func (s *Spool) removeOrphanData() error {
+	names, err := readNames(s.sub("msg"))
 	if err != nil {
 		return err
 	}
-	for _, n := range names {
-		if err := s.fs.Remove(filepath.Join(dir, n)); err != nil {
-			return fmt.Errorf("queue: clean %s: %w", dir, err)
+	for _, name := range names {
+		if e, ok := s.log.entry(name); !ok || e.data.seg != nil {
+			s.fs.Remove(s.sub("msg", name))
 		}
 	}
 	return nil
 }
 
-func readNames(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
+// Inspect reads the envelopes of the queue in dir as its log and the
+// files of older versions hold them, changing nothing: for tests and
+// tools that look at a queue while its MTA runs. Envelopes that do not
+// decode are left out.
+func Inspect(dir string) (map[string]*Envelope, error) {
+	l := &segmentLog{dir: filepath.Join(dir, "log"), entries: map[string]*logEntry{}}
+	defer l.close()
+	if err := l.replayAll(); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	replayed, err := l.envelopes()
 	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
+		return nil, err
 	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, e.Name())
+	envs := map[string]*Envelope{}
+	for id, data := range replayed {
+		if env, err := decodeEnvelope(id, data); err == nil {
+			envs[id] = env
+		}
 	}
-	return names, nil
+	names, _ := readNames(filepath.Join(dir, "env"))
+	for _, id := range names {
+		data, err := os.ReadFile(filepath.Join(dir, "env", id))
+		if env, derr := decodeEnvelope(id, data); err == nil && derr == nil {
+			envs[id] = env
+		}
+	}
+	return envs, nil
 }

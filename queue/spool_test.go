@@ -24,6 +24,7 @@ type faultFS struct {
 	failCreate  func(name string) bool // CreateExcl fails for these paths
 	failSyncDir func(dir string) bool  // SyncDir fails for these folders
 	failSyncFS  bool                   // SyncFS fails
+	failSync    bool                   // a file's fsync fails
 }
 
 func (f *faultFS) SyncFS(dir string) error {
@@ -44,7 +45,15 @@ func (f *faultFS) CreateExcl(name string, perm os.FileMode) (durable.File, error
 	if err != nil {
 		return nil, err
 	}
-	return &faultFile{File: file, err: f.writeErr}, nil
+	return &faultFile{File: file, fs: f}, nil
+}
+
+func (f *faultFS) OpenAppend(name string, perm os.FileMode) (durable.File, error) {
+	file, err := f.OS.OpenAppend(name, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{File: file, fs: f}, nil
 }
 
 func (f *faultFS) SyncDir(dir string) error {
@@ -56,14 +65,23 @@ func (f *faultFS) SyncDir(dir string) error {
 
 type faultFile struct {
 	durable.File
-	err error
+	fs *faultFS
 }
 
+// Write writes half of p before failing, as a disk filling up would.
 func (f *faultFile) Write(p []byte) (int, error) {
-	if f.err != nil {
-		return 0, &os.PathError{Op: "write", Path: "spool file", Err: f.err}
+	if err := f.fs.writeErr; err != nil {
+		n, _ := f.File.Write(p[:len(p)/2])
+		return n, &os.PathError{Op: "write", Path: "spool file", Err: err}
 	}
 	return f.File.Write(p)
+}
+
+func (f *faultFile) Sync() error {
+	if f.fs.failSync {
+		return errInjected
+	}
+	return f.File.Sync()
 }
 
 func openSpool(t *testing.T, dir string, fs durable.FS) *queue.Spool {
@@ -224,7 +242,7 @@ func TestQueued(t *testing.T) {
 // it), as is every one after it, which the spool does not flush again:
 // the pages of the first may be lost for good (fsyncgate).
 func TestStoreFlushFailureIsReported(t *testing.T) {
-	fs := &faultFS{failSyncFS: true}
+	fs := &faultFS{failSync: true}
 	s := openSpool(t, t.TempDir(), &durable.Batched{FS: fs})
 	var reported []error
 	s.OnFlushFailure(func(err error) { reported = append(reported, err) })
@@ -238,7 +256,7 @@ func TestStoreFlushFailureIsReported(t *testing.T) {
 		if s.Has(id) {
 			t.Errorf("store %d failed but left its files", i)
 		}
-		fs.failSyncFS = false // the next flush would succeed; it must not be trusted
+		fs.failSync = false // the next flush would succeed; it must not be trusted
 	}
 	if len(reported) != 2 || !errors.Is(reported[0], errInjected) {
 		t.Errorf("reported %v, want the failed flush, then the store after it", reported)

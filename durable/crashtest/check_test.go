@@ -113,7 +113,7 @@ func (r *rig) check(st *crashtest.State, withMDA bool) []string {
 	// Recovery writes through volumes of a trace of its own: recorded
 	// nowhere that matters, and never flushed for real (no need).
 	scratch := crashtest.NewTrace(r.base)
-	spool, err := queue.Open(r.queue.Root, scratch.NewVolume("queue", r.queue.Root))
+	spool, err := queue.OpenWith(r.queue.Root, scratch.NewVolume("queue", r.queue.Root), spoolOptions)
 	if err != nil {
 		return []string{"rule 4: the MTA's spool does not open: " + err.Error()}
 	}

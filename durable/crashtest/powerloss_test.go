@@ -106,7 +106,7 @@ var flavours = []struct {
 // the second third (Remove), marking each acknowledgement.
 func queueWorkload(t *testing.T, r *rig, n int) map[string]error {
 	r.addMessages(n)
-	spool, err := queue.Open(r.queue.Root, r.spoolFS())
+	spool, err := queue.OpenWith(r.queue.Root, r.spoolFS(), spoolOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func queueWorkload(t *testing.T, r *rig, n int) map[string]error {
 // message: the explorer crashes the recovery too.
 func recoveryWorkload(t *testing.T, r *rig, n int) {
 	r.addMessages(n)
-	spool, err := queue.Open(r.queue.Root, r.spoolFS())
+	spool, err := queue.OpenWith(r.queue.Root, r.spoolFS(), spoolOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func recoveryWorkload(t *testing.T, r *rig, n int) {
 			t.Fatal(err)
 		}
 	}
-	spool, err = queue.Open(r.queue.Root, r.spoolFS())
+	spool, err = queue.OpenWith(r.queue.Root, r.spoolFS(), spoolOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func recoveryWorkload(t *testing.T, r *rig, n int) {
 // It returns the LMTP replies other than 250, by queue ID and recipient.
 func deliveryWorkload(t *testing.T, r *rig, n int) (failed map[string]error, refused map[string]*smtp.SMTPError) {
 	r.addMessages(n)
-	spool, err := queue.Open(r.queue.Root, r.spoolFS())
+	spool, err := queue.OpenWith(r.queue.Root, r.spoolFS(), spoolOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,8 +304,8 @@ func TestPowerLossCatchesPlantedFaults(t *testing.T) {
 		rule     string // the rule the fault must break
 	}{
 		{"folder fsync dropped", false, false, crashtest.Fault{DropDirSync: true}, "rule 1"},
-		{"file fsync dropped before its rename", false, false, crashtest.Fault{DropFileSync: true}, "rule 1"},
-		{"Store returns before its flush", false, true, crashtest.Fault{LateSyncFS: true}, "rule 1"},
+		{"queue log's fsync dropped", false, false, crashtest.Fault{DropFileSync: true}, "rule 1"},
+		{"Store returns before its flush", false, true, crashtest.Fault{LateFsync: true}, "rule 1"},
 		{"new folder's parent not synced", false, false, crashtest.Fault{DropMkdirSync: true}, "rule 1"},
 		{"copy's folder fsync dropped", true, false, crashtest.Fault{DropDirSync: true}, "rule 2"},
 		{"250 before the copy's flush", true, true, crashtest.Fault{LateSyncFS: true}, "rule 2"},

@@ -284,3 +284,8 @@ func (c *markingConn) Write(p []byte) (int, error) {
 	}
 	return c.Conn.Write(p)
 }
+
+// spoolOptions make the queue's log begin a segment every few messages
+// and give the larger messages files of their own, so the explorer
+// crashes segment changes, deletions and moves, and both kinds of store.
+var spoolOptions = queue.Options{SegmentSize: 2 << 10, InlineMax: 8 << 10}

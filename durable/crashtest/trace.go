@@ -57,6 +57,8 @@ type Fault struct {
 	// LateSyncFS records a whole-filesystem flush only after the next
 	// Mark: the caller acknowledges before the flush is done.
 	LateSyncFS bool
+	// LateFsync does the same to file fsyncs.
+	LateFsync bool
 	// DropMkdirSync drops the folder fsync that makes a new folder's
 	// entry durable (the one that follows its mkdir in the same goroutine).
 	DropMkdirSync bool
@@ -73,7 +75,7 @@ type Trace struct {
 	ops     []Op
 	inos    int
 	flushes int  // flush calls so far, for Fault.FailFlush
-	late    []Op // flushes held back by Fault.LateSyncFS
+	late    []Op // flushes held back by Fault.LateSyncFS and LateFsync
 	base    string
 }
 
@@ -95,7 +97,7 @@ func (t *Trace) Flushes() int {
 }
 
 // Mark records that the workload acknowledged what label says; every
-// flush held back by Fault.LateSyncFS is recorded after it.
+// flush held back by Fault.LateSyncFS or LateFsync is recorded after it.
 func (t *Trace) Mark(label string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -122,7 +124,7 @@ func (t *Trace) flush(op Op) error {
 		return nil
 	case op.Kind == FsyncDir && t.Fault.DropMkdirSync && t.followsMkdirIn(op.Path):
 		return nil
-	case op.Kind == SyncFS && t.Fault.LateSyncFS:
+	case op.Kind == SyncFS && t.Fault.LateSyncFS, op.Kind == Fsync && t.Fault.LateFsync:
 		op.G = goroutineID()
 		t.late = append(t.late, op)
 		return nil
