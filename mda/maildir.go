@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +77,9 @@ type Maildir struct {
 	FS       FS
 	Hostname string
 	counter  atomic.Uint64
+	// made holds the Maildirs this process made or found whole, so a
+	// delivery does not walk their three folders again (ensure).
+	made sync.Map
 }
 
 // Deliver copies msg into a new file in the Maildir at dir (below FS's
@@ -93,9 +97,24 @@ func (m *Maildir) NewKey() string { return m.newKey(time.Now()) }
 // alongside, when not nil, runs beside the file's fsync and must succeed
 // before the file is renamed into new/ (the delivery ledger's flush).
 func (m *Maildir) DeliverAs(dir, key string, msg io.Reader, alongside func() error) error {
-	if err := m.ensure(dir); err != nil {
-		return err
+	if _, made := m.made.Load(dir); !made {
+		if err := m.ensure(dir); err != nil {
+			return err
+		}
+		m.made.Store(dir, true)
 	}
+	err := m.write(dir, key, msg, alongside)
+	if errors.Is(err, os.ErrNotExist) {
+		// Its folders went since (the user deleted the mailbox, say):
+		// they are made again on the next delivery, this one is retried
+		// by the MTA.
+		m.made.Delete(dir)
+	}
+	return err
+}
+
+// write puts msg into the existing Maildir dir as key.
+func (m *Maildir) write(dir, key string, msg io.Reader, alongside func() error) error {
 	final := filepath.Join(dir, "new", key)
 	err := durable.WriteWith(m.FS, filepath.Join(dir, "tmp", key), final, 0o600,
 		func(w io.Writer) error {
@@ -134,9 +153,9 @@ func (m *Maildir) Has(dir, key string) (bool, error) {
 }
 
 // ensure creates the Maildir's missing folders (mode 0700); FS.MkdirAll
-// fsyncs the parent of each one it creates. For an existing Maildir it
-// only walks the folders, a few openat calls next to the fsyncs of the
-// delivery, so there is no separate "already there" check to go stale.
+// fsyncs the parent of each one it creates. DeliverAs calls it once per
+// Maildir and process (Maildir.made), and again after a delivery found a
+// folder gone.
 func (m *Maildir) ensure(dir string) error {
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := m.FS.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {

@@ -124,6 +124,40 @@ func TestMaildirDeliverRefusesSymlinks(t *testing.T) {
 	}
 }
 
+// A Maildir is made once per process: a symlink planted in it after the
+// first delivery is still refused, and a Maildir deleted meanwhile fails
+// one delivery (the MTA retries it) and is made again for the next.
+func TestMaildirMadeOnce(t *testing.T) {
+	md, root := newMaildir(t, "mx")
+	dir := filepath.Join(root, "example.test", "alice")
+	if _, err := md.Deliver(dir, strings.NewReader("first")); err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	os.RemoveAll(filepath.Join(dir, "tmp"))
+	if err := os.Symlink(outside, filepath.Join(dir, "tmp")); err != nil {
+		t.Fatal(err)
+	}
+	var serr *durable.SymlinkError
+	if _, err := md.Deliver(dir, strings.NewReader("x")); !errors.As(err, &serr) {
+		t.Errorf("delivery through a symlink planted later: %v, want a SymlinkError", err)
+	}
+	if n := dirNames(t, outside); len(n) != 0 {
+		t.Errorf("written outside the mail root: %q", n)
+	}
+	os.RemoveAll(dir)
+	if _, err := md.Deliver(dir, strings.NewReader("x")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("delivery to a Maildir deleted meanwhile: %v, want one that is retried", err)
+	}
+	key, err := md.Deliver(dir, strings.NewReader("again"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "new", key)); err != nil || string(data) != "again" {
+		t.Errorf("new/%s = %q, %v", key, data, err)
+	}
+}
+
 // Deliver never writes outside the mail root, whatever dir it is given.
 func TestMaildirDeliverOutsideRoot(t *testing.T) {
 	md, root := newMaildir(t, "mx")
