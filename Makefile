@@ -22,8 +22,8 @@ TOOLS = $(CURDIR)/bin/tools
 # [[plugins]] table without a path finds them.
 build:
 	$(GO) build -o bin/ ./cmd/...
-	$(GO) build -o bin/postline-plugin-return-path ./plugins/returnpath
-	$(GO) build -o bin/postline-plugin-received ./plugins/received
+	$(GO) build -o bin/postline-plugin-return-path ./cmd/postline-plugin-return-path
+	$(GO) build -o bin/postline-plugin-received ./cmd/postline-plugin-received
 	$(GO) build -o bin/postline-plugin-example ./plugins/example
 	$(GO) build -o bin/postline-plugin-antispam ./plugins/antispam
 	$(GO) build -o bin/postline-plugin-dkim-sign ./plugins/dkimsign

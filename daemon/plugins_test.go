@@ -14,13 +14,22 @@ func TestPluginSpecs(t *testing.T) {
 		{Name: "example", Path: "/opt/ex", Daemon: "mta", Order: 3, Timeout: config.Duration(time.Second),
 			OnError: "continue", Config: map[string]any{"word": "x"}},
 		{Name: "off", Daemon: "msa", Enabled: &off},
+		{Name: "received", Daemon: "mta", Path: "/opt/received"},
+		{Name: "antispam", Daemon: "mta"},
 	}}
 	specs := PluginSpecs(cfg, "/usr/lib/postline")
-	if len(specs) != 2 {
+	if len(specs) != 4 {
 		t.Fatalf("specs = %+v, want the disabled one left out", specs)
 	}
-	if s := specs[0]; s.Path != "/usr/lib/postline/postline-plugin-return-path" || s.Daemon != "mda" || s.Hooks[0] != "deliver" {
+	// A bundled trace-field filter without a path runs in the daemon.
+	if s := specs[0]; s.InProcess == nil || s.Path != "" || s.Daemon != "mda" || s.Hooks[0] != "deliver" {
 		t.Errorf("return-path spec = %+v", s)
+	}
+	if s := specs[2]; s.InProcess != nil || s.Path != "/opt/received" {
+		t.Errorf("received with a path = %+v, want a process", s)
+	}
+	if s := specs[3]; s.InProcess != nil || s.Path != "/usr/lib/postline/postline-plugin-antispam" {
+		t.Errorf("antispam spec = %+v, want the plugin beside the daemons", s)
 	}
 	if s := specs[1]; s.Path != "/opt/ex" || s.Order != 3 || s.Timeout != time.Second || s.OnError != "continue" || s.Config["word"] != "x" {
 		t.Errorf("example spec = %+v", s)

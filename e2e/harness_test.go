@@ -44,8 +44,8 @@ func TestMain(m *testing.M) {
 	// The daemons, and beside them the bundled plugins as `make build` names them.
 	for _, args := range [][]string{
 		{"-o", dir + "/", "./cmd/..."},
-		{"-o", dir + "/postline-plugin-return-path", "./plugins/returnpath"},
-		{"-o", dir + "/postline-plugin-received", "./plugins/received"},
+		{"-o", dir + "/postline-plugin-return-path", "./cmd/postline-plugin-return-path"},
+		{"-o", dir + "/postline-plugin-received", "./cmd/postline-plugin-received"},
 		{"-o", dir + "/postline-plugin-example", "./plugins/example"},
 		{"-o", dir + "/postline-plugin-antispam", "./plugins/antispam"},
 		{"-o", dir + "/postline-plugin-dkim-sign", "./plugins/dkimsign"},

@@ -21,7 +21,7 @@ func buildPlugins(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, pkg := range map[string]string{
-		"return-path": "./plugins/returnpath",
+		"return-path": "./cmd/postline-plugin-return-path",
 		"echo":        "./plugins/host/testdata/echo",
 		"panicky":     "./plugins/host/testdata/panicky",
 	} {

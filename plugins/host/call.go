@@ -54,7 +54,7 @@ func classify(parent, cctx context.Context, inst *instance, err error) string {
 		return "cancelled"
 	case cctx.Err() != nil || pastDeadline(cctx):
 		return "timeout"
-	case status.Code(err) == codes.Unavailable || inst.client.Exited():
+	case status.Code(err) == codes.Unavailable || inst.exited():
 		return "crashed"
 	}
 	return "error"

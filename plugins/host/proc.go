@@ -17,6 +17,7 @@ import (
 
 	"postline/plugins"
 	"postline/plugins/pb"
+	"postline/plugins/sdk"
 )
 
 // Supervision timings; variables so tests can shorten them.
@@ -52,7 +53,9 @@ type proc struct {
 	bg       sync.WaitGroup // the watcher and restart loops, awaited by close
 }
 
-// instance is one running plugin process.
+// instance is one running plugin process, or a filter in the daemon's
+// own process (client and cmd nil), which never exits or hangs apart
+// from it.
 type instance struct {
 	client  *goplugin.Client
 	cmd     *exec.Cmd
@@ -75,7 +78,7 @@ func newProc(ctx context.Context, spec Spec, opts Options) (*proc, error) {
 		return nil, err
 	}
 	p.headersOnly, p.cur = inst.resp.GetDataHeadersOnly(), inst
-	p.log.Info().Int("pid", inst.pid).Strs("hooks", p.hookNames()).Bool("headers_only", p.headersOnly).
+	p.log.Info().Int("pid", inst.pid).Bool("in_process", inst.client == nil).Strs("hooks", p.hookNames()).Bool("headers_only", p.headersOnly).
 		Msg("plugin started")
 	p.bg.Go(p.watch)
 	return p, nil
@@ -122,8 +125,35 @@ func (p *proc) hookNames() []string {
 	return names
 }
 
-// launch starts a new process and configures it.
+// launch starts a new process, or the filter in this process, and
+// configures it.
 func (p *proc) launch(ctx context.Context) (*instance, error) {
+	inst, err := p.start()
+	if err != nil {
+		return nil, err
+	}
+	cfg := []byte("{}")
+	if p.spec.Config != nil {
+		cfg, _ = json.Marshal(p.spec.Config) // Validate checked that it encodes
+	}
+	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
+	defer cancel()
+	inst.resp, err = inst.rpc.Configure(cctx, &pb.ConfigureRequest{
+		Name: p.spec.Name, Daemon: p.spec.Daemon, Hostname: p.opts.Hostname, ConfigJson: cfg})
+	if err != nil {
+		inst.kill()
+		return nil, fmt.Errorf("configure: %s", status.Convert(err).Message())
+	}
+	inst.started = time.Now()
+	return inst, nil
+}
+
+// start starts the plugin's process, or, for a filter run in the daemon
+// (Spec.InProcess), only its direct client.
+func (p *proc) start() (*instance, error) {
+	if p.spec.InProcess != nil {
+		return &instance{rpc: sdk.Direct(p.spec.InProcess)}, nil
+	}
 	cmd := exec.Command(p.spec.Path)
 	// go-plugin appends the daemon's environment and its handshake cookie.
 	cmd.Env = []string{plugins.LogLevelEnv + "=" + pluginLogLevel(p.log)}
@@ -151,19 +181,6 @@ func (p *proc) launch(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("dispense %s: %w", p.spec.Path, err)
 	}
 	inst.rpc = raw.(pb.FilterClient)
-	cfg := []byte("{}")
-	if p.spec.Config != nil {
-		cfg, _ = json.Marshal(p.spec.Config) // Validate checked that it encodes
-	}
-	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
-	defer cancel()
-	inst.resp, err = inst.rpc.Configure(cctx, &pb.ConfigureRequest{
-		Name: p.spec.Name, Daemon: p.spec.Daemon, Hostname: p.opts.Hostname, ConfigJson: cfg})
-	if err != nil {
-		inst.kill()
-		return nil, fmt.Errorf("configure: %s", status.Convert(err).Message())
-	}
-	inst.started = time.Now()
 	return inst, nil
 }
 
@@ -178,7 +195,7 @@ func (p *proc) acquire(ctx context.Context) (*instance, error) {
 		switch {
 		case closed:
 			return nil, errClosed
-		case inst != nil && inst.client.Exited():
+		case inst != nil && inst.exited():
 			p.fail(inst, "exited", nil)
 			continue
 		case inst != nil:
@@ -281,7 +298,7 @@ func (p *proc) watch() {
 		p.mu.Lock()
 		inst := p.cur
 		p.mu.Unlock()
-		if inst != nil && inst.client.Exited() {
+		if inst != nil && inst.exited() {
 			p.fail(inst, "exited", nil)
 		}
 	}
@@ -312,6 +329,9 @@ func (p *proc) close() {
 // to it, and go-plugin's graceful Kill would wait 2 s for a hung one.
 // client.Kill then reaps it and ends go-plugin's goroutines.
 func (in *instance) kill() {
+	if in.client == nil {
+		return
+	}
 	if in.cmd.Process != nil {
 		_ = in.cmd.Process.Kill()
 	}
@@ -322,6 +342,9 @@ func (in *instance) kill() {
 // waits up to 2 s, then kills it) and kills it outright if even that
 // hangs, as it would for a stopped process.
 func (in *instance) stop() {
+	if in.client == nil {
+		return
+	}
 	done := make(chan struct{})
 	go func() {
 		in.client.Kill()
@@ -336,6 +359,9 @@ func (in *instance) stop() {
 		<-done
 	}
 }
+
+// exited reports whether the plugin's process has exited.
+func (in *instance) exited() bool { return in.client != nil && in.client.Exited() }
 
 // clientPlugin is the host half of go-plugin's GRPCPlugin: it only makes
 // the generated client. The SDK has the serving half.

@@ -1,7 +1,9 @@
-// Command received is postline's bundled data-hook filter, built as
-// bin/postline-plugin-received and run by default in the MSA (for each
-// submission) and in the MTA (for mail from the internet; never for what
-// the MSA hands over on the trusted socket, which already has its field).
+// Package received is postline's bundled data-hook filter, run by default
+// in the MSA (for each submission) and in the MTA (for mail from the
+// internet; never for what the MSA hands over on the trusted socket, which
+// already has its field): inside the daemon (sdk.Direct), or as the plugin
+// bin/postline-plugin-received (cmd/postline-plugin-received) when its
+// [[plugins]] table names that path.
 //
 // RFC 5321 §4.4: a host that takes a message in prepends a Received trace
 // field. It is written as Postfix writes it:
@@ -16,7 +18,7 @@
 // comment only appears when TLS was used; "for" only with exactly one
 // recipient, since naming several would disclose Bcc recipients. The
 // plugin needs the header block only, never the body.
-package main
+package received
 
 import (
 	"context"
@@ -57,4 +59,5 @@ func (f *filter) Data(_ context.Context, m *sdk.Message) (sdk.Verdict, error) {
 	return sdk.Continue().With(sdk.Prepend("Received", tr.Field())), nil
 }
 
-func main() { sdk.Serve(&filter{now: time.Now}) }
+// New returns the filter, for sdk.Serve or sdk.Direct.
+func New() any { return &filter{now: time.Now} }

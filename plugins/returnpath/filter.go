@@ -1,11 +1,13 @@
-// Command return-path is postline's bundled deliver-hook filter, built as
-// bin/postline-plugin-return-path and run by the MDA by default.
+// Package returnpath is postline's bundled deliver-hook filter, run by
+// the MDA by default: inside it (sdk.Direct), or as the plugin
+// bin/postline-plugin-return-path (cmd/postline-plugin-return-path) when
+// its [[plugins]] table names that path.
 //
 // RFC 5321 §4.4: at final delivery the Return-Path field records the
 // envelope sender, and a Return-Path already in the message (added by a
 // sender, or by a hop that should not have) must not survive, since it
 // would misdirect bounces. So every existing one is removed first.
-package main
+package returnpath
 
 import (
 	"context"
@@ -24,4 +26,5 @@ func (filter) Deliver(_ context.Context, d *sdk.Delivery) (sdk.Verdict, error) {
 	), nil
 }
 
-func main() { sdk.Serve(filter{}) }
+// New returns the filter, for sdk.Serve or sdk.Direct.
+func New() any { return filter{} }
