@@ -48,11 +48,12 @@ func Deliver(ctx context.Context, socket, lhloName string, m Message) (Result, e
 	return p.Deliver(ctx, m)
 }
 
-// mailError is a MAIL FROM that failed: the server has nothing of the
-// transaction, so it may be tried again on another session.
+// mailError is a transaction that failed before its message was sent
+// (MAIL FROM refused, or the session broken): the server has nothing of
+// it, so it may be tried again on another session.
 type mailError struct{ err error }
 
-func (e *mailError) Error() string { return "lmtp: MAIL FROM: " + e.err.Error() }
+func (e *mailError) Error() string { return "lmtp: MAIL, RCPT, DATA: " + e.err.Error() }
 func (e *mailError) Unwrap() error { return e.err }
 
 func transact(c *smtp.Client, m Message) (Result, error) {
@@ -63,30 +64,25 @@ func transact(c *smtp.Client, m Message) (Result, error) {
 	if m.Body8Bit {
 		opts.Body = smtp.Body8BitMIME
 	}
-	if err := c.Mail(m.From, opts); err != nil {
+	// MAIL, RCPT and DATA leave in one write (PIPELINING, RFC 2920).
+	// Until the message itself is sent the server has delivered nothing,
+	// so any failure may be tried again on another session.
+	rcptErrs, w, err := c.Envelope(m.From, opts, m.Recipients)
+	if err != nil {
 		return nil, &mailError{err}
 	}
+	var serr *smtp.SMTPError
 	res := Result{}
 	var accepted []string
-	for _, rcpt := range m.Recipients {
-		err := c.Rcpt(rcpt, nil)
-		var serr *smtp.SMTPError
-		switch {
-		case err == nil:
-			accepted = append(accepted, rcpt)
-		case errors.As(err, &serr):
+	for i, rcpt := range m.Recipients {
+		if errors.As(rcptErrs[i], &serr) {
 			res[rcpt] = serr
-		default:
-			return nil, fmt.Errorf("lmtp: RCPT TO: %w", err)
+		} else {
+			accepted = append(accepted, rcpt)
 		}
 	}
-	if len(accepted) == 0 {
-		c.Reset()
+	if w == nil { // no recipient accepted
 		return res, nil
-	}
-	w, err := c.Data()
-	if err != nil {
-		return nil, fmt.Errorf("lmtp: DATA: %w", err)
 	}
 	if _, err := io.Copy(w, m.Data); err != nil {
 		return nil, fmt.Errorf("lmtp: send data: %w", err)

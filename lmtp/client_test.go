@@ -28,6 +28,7 @@ type mdaServer struct {
 	be       *mda.Backend
 	srv      *smtp.Server
 	accepted atomic.Int64 // connections accepted
+	writes   atomic.Int64 // the server's writes to them
 }
 
 // startMDA serves mda.Backend as postline-mda does, with the one user
@@ -72,20 +73,31 @@ func (m *mdaServer) serve(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.srv = mda.NewServer(m.be, "mx.example.test")
-	go m.srv.Serve(&countingListener{Listener: ln, n: &m.accepted})
+	go m.srv.Serve(&countingListener{Listener: ln, n: &m.accepted, writes: &m.writes})
 }
 
 type countingListener struct {
 	net.Listener
-	n *atomic.Int64
+	n, writes *atomic.Int64
 }
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err == nil {
 		l.n.Add(1)
+		c = &countingConn{Conn: c, writes: l.writes}
 	}
 	return c, err
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
 }
 
 // messages returns the contents of the files in new/ of a user's Maildir.
@@ -154,6 +166,11 @@ func TestDeliverToRealMDA(t *testing.T) {
 	}
 	if len(res) != 2 {
 		t.Errorf("result has %d entries, want 2: %v", len(res), res)
+	}
+	// MAIL, both RCPTs and DATA went as one group (PIPELINING), answered
+	// in one write: greeting, LHLO, the group, one status per recipient.
+	if n := m.writes.Load(); n != 4 {
+		t.Errorf("the MDA wrote %d times, want 4", n)
 	}
 	got := m.messages(t, "alice")
 	// The MDA holds to the SMTP servers' line-end rule: a stray CR becomes a space.

@@ -93,7 +93,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend, tlsConfi
 }
 
 func listen(log zerolog.Logger, addr string) net.Listener {
-	l, err := net.Listen("tcp", addr)
+	l, err := daemon.ListenTCP(addr)
 	if err != nil {
 		daemon.Fatal(log, "cannot listen", err)
 	}

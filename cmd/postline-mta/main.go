@@ -194,7 +194,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend) *smtp.Se
 func listenTCP(cfg *config.Config, log zerolog.Logger, addrs []string) []net.Listener {
 	var ls []net.Listener
 	for _, a := range addrs {
-		l, err := net.Listen("tcp", a)
+		l, err := daemon.ListenTCP(a)
 		if err != nil {
 			daemon.Fatal(log, "cannot listen", err)
 		}

@@ -424,11 +424,29 @@ func (c *Client) Auth(a sasl.Client) error {
 //
 // If server returns an error, it will be of type *SMTPError.
 func (c *Client) Mail(from string, opts *MailOptions) error {
-	if err := validateLine(from); err != nil {
+	line, err := c.mailCommand(from, opts)
+	if err != nil {
 		return err
 	}
-	if err := c.hello(); err != nil {
+	if _, _, err := c.cmd(250, "%s", line); err != nil {
 		return err
+	}
+
+	// A new transaction has started, forget the previous recipients.
+	c.rcpts = nil
+
+	return nil
+}
+
+// mailCommand greets the server if needed and returns the MAIL FROM
+// command line for from and opts. [postline patch: out of Mail, for
+// Envelope]
+func (c *Client) mailCommand(from string, opts *MailOptions) (string, error) {
+	if err := validateLine(from); err != nil {
+		return "", err
+	}
+	if err := c.hello(); err != nil {
+		return "", err
 	}
 
 	var sb strings.Builder
@@ -445,14 +463,14 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 		if _, ok := c.ext["REQUIRETLS"]; ok {
 			sb.WriteString(" REQUIRETLS")
 		} else {
-			return errors.New("smtp: server does not support REQUIRETLS")
+			return "", errors.New("smtp: server does not support REQUIRETLS")
 		}
 	}
 	if opts != nil && opts.UTF8 {
 		if _, ok := c.ext["SMTPUTF8"]; ok {
 			sb.WriteString(" SMTPUTF8")
 		} else {
-			return errors.New("smtp: server does not support SMTPUTF8")
+			return "", errors.New("smtp: server does not support SMTPUTF8")
 		}
 	}
 	if _, ok := c.ext["DSN"]; ok && opts != nil {
@@ -462,11 +480,11 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 		case "":
 			// This space is intentionally left blank
 		default:
-			return errors.New("smtp: Unknown RET parameter value")
+			return "", errors.New("smtp: Unknown RET parameter value")
 		}
 		if opts.EnvelopeID != "" {
 			if !isPrintableASCII(opts.EnvelopeID) {
-				return errors.New("smtp: Malformed ENVID parameter value")
+				return "", errors.New("smtp: Malformed ENVID parameter value")
 			}
 			fmt.Fprintf(&sb, " ENVID=%s", encodeXtext(opts.EnvelopeID))
 		}
@@ -486,23 +504,16 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 		sort.Strings(keys)
 		for _, k := range keys {
 			if !isParamKeyword(k) {
-				return errors.New("smtp: malformed MAIL parameter name")
+				return "", errors.New("smtp: malformed MAIL parameter name")
 			}
 			v := opts.Params[k]
 			if !isPrintableASCII(v) {
-				return errors.New("smtp: malformed MAIL parameter value")
+				return "", errors.New("smtp: malformed MAIL parameter value")
 			}
 			fmt.Fprintf(&sb, " %s=%s", k, encodeXtext(v))
 		}
 	}
-	if _, _, err := c.cmd(250, "%s", sb.String()); err != nil {
-		return err
-	}
-
-	// A new transaction has started, forget the previous recipients.
-	c.rcpts = nil
-
-	return nil
+	return sb.String(), nil
 }
 
 // Rcpt issues a RCPT command to the server using the provided email address.
@@ -579,6 +590,89 @@ func (c *Client) Rcpt(to string, opts *RcptOptions) error {
 	}
 	c.rcpts = append(c.rcpts, to)
 	return nil
+}
+
+// Envelope starts a transaction: MAIL FROM, a RCPT TO for each of rcpts
+// (without options) and DATA. When the server offers PIPELINING (RFC
+// 2920) they leave in one write and their replies are read after; else
+// they go one by one. It returns one error per recipient (nil: accepted)
+// and, when the server accepted a recipient, the DATA command to write
+// the message to. err is MAIL FROM's *SMTPError, or a failure that
+// leaves the session unusable. [postline patch: the MTA's LMTP hop to
+// the MDA, three round trips a message before]
+func (c *Client) Envelope(from string, opts *MailOptions, rcpts []string) ([]error, *DataCommand, error) {
+	mail, err := c.mailCommand(from, opts) // greets first: c.ext is known after
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, ok := c.ext["PIPELINING"]; !ok {
+		return c.envelopeOneByOne(from, opts, rcpts)
+	}
+	c.conn.SetDeadline(time.Now().Add(c.CommandTimeout))
+	defer c.conn.SetDeadline(time.Time{})
+	w := c.text.W
+	w.WriteString(mail + "\r\n")
+	for _, to := range rcpts {
+		if err := validateLine(to); err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(w, "RCPT TO:<%s>\r\n", to)
+	}
+	w.WriteString("DATA\r\n")
+	if err := w.Flush(); err != nil {
+		return nil, nil, err
+	}
+	return c.envelopeReplies(rcpts)
+}
+
+// envelopeReplies reads the replies to a pipelined Envelope.
+func (c *Client) envelopeReplies(rcpts []string) ([]error, *DataCommand, error) {
+	_, _, mailErr := c.readResponse(250)
+	if mailErr != nil {
+		if _, ok := mailErr.(*SMTPError); !ok {
+			return nil, nil, mailErr
+		}
+	}
+	c.rcpts = nil
+	errs := make([]error, len(rcpts))
+	for i, to := range rcpts {
+		_, _, errs[i] = c.readResponse(25)
+		if _, ok := errs[i].(*SMTPError); errs[i] != nil && !ok {
+			return nil, nil, errs[i]
+		}
+		if errs[i] == nil {
+			c.rcpts = append(c.rcpts, to)
+		}
+	}
+	_, _, dataErr := c.readResponse(354)
+	switch {
+	case mailErr != nil:
+		return nil, nil, mailErr
+	case dataErr == nil:
+		return errs, &DataCommand{client: c, wc: c.text.DotWriter()}, nil
+	case len(c.rcpts) == 0: // DATA refused for want of a recipient
+		return errs, nil, nil
+	}
+	return nil, nil, dataErr
+}
+
+// envelopeOneByOne is Envelope for a server without PIPELINING.
+func (c *Client) envelopeOneByOne(from string, opts *MailOptions, rcpts []string) ([]error, *DataCommand, error) {
+	if err := c.Mail(from, opts); err != nil {
+		return nil, nil, err
+	}
+	errs := make([]error, len(rcpts))
+	for i, to := range rcpts {
+		errs[i] = c.Rcpt(to, nil)
+		if _, ok := errs[i].(*SMTPError); errs[i] != nil && !ok {
+			return nil, nil, errs[i]
+		}
+	}
+	if len(c.rcpts) == 0 {
+		return errs, nil, nil
+	}
+	data, err := c.Data()
+	return errs, data, err
 }
 
 // DataCommand is a pending DATA command. DataCommand is an io.WriteCloser.

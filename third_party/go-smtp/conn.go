@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -47,6 +48,10 @@ type Conn struct {
 	didAuth      bool
 
 	idle atomic.Bool // [postline patch] waiting for a command outside a transaction
+
+	// [postline patch] the command being answered may be followed by
+	// others in the same group (RFC 2920 §3.1: RSET, MAIL, RCPT, NOOP)
+	groupable bool
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -109,6 +114,9 @@ func (c *Conn) handle(cmd string, arg string) {
 	}
 
 	cmd = strings.ToUpper(cmd)
+	// [postline patch] see writeResponse
+	c.groupable = cmd == "MAIL" || cmd == "RCPT" || cmd == "RSET" || cmd == "NOOP"
+	defer func() { c.groupable = false }()
 	switch cmd {
 	case "SEND", "SOML", "SAML", "EXPN", "HELP", "TURN":
 		// These commands are not implemented in any state
@@ -1367,7 +1375,24 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	} else {
 		fmt.Fprintf(w, "%d %v.%v.%v %v\r\n", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
 	}
+	// [postline patch] the reply to a command that a client pipelined
+	// (RFC 2920) waits for the replies to the rest of the group when the
+	// next command line is already here: the group's replies leave in one
+	// write, flushed before the server waits for input again. Only the
+	// commands that may stand before others in a group wait (groupable),
+	// so a reply the client must see first (354, STARTTLS's 220) never does.
+	if c.groupable && c.nextLineBuffered() {
+		return
+	}
 	w.Flush()
+}
+
+// nextLineBuffered reports whether a whole command line has arrived
+// after the one being answered. [postline patch]
+func (c *Conn) nextLineBuffered() bool {
+	r := c.text.R
+	next, _ := r.Peek(r.Buffered())
+	return bytes.IndexByte(next, '\n') >= 0
 }
 
 func (c *Conn) writeError(code int, enhCode EnhancedCode, err error) {

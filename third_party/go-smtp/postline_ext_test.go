@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // [postline patch] the error limit ends the session with 421 4.7.0, and
@@ -99,5 +100,29 @@ func TestMailParams(t *testing.T) {
 	}
 	if err := cl.Mail("a@example.com", &smtp.MailOptions{Params: map[string]string{"X ID": "a"}}); err == nil {
 		t.Error("client sent a bad parameter name")
+	}
+}
+
+// [postline patch] the replies to a pipelined group (RFC 2920) leave in
+// one write; a reply is not held for a command line that has not
+// arrived whole.
+func TestPipelinedRepliesInOneWrite(t *testing.T) {
+	_, s, c, _ := testServerAuthenticated(t)
+	defer s.Close()
+	defer c.Close()
+	io.WriteString(c, "MAIL FROM:<root@nsa.gov>\r\nRCPT TO:<root@gchq.gov.uk>\r\nRCPT TO:<root@bnd.de>\r\nDATA\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if got := strings.Count(string(buf[:n]), "\r\n"); err != nil || got != 4 || !strings.HasPrefix(string(buf[:n]), "250 ") {
+		t.Fatalf("first read: %q, %v; want the four replies at once", buf[:n], err)
+	}
+	io.WriteString(c, "Hey\r\n.\r\nRSET\r\nMAIL FROM:<root@nsa.gov>\r\nRCPT TO:<root@gchq")
+	for got := ""; !strings.Contains(got, "250 2.0.0 Session reset") || !strings.HasSuffix(got, "\r\n250 2.0.0 Roger, accepting mail from <root@nsa.gov>\r\n"); {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("replies before the rest of RCPT arrived: %q, %v", got, err)
+		}
+		got += string(buf[:n])
 	}
 }
