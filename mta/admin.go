@@ -91,7 +91,7 @@ func (m *Manager) Flush() int {
 				r.NextAttempt = time.Time{}
 			}
 		}
-		if err := m.Spool.Update(env); err != nil {
+		if err := m.Queue.Update(env); err != nil {
 			m.Log.Error().Err(err).Str("queue_id", env.ID).Msg("cannot record flush; message keeps its schedule")
 			m.release(e, nil)
 			count -= countPending(env)
@@ -148,7 +148,7 @@ func (m *Manager) Delete(id string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.Spool.Remove(id); err != nil {
+	if err := m.Queue.Remove(id); err != nil {
 		m.release(e, nil)
 		return err
 	}
@@ -183,7 +183,7 @@ func (m *Manager) BounceNow(id string) error {
 		log.Warn().Str("rcpt", r.Address).Msg("returned to sender by the administrator")
 	}
 	m.bounce(log, env, failed, now) // calls m.Add, so m.mu must not be held here
-	if err := m.Spool.Update(env); err != nil {
+	if err := m.Queue.Update(env); err != nil {
 		m.release(e, nil)
 		return err
 	}

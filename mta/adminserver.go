@@ -145,7 +145,7 @@ func (a *AdminServer) show(id string) (*queue.Envelope, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	f, err := a.Manager.Spool.OpenMessage(id)
+	f, err := a.Manager.Queue.OpenMessage(id)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %s (%v)", ErrNoSuchMessage, id, err) // removed meanwhile
 	}

@@ -45,7 +45,7 @@ func (m *Manager) attempt(ctx context.Context, e *entry) {
 		m.release(e, env)
 		return
 	}
-	if err := m.Spool.Update(env); err != nil {
+	if err := m.Queue.Update(env); err != nil {
 		log.Error().Err(err).Msg("cannot record delivery results; will retry")
 		m.release(e, nil)
 		return
@@ -75,7 +75,7 @@ func (m *Manager) deliverGroup(ctx context.Context, env *queue.Envelope, group s
 	for i, r := range rcpts {
 		addrs[i] = r.Address
 	}
-	open := func() (io.ReadCloser, error) { return m.Spool.OpenMessage(env.ID) }
+	open := func() (io.ReadCloser, error) { return m.Queue.OpenMessage(env.ID) }
 	if group != localGroup {
 		return m.Relay(ctx, env, group, addrs, open)
 	}

@@ -22,7 +22,7 @@ func (m *Manager) bounce(log zerolog.Logger, env *queue.Envelope, failed []Faile
 		log.Warn().Int("recipients", len(failed)).Msg("failure of a message from <> dropped, not bounced")
 		return
 	}
-	orig, err := m.Spool.OpenMessage(env.ID)
+	orig, err := m.Queue.OpenMessage(env.ID)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot read message to bounce")
 		return
@@ -37,7 +37,7 @@ func (m *Manager) bounce(log zerolog.Logger, env *queue.Envelope, failed []Faile
 	b := &queue.Envelope{ID: queue.NewID(now), From: "", Received: now, Relay: true,
 		SMTPUTF8:   !address.IsASCII(env.From),
 		Recipients: []*queue.Recipient{{Address: env.From, State: queue.Pending}}}
-	if err := m.Spool.Store(b, bytes.NewReader(msg)); err != nil {
+	if err := m.Queue.Store(b, bytes.NewReader(msg)); err != nil {
 		log.Error().Err(err).Msg("cannot queue bounce")
 		return
 	}

@@ -20,7 +20,7 @@ func (s *session) filter(r io.Reader, env *queue.Envelope, log zerolog.Logger) (
 	ci := s.client.Info()
 	ci.QueueID = env.ID
 	tx := host.TxInfo{Conn: ci, Sender: s.from, Recipients: s.rcpts}
-	f, err := s.hooks.Filter(tx, r, s.b.Spool.TempDir(), log)
+	f, err := s.hooks.Filter(tx, r, s.b.SpillDir, log)
 	if err != nil {
 		var reply *smtp.SMTPError
 		if !errors.As(err, &reply) {

@@ -20,7 +20,7 @@ type DeliverFunc func(ctx context.Context, m lmtp.Message) (lmtp.Result, error)
 // state change goes to the spool before the next attempt.
 type Manager struct {
 	Config  *config.Config
-	Spool   *queue.Spool
+	Queue   queue.Queue
 	Deliver DeliverFunc
 	// Relay delivers to other domains; nil keeps such recipients queued.
 	Relay RelayFunc
@@ -45,8 +45,8 @@ type entry struct {
 }
 
 // NewManager returns a manager for cfg's queue delivering with deliver.
-func NewManager(cfg *config.Config, spool *queue.Spool, deliver DeliverFunc, log zerolog.Logger) *Manager {
-	return &Manager{Config: cfg, Spool: spool, Deliver: deliver, Log: log, Workers: max(4, cfg.MTA.MaxDeliveries),
+func NewManager(cfg *config.Config, q queue.Queue, deliver DeliverFunc, log zerolog.Logger) *Manager {
+	return &Manager{Config: cfg, Queue: q, Deliver: deliver, Log: log, Workers: max(4, cfg.MTA.MaxDeliveries),
 		queued: map[string]*entry{}, wake: make(chan struct{}, 1)}
 }
 
@@ -55,7 +55,7 @@ func NewManager(cfg *config.Config, spool *queue.Spool, deliver DeliverFunc, log
 // its last update and its removal, is removed instead.
 func (m *Manager) Add(env *queue.Envelope) {
 	if env.Done() {
-		if err := m.Spool.Remove(env.ID); err != nil {
+		if err := m.Queue.Remove(env.ID); err != nil {
 			m.Log.Error().Err(err).Str("queue_id", env.ID).Msg("cannot remove finished message")
 			return
 		}
@@ -166,7 +166,7 @@ func (m *Manager) isLocal(addr string) bool {
 // m.mu and nobody else works on the message meanwhile.
 func (m *Manager) release(e *entry, env *queue.Envelope) {
 	if env != nil && env.Done() {
-		err := m.Spool.Remove(env.ID)
+		err := m.Queue.Remove(env.ID)
 		if err == nil {
 			m.mu.Lock()
 			delete(m.queued, env.ID)

@@ -34,10 +34,13 @@ type Backend struct {
 	Users  *users.DB
 	// Aliases send a local address's mail elsewhere (nil: none).
 	Aliases *users.Aliases
-	Spool   *queue.Spool
-	Manager *Manager
-	Log     zerolog.Logger
-	Policy  guard.DataPolicy
+	Queue   queue.Queue
+	// SpillDir takes the copy of a message that plugins reading the
+	// body get, unlinked at once (the queue's tmp/ in postline-mta).
+	SpillDir string
+	Manager  *Manager
+	Log      zerolog.Logger
+	Policy   guard.DataPolicy
 	// Trusted is set on the backend of the MSA's unix socket: its
 	// clients may relay, and pass the submitter as MAIL FROM AUTH=.
 	Trusted bool
@@ -262,7 +265,7 @@ func (s *session) Data(r io.Reader) error {
 		return reply
 	}
 	defer f.Close()
-	if err := s.b.Spool.Store(env, f.Message); err != nil {
+	if err := s.b.Queue.Store(env, f.Message); err != nil {
 		serr := storeError(err)
 		log.Warn().Err(err).Int("code", serr.Code).Msg("message not queued")
 		s.b.Metrics.clientRefused("data", serr.Code)
@@ -285,7 +288,7 @@ func queuedQuestion(opts *smtp.MailOptions) string {
 // answerQueued tells the MSA whether message id was queued (see
 // queue.QueuedParam).
 func (s *session) answerQueued(id string) error {
-	queued, err := s.b.Spool.Queued(id)
+	queued, err := s.b.Queue.Queued(id)
 	log := s.log.Info().Str("queue_id", sanitizeID(id)).Bool("queued", queued)
 	if err != nil {
 		log.Err(err).Msg("msa asked whether a message was queued")
@@ -303,7 +306,7 @@ func (s *session) answerQueued(id string) error {
 // new one.
 func (s *session) newID(now time.Time) string {
 	if s.b.Trusted && s.queueID != "" {
-		if queue.ValidID(s.queueID) && !s.b.Spool.Has(s.queueID) {
+		if queue.ValidID(s.queueID) && !s.b.Queue.Has(s.queueID) {
 			return s.queueID
 		}
 		s.log.Warn().Str("proposed_id", sanitizeID(s.queueID)).Msg("queue id from the msa not usable, allocating one")

@@ -156,7 +156,7 @@ func TestSessionQueueIDParameter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		s := newTestSession(t, tt.trusted)
-		s.b.Spool = spool
+		s.b.Queue, s.b.SpillDir = spool, spool.TempDir()
 		s.Mail("alice@example.test", &smtp.MailOptions{Params: map[string]string{queue.IDParam: tt.id}})
 		got := s.newID(now)
 		if (got == tt.id) != tt.keep || !queue.ValidID(got) {
@@ -183,7 +183,7 @@ func TestSessionAnswersQueued(t *testing.T) {
 	spool.Remove(removed)
 	ask := func(trusted bool, id string) error {
 		s := newTestSession(t, trusted)
-		s.b.Spool = spool
+		s.b.Queue, s.b.SpillDir = spool, spool.TempDir()
 		return s.Mail("", &smtp.MailOptions{Params: map[string]string{queue.QueuedParam: id}})
 	}
 	for id, want := range map[string]bool{queued: true, removed: true, never: false, "../x": false} {

@@ -116,10 +116,10 @@ func logRecovered(log zerolog.Logger, spool *queue.Spool) {
 // any destination.
 func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *users.Aliases, spool *queue.Spool,
 	manager *mta.Manager) (public, trusted *smtp.Server, publicBackend *mta.Backend) {
-	publicBackend = &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Spool: spool, Manager: manager, Log: log,
+	publicBackend = &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager, Log: log,
 		Policy: guard.Policy(cfg), ReverseDNS: daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second), Metrics: manager.Metrics}
 	public = newServer(cfg, log, publicBackend)
-	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Spool: spool, Manager: manager,
+	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager,
 		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true, Metrics: manager.Metrics})
 	// The queue ID the MSA allocated, a filter's folder, the MSA's question.
 	trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam}
