@@ -31,12 +31,19 @@ const (
 )
 
 // Snapshot returns a copy of every queued envelope, sorted by ID (so by
-// arrival). The copies are the caller's to keep.
+// arrival). The copies are the caller's to keep. Envelopes kept on disk
+// are read back under m.mu, so that none changes meanwhile: a listing
+// of a long queue holds the queue's work up for as long.
 func (m *Manager) Snapshot() []*queue.Envelope {
 	m.mu.Lock()
 	envs := make([]*queue.Envelope, 0, len(m.queued))
 	for _, e := range m.queued {
-		envs = append(envs, e.env.Clone())
+		env, err := m.envelope(e)
+		if err != nil {
+			m.Log.Error().Err(err).Str("queue_id", e.id).Msg("cannot read the envelope back for a listing")
+			continue
+		}
+		envs = append(envs, env)
 	}
 	m.mu.Unlock()
 	sort.Slice(envs, func(i, j int) bool { return envs[i].ID < envs[j].ID })
@@ -51,7 +58,7 @@ func (m *Manager) Envelope(id string) (*queue.Envelope, error) {
 	if e == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNoSuchMessage, id)
 	}
-	return e.env.Clone(), nil
+	return m.envelope(e)
 }
 
 // Flush makes every pending recipient due now, persists each changed
@@ -68,24 +75,29 @@ func (m *Manager) Envelope(id string) (*queue.Envelope, error) {
 func (m *Manager) Flush() int {
 	m.mu.Lock()
 	var claimed []*entry
-	count, skipped := 0, 0
+	skipped := 0
 	for _, e := range m.queued {
-		pending := countPending(e.env)
-		switch {
-		case pending == 0:
-		case e.busy:
+		if e.busy {
 			skipped++
-		default:
-			count += pending
-			if hasScheduled(e.env) {
-				m.markBusy(e)
-				claimed = append(claimed, e)
-			}
+			continue
 		}
+		m.markBusy(e)
+		claimed = append(claimed, e)
 	}
 	m.mu.Unlock()
+	count := 0
 	for _, e := range claimed {
-		env := e.env.Clone() // e is ours while busy: nobody else writes e.env
+		env, err := m.envelope(e) // e is ours while busy: nobody else writes e.env
+		if err != nil {
+			m.Log.Error().Err(err).Str("queue_id", e.id).Msg("cannot read the envelope back; message keeps its schedule")
+			m.release(e, nil)
+			continue
+		}
+		count += countPending(env)
+		if !hasScheduled(env) {
+			m.release(e, nil)
+			continue
+		}
 		for _, r := range env.Recipients {
 			if r.State == queue.Pending {
 				r.NextAttempt = time.Time{}
@@ -155,7 +167,7 @@ func (m *Manager) Delete(id string) error {
 	m.mu.Lock()
 	delete(m.queued, id)
 	m.mu.Unlock()
-	m.Log.Warn().Str("queue_id", id).Int("pending", countPending(e.env)).Msg("deleted by the administrator")
+	m.Log.Warn().Str("queue_id", id).Msg("deleted by the administrator")
 	return nil
 }
 
@@ -169,7 +181,11 @@ func (m *Manager) BounceNow(id string) error {
 	if err != nil {
 		return err
 	}
-	env := e.env.Clone()
+	env, err := m.envelope(e)
+	if err != nil {
+		m.release(e, nil)
+		return err
+	}
 	log := m.Log.With().Str("queue_id", id).Logger()
 	now := time.Now()
 	var failed []FailedRecipient

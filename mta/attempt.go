@@ -20,8 +20,14 @@ const localGroup = ""
 // others per domain, records each result in the spool and bounces what
 // failed for good.
 func (m *Manager) attempt(ctx context.Context, e *entry) {
-	env := e.env.Clone()
-	log := m.Log.With().Str("queue_id", env.ID).Logger()
+	log := m.Log.With().Str("queue_id", e.id).Logger()
+	env, err := m.envelope(e)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot read the envelope back; will retry in a minute")
+		e.due = time.Now().Add(time.Minute) // e is ours while busy
+		m.release(e, nil)
+		return
+	}
 	now := time.Now()
 	var failed []FailedRecipient
 	for group, rcpts := range m.dueGroups(env, now) {

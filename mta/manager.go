@@ -37,12 +37,24 @@ type Manager struct {
 	wake     chan struct{}
 }
 
+// entry is one queued message. Its envelope stays in memory only while
+// an attempt is near (keepEnvelopeFor); a message deferred for longer
+// keeps just what the schedule needs, and its envelope is read back from
+// the queue when its turn comes: with 100,000 messages deferred, the
+// envelopes in memory cost 1.2 KB each and most of the MTA's CPU went
+// to the garbage collector marking them (issue 11).
 type entry struct {
-	env   *queue.Envelope
+	id    string
+	env   *queue.Envelope // nil: read it from the queue (m.envelope)
 	busy  bool
-	due   time.Time // the next attempt, while in the heap
+	due   time.Time // the next attempt: in the heap when deliverable
+	ready bool      // a pending recipient can be tried (else parked)
 	index int       // in the heap; -1 when not in it
 }
+
+// keepEnvelopeFor is how soon an entry's next attempt must be for its
+// envelope to stay in memory.
+const keepEnvelopeFor = time.Minute
 
 // NewManager returns a manager for cfg's queue delivering with deliver.
 func NewManager(cfg *config.Config, q queue.Queue, deliver DeliverFunc, log zerolog.Logger) *Manager {
@@ -66,7 +78,7 @@ func (m *Manager) Add(env *queue.Envelope) {
 	if old := m.queued[env.ID]; old != nil && !old.busy {
 		m.unschedule(old)
 	}
-	e := &entry{env: env, index: -1}
+	e := &entry{id: env.ID, env: env, index: -1}
 	m.queued[env.ID] = e
 	m.schedule(e)
 	m.mu.Unlock()
@@ -183,4 +195,13 @@ func (m *Manager) release(e *entry, env *queue.Envelope) {
 		e.env = env
 	}
 	m.schedule(e)
+}
+
+// envelope returns a copy of e's envelope, read back from the queue when
+// e keeps none in memory; e must be busy (claimed) or m.mu held.
+func (m *Manager) envelope(e *entry) (*queue.Envelope, error) {
+	if env := e.env; env != nil {
+		return env.Clone(), nil
+	}
+	return m.Queue.Envelope(e.id)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
+	"postline/config"
 	"postline/durable"
 	"postline/lmtp"
 	"postline/queue"
@@ -273,4 +274,43 @@ func TestRecoveredFinishedMessageIsRemoved(t *testing.T) {
 	if q, _ := spool.Queued(env.ID); !q {
 		t.Error("the removed message is not remembered as queued")
 	}
+}
+
+// A message deferred for longer than keepEnvelopeFor keeps no envelope
+// in memory; its next attempt reads it back from the queue, with the
+// state the last attempt recorded.
+func TestDeferredEnvelopeReadBack(t *testing.T) {
+	t.Parallel()
+	m, s, f := startManager(t, func(n int, c call) (lmtp.Result, error) {
+		if n == 0 {
+			return lmtp.Result{"a@example.test": {Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "later"}}, nil
+		}
+		return lmtp.Result{"a@example.test": nil}, nil
+	})
+	m.Config.MTA.LocalRetryMax = config.Duration(time.Hour)
+	env := &queue.Envelope{ID: queue.NewID(time.Now()), From: "sender@example.org", Received: time.Now(),
+		Recipients: []*queue.Recipient{{Address: "a@example.test", State: queue.Pending, Attempts: 11}}}
+	if err := s.Store(env, strings.NewReader("body\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	m.Add(env)
+	nextCall(t, f) // deferred: the 12th attempt waits 1 s doubled 11 times, capped at an hour
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		m.mu.Lock()
+		e := m.queued[env.ID]
+		kept := e.busy || e.env != nil
+		m.mu.Unlock()
+		if !kept {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deferred message still holds its envelope in memory")
+		}
+	}
+	m.Flush()
+	c := nextCall(t, f)
+	if c.env == nil || c.env.Recipients[0].Attempts != 12 || c.env.Recipients[0].LastError == "" {
+		t.Errorf("second attempt saw envelope %+v, want the first attempt's record", c.env)
+	}
+	waitRemoved(t, m, f, env.ID)
 }

@@ -42,17 +42,25 @@ func (h *readyHeap) Pop() any {
 }
 
 // schedule puts the idle entry e in the heap at its next attempt, or
-// parks it when it has nothing to try.
+// parks it when it has nothing to try. The next attempt comes from e's
+// envelope when it has one in memory, which it then lets go of when that
+// attempt is not near; else e keeps the schedule it had. A parked entry
+// keeps its envelope, for recheckParked (parked messages are rare: a
+// remote recipient while relaying is off).
 func (m *Manager) schedule(e *entry) {
-	at, ok := m.nextAttempt(e.env)
-	if !ok {
+	if e.env != nil {
+		e.due, e.ready = m.nextAttempt(e.env)
+		if e.ready && time.Until(e.due) > keepEnvelopeFor {
+			e.env = nil
+		}
+	}
+	if !e.ready {
 		if m.parked == nil {
 			m.parked = map[*entry]bool{}
 		}
 		m.parked[e] = true
 		return
 	}
-	e.due = at
 	heap.Push(&m.ready, e)
 }
 

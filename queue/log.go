@@ -448,19 +448,30 @@ func (l *segmentLog) entry(id string) (logEntry, bool) {
 	return *e, true
 }
 
-// envelopes reads the latest envelope (JSON) of every live message.
-func (l *segmentLog) envelopes() (map[string][]byte, error) {
+// eachEnvelope calls f with the latest envelope (JSON) of every live
+// message, in a buffer f must not keep.
+func (l *segmentLog) eachEnvelope(f func(id string, env []byte) error) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	envs := make(map[string][]byte, len(l.entries))
-	for id, e := range l.entries {
-		b := make([]byte, e.env.n)
-		if _, err := e.env.seg.r.ReadAt(b, e.env.off); err != nil && e.env.n > 0 {
-			return nil, fmt.Errorf("queue: log: envelope of %s: %w", id, err)
-		}
-		envs[id] = b
+	ids := make([]string, 0, len(l.entries))
+	for id := range l.entries {
+		ids = append(ids, id)
 	}
-	return envs, nil
+	l.mu.Unlock()
+	var buf []byte
+	for _, id := range ids {
+		e, ok := l.entry(id)
+		if !ok {
+			continue
+		}
+		buf = slices.Grow(buf[:0], int(e.env.n))[:e.env.n]
+		if _, err := e.env.seg.r.ReadAt(buf, e.env.off); err != nil && e.env.n > 0 {
+			return fmt.Errorf("queue: log: envelope of %s: %w", id, err)
+		}
+		if err := f(id, buf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reader returns the bytes of sp.

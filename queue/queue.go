@@ -19,6 +19,9 @@ type Queue interface {
 	Remove(id string) error
 	// OpenMessage opens a queued message's bytes.
 	OpenMessage(id string) (io.ReadCloser, error)
+	// Envelope reads a queued message's envelope as last stored, into a
+	// copy that is the caller's.
+	Envelope(id string) (*Envelope, error)
 	// Has reports whether message id is in the queue, so that an ID a
 	// client proposes is never reused.
 	Has(id string) bool

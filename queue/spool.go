@@ -287,6 +287,19 @@ func (s *Spool) OpenMessage(id string) (io.ReadCloser, error) {
 	return io.NopCloser(e.data.reader()), nil
 }
 
+// Envelope implements Queue: it reads message id's latest envelope back.
+func (s *Spool) Envelope(id string) (*Envelope, error) {
+	e, ok := s.log.entry(id)
+	if !ok {
+		return nil, fmt.Errorf("queue: message %s: %w", id, os.ErrNotExist)
+	}
+	data, err := io.ReadAll(e.env.reader())
+	if err != nil {
+		return nil, fmt.Errorf("queue: envelope of %s: %w", id, err)
+	}
+	return decodeEnvelope(id, data)
+}
+
 // Recover is run once at start, before anything is stored: it moves the
 // envelopes of older versions (env/ID files) into the log, deletes what
 // a crash left half-written, and returns the queued envelopes, oldest
@@ -312,12 +325,8 @@ func (s *Spool) Recover() ([]*Envelope, error) {
 // decodeReplayed decodes the envelopes the log held; one that does not
 // decode is written to damaged/ for the admin and leaves the queue.
 func (s *Spool) decodeReplayed() ([]*Envelope, error) {
-	replayed, err := s.log.envelopes()
-	if err != nil {
-		return nil, err
-	}
-	envs := make([]*Envelope, 0, len(replayed))
-	for id, data := range replayed {
+	var envs []*Envelope
+	err := s.log.eachEnvelope(func(id string, data []byte) error {
 		env, err := decodeEnvelope(id, data)
 		if err == nil {
 			err = s.checkDataFile(env)
@@ -325,17 +334,13 @@ func (s *Spool) decodeReplayed() ([]*Envelope, error) {
 		switch {
 		case err == nil:
 			envs = append(envs, env)
+			return nil
 		case errors.Is(err, errUnfinishedStore):
-			if err := s.drop(id); err != nil {
-				return nil, err
-			}
-		default:
-			if err := s.setAsideRecord(id, data); err != nil {
-				return nil, err
-			}
+			return s.drop(id)
 		}
-	}
-	return envs, nil
+		return s.setAsideRecord(id, data)
+	})
+	return envs, err
 }
 
 // checkDataFile checks that a message whose data is a file of its own
@@ -390,15 +395,15 @@ func Inspect(dir string) (map[string]*Envelope, error) {
 	if err := l.replayAll(); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	replayed, err := l.envelopes()
-	if err != nil {
-		return nil, err
-	}
 	envs := map[string]*Envelope{}
-	for id, data := range replayed {
+	err := l.eachEnvelope(func(id string, data []byte) error {
 		if env, err := decodeEnvelope(id, data); err == nil {
 			envs[id] = env
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	names, _ := readNames(filepath.Join(dir, "env"))
 	for _, id := range names {

@@ -7,6 +7,7 @@ package main
 import (
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -162,6 +163,9 @@ func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry
 		manager.Add(env)
 	}
 	log.Info().Int("messages", len(envs)).Msg("queue recovered")
+	// Reading a large queue back took memory that its envelopes no
+	// longer need: give it back now, not minutes later.
+	debug.FreeOSMemory()
 	return spool, manager
 }
 
