@@ -7,7 +7,8 @@ CONFIG  ?= etc/postline.toml
 FUZZTIME ?= 100000x
 # package:target pairs run by `make fuzz`
 FUZZ_TARGETS = address:FuzzParse guard:FuzzDataReader guard:FuzzDataReaderRuns queue:FuzzDecodeEnvelope \
-	mda:FuzzResolve msa:FuzzCompleteHeader
+	mda:FuzzResolve mda:FuzzLFWriter msa:FuzzCompleteHeader \
+	third_party/go-smtp:FuzzDataReaderRuns third_party/go-smtp:FuzzDotWriterRuns
 
 .PHONY: build run test bench fuzz chaos powerloss vet clean proto
 
@@ -57,7 +58,7 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
 		echo "fuzz $$fn in ./$$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+		(cd ./$$pkg && $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) .) || exit 1; \
 	done
 
 vet:

@@ -1,6 +1,9 @@
 package mda
 
-import "io"
+import (
+	"bytes"
+	"io"
+)
 
 // lfWriter turns each CRLF into LF on the way to w: Maildir files use
 // the local line end, as Postfix's and Dovecot's own deliveries do. A CR
@@ -11,20 +14,31 @@ type lfWriter struct {
 	buf       []byte
 }
 
+// Write copies the runs between CRs at once (byte by byte, it was a
+// third of the MDA's CPU on a 50 MiB message).
 func (l *lfWriter) Write(p []byte) (int, error) {
 	l.buf = l.buf[:0]
-	for _, b := range p {
-		if l.pendingCR {
-			l.pendingCR = false
-			if b != '\n' {
-				l.buf = append(l.buf, '\r')
-			}
+	rest := p
+	if l.pendingCR && len(rest) > 0 {
+		l.pendingCR = false
+		if rest[0] != '\n' {
+			l.buf = append(l.buf, '\r')
 		}
-		if b == '\r' {
+	}
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\r')
+		if i < 0 {
+			l.buf = append(l.buf, rest...)
+			break
+		}
+		l.buf = append(l.buf, rest[:i]...)
+		rest = rest[i+1:]
+		switch {
+		case len(rest) == 0:
 			l.pendingCR = true
-			continue
+		case rest[0] != '\n':
+			l.buf = append(l.buf, '\r') // a CR alone stays
 		}
-		l.buf = append(l.buf, b)
 	}
 	if _, err := l.w.Write(l.buf); err != nil {
 		return 0, err

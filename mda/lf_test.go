@@ -87,3 +87,19 @@ func TestLFWriterErrors(t *testing.T) {
 		t.Errorf("Flush with nothing pending = %v", err)
 	}
 }
+
+// lfWriter, copying runs between CRs at once, writes any input in any
+// chunks as a whole-input CRLF-to-LF replacement would.
+func FuzzLFWriter(f *testing.F) {
+	f.Add([]byte("H: v\r\n\r\nline\rnext\r\r\n.\r\n\r"), uint8(2))
+	f.Fuzz(func(t *testing.T, in []byte, size uint8) {
+		want := string(bytes.ReplaceAll(in, []byte("\r\n"), []byte("\n")))
+		var chunks []string
+		for i := 0; i < len(in); i += 1 + int(size) {
+			chunks = append(chunks, string(in[i:min(i+1+int(size), len(in))]))
+		}
+		if got := runLF(t, chunks...); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 )
@@ -68,6 +69,22 @@ func newDataReader(c *Conn) *dataReader {
 	return dr
 }
 
+// copyRun copies buffered bytes up to the next CR into b and returns
+// how many. [postline patch]
+func (r *dataReader) copyRun(b []byte) int {
+	k := r.r.Buffered()
+	if k > len(b) {
+		k = len(b)
+	}
+	buf, _ := r.r.Peek(k)
+	if i := bytes.IndexByte(buf, '\r'); i >= 0 {
+		buf = buf[:i]
+	}
+	k = copy(b, buf)
+	r.r.Discard(k)
+	return k
+}
+
 func (r *dataReader) Read(b []byte) (n int, err error) {
 	if r.limited {
 		if r.n <= 0 {
@@ -97,6 +114,15 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 		// (and can refresh its idle deadline between reads).
 		if n > 0 && r.r.Buffered() == 0 {
 			break
+		}
+		// [postline patch] the bytes inside a line up to its next CR
+		// leave in one copy, not one ReadByte each (a 10 MiB message
+		// spent most of its time here, issue 11).
+		if r.state == stateData && r.r.Buffered() > 0 {
+			if k := r.copyRun(b[n:]); k > 0 {
+				n += k
+				continue
+			}
 		}
 		var c byte
 		c, err = r.r.ReadByte()
