@@ -80,6 +80,9 @@ type Maildir struct {
 	// made holds the Maildirs this process made or found whole, so a
 	// delivery does not walk their three folders again (ensure).
 	made sync.Map
+	// buffers recycle what copies are written through: io.Copy would
+	// allocate 32 KiB for each copy.
+	buffers sync.Pool
 }
 
 // Deliver copies msg into a new file in the Maildir at dir (below FS's
@@ -118,7 +121,13 @@ func (m *Maildir) write(dir, key string, msg io.Reader, alongside func() error) 
 	final := filepath.Join(dir, "new", key)
 	err := durable.WriteWith(m.FS, filepath.Join(dir, "tmp", key), final, 0o600,
 		func(w io.Writer) error {
-			_, err := io.Copy(w, msg)
+			buf, ok := m.buffers.Get().(*[]byte)
+			if !ok {
+				b := make([]byte, 32<<10)
+				buf = &b
+			}
+			defer m.buffers.Put(buf)
+			_, err := io.CopyBuffer(onlyWriter{w}, msg, *buf)
 			return err
 		}, alongside)
 	if err != nil {
@@ -164,6 +173,10 @@ func (m *Maildir) ensure(dir string) error {
 	}
 	return nil
 }
+
+// onlyWriter hides a file's ReadFrom, through which io.CopyBuffer would
+// not use the buffer it is given (os.File's falls back to io.Copy).
+type onlyWriter struct{ io.Writer }
 
 // hostEscaper escapes a host name for a Maildir key, as go-maildir does;
 // built once, since newKey runs for every delivered copy.

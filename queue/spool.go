@@ -41,6 +41,8 @@ type Spool struct {
 	// What Recover dropped (never acknowledged) and set aside in
 	// damaged/ (envelopes that do not decode), for the log.
 	dropped, damaged []string
+	// frames recycles the buffers Store builds its records in.
+	frames sync.Pool
 }
 
 // Options tune a spool; the zero value is the default.
@@ -111,9 +113,6 @@ func (s *Spool) sub(parts ...string) string {
 // (Recover empties it).
 func (s *Spool) TempDir() string { return s.sub("tmp") }
 
-// frames recycles the buffers Store builds its records in.
-var frames = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
-
 // Store makes a new message durable: its bytes from data, then env.
 // env.Size is set from the bytes read. When Store returns nil the
 // message survives a crash, so the caller may answer 250.
@@ -121,10 +120,14 @@ func (s *Spool) Store(env *Envelope, data io.Reader) error {
 	if !ValidID(env.ID) {
 		return fmt.Errorf("queue: invalid id %q", env.ID)
 	}
-	bufp := frames.Get().(*[]byte)
+	bufp, ok := s.frames.Get().(*[]byte)
+	if !ok {
+		b := make([]byte, 0, 16<<10)
+		bufp = &b
+	}
 	defer func() {
 		if cap(*bufp) <= 2*DefaultInlineMax {
-			frames.Put(bufp)
+			s.frames.Put(bufp)
 		}
 	}()
 	frame := append(beginFrame(*bufp, kindStore, env.ID), 0, 0, 0, 0)
