@@ -99,6 +99,7 @@ func (p *Pool) dial(ctx context.Context) (*pooled, error) {
 		return nil, fmt.Errorf("lmtp: connect %s: %w", p.Socket, err)
 	}
 	s := &pooled{conn: conn, c: smtp.NewClientLMTP(conn)}
+	s.c.SetWriteBufferSize(64 << 10) // a message's data leaves 64 KiB per call, not 4
 	err = withContext(ctx, conn, func() error { return s.c.Hello(p.LHLO) })
 	if err != nil {
 		s.c.Close()

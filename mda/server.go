@@ -61,6 +61,9 @@ func NewServer(b *Backend, hostname string) *smtp.Server {
 	srv.EnableDSN = true // carries the queue ID as ENVID
 	srv.EnableSMTPUTF8 = true
 	srv.MailParams = []string{queue.FolderParam}
+	// Only the MTA's pool of sessions connects: a message's data is
+	// read 64 KiB per call (bufio's default would be 4).
+	srv.ReadBufferSize = 64 << 10
 	return srv
 }
 

@@ -28,6 +28,7 @@ type Client struct {
 	// connection later
 	conn       net.Conn
 	text       *textproto.Conn
+	w          io.Writer // what text writes to [postline patch: SetWriteBufferSize]
 	serverName string
 	lmtp       bool
 	ext        map[string]string // supported extensions
@@ -176,6 +177,15 @@ func (c *Client) setConn(conn net.Conn) {
 		Closer: conn,
 	}
 	c.text = textproto.NewConn(rwc)
+	c.w = w
+}
+
+// SetWriteBufferSize replaces the client's write buffer, before anything
+// is written, by one of n bytes: a message's data then leaves in calls of
+// that size (bufio's default is 4096). [postline patch]
+func (c *Client) SetWriteBufferSize(n int) {
+	c.text.W.Flush()
+	c.text.W = bufio.NewWriterSize(c.w, n)
 }
 
 // Close closes the connection.

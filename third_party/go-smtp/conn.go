@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"encoding/base64"
@@ -92,6 +93,9 @@ func (c *Conn) init() {
 	}
 
 	c.text = textproto.NewConn(rwc)
+	if n := c.server.ReadBufferSize; n > 0 { // [postline patch]
+		c.text.R = bufio.NewReaderSize(rwc, n)
+	}
 }
 
 // Commands are dispatched to the appropriate handler functions.

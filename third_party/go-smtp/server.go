@@ -47,7 +47,11 @@ type Server struct {
 	// [postline patch] MailParams names extra MAIL FROM parameters
 	// (upper case, e.g. "X-POSTLINE-ID") that are accepted into
 	// MailOptions.Params, xtext-decoded, instead of answering 500.
-	MailParams        []string
+	MailParams []string
+	// [postline patch] ReadBufferSize is the size of each connection's
+	// read buffer (0: bufio's 4096): a message's data is read from the
+	// socket that many bytes per call at most.
+	ReadBufferSize    int
 	AllowInsecureAuth bool
 	Debug             io.Writer
 	ErrorLog          Logger
