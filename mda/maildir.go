@@ -77,6 +77,7 @@ type Maildir struct {
 	FS       FS
 	Hostname string
 	counter  atomic.Uint64
+	pid      atomic.Int64 // os.Getpid, a system call each time, asked once
 	// made holds the Maildirs this process made or found whole, so a
 	// delivery does not walk their three folders again (ensure).
 	made sync.Map
@@ -178,6 +179,15 @@ func (m *Maildir) ensure(dir string) error {
 // not use the buffer it is given (os.File's falls back to io.Copy).
 type onlyWriter struct{ io.Writer }
 
+func (m *Maildir) processID() int64 {
+	if pid := m.pid.Load(); pid != 0 {
+		return pid
+	}
+	pid := int64(os.Getpid())
+	m.pid.Store(pid)
+	return pid
+}
+
 // hostEscaper escapes a host name for a Maildir key, as go-maildir does;
 // built once, since newKey runs for every delivered copy.
 var hostEscaper = strings.NewReplacer("/", `\057`, ":", `\072`)
@@ -187,6 +197,6 @@ var hostEscaper = strings.NewReplacer("/", `\057`, ":", `\072`)
 func (m *Maildir) newKey(now time.Time) string {
 	var rnd [10]byte
 	rand.Read(rnd[:])
-	return fmt.Sprintf("%d.%d%d%s.%s", now.Unix(), os.Getpid(), m.counter.Add(1), hex.EncodeToString(rnd[:]),
+	return fmt.Sprintf("%d.%d%d%s.%s", now.Unix(), m.processID(), m.counter.Add(1), hex.EncodeToString(rnd[:]),
 		hostEscaper.Replace(m.Hostname))
 }
