@@ -92,9 +92,15 @@ func (c *Conn) init() {
 		}
 	}
 
-	c.text = textproto.NewConn(rwc)
-	if n := c.server.ReadBufferSize; n > 0 { // [postline patch]
-		c.text.R = bufio.NewReaderSize(rwc, n)
+	// [postline patch] the read buffer is ReadBufferSize's (textproto.NewConn's
+	// would be allocated for nothing). The server closes c.conn, never c.text.
+	size := c.server.ReadBufferSize
+	if size <= 0 {
+		size = 4096
+	}
+	c.text = &textproto.Conn{
+		Reader: *textproto.NewReader(bufio.NewReaderSize(rwc, size)),
+		Writer: *textproto.NewWriter(bufio.NewWriter(rwc)),
 	}
 }
 
