@@ -83,16 +83,13 @@ func (s *Spool) setAsideRecord(id string, data []byte) error {
 	if err := durable.MkdirAll(s.fs, s.DamagedDir(), 0o700); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	err := durable.Write(s.fs, s.sub("tmp", id+".env"), s.sub("damaged", id+".env"), 0o600,
-		func(w io.Writer) error { _, err := w.Write(data); return err })
-	if err != nil {
+	if err := s.writeDamaged(id+".env", data); err != nil {
 		return fmt.Errorf("queue: set aside damaged envelope %s: %w", id, err)
 	}
 	if e, ok := s.log.entry(id); ok && e.data.seg != nil {
-		d, err := io.ReadAll(e.data.reader())
+		d, err := e.data.appendTo(nil)
 		if err == nil {
-			err = durable.Write(s.fs, s.sub("tmp", id+".msg"), s.sub("damaged", id+".msg"), 0o600,
-				func(w io.Writer) error { _, err := w.Write(d); return err })
+			err = s.writeDamaged(id+".msg", d)
 		}
 		if err != nil {
 			return fmt.Errorf("queue: set aside damaged envelope %s: %w", id, err)
@@ -104,7 +101,13 @@ func (s *Spool) setAsideRecord(id string, data []byte) error {
 		return s.checked(fmt.Errorf("queue: set aside damaged envelope %s: %w", id, err))
 	}
 	s.damaged = append(s.damaged, id)
-	return s.flush("set aside " + id)
+	return s.flush("set aside", id)
+}
+
+// writeDamaged writes data durably as damaged/name.
+func (s *Spool) writeDamaged(name string, data []byte) error {
+	return durable.Write(s.fs, s.sub("tmp", name), s.sub("damaged", name), 0o600,
+		func(w io.Writer) error { _, err := w.Write(data); return err })
 }
 
 // Recovered names what Recover found: messages dropped as never

@@ -176,10 +176,7 @@ func (l *segmentLog) replay(no uint64) error {
 func (l *segmentLog) apply(seg *segment, bodyAt int64, kind recordKind, id string, body []byte) {
 	switch kind {
 	case kindStore:
-		n := int64(binary.LittleEndian.Uint32(body))
-		data := span{seg, bodyAt + 4, n}
-		env := span{seg, data.off + n, int64(len(body)) - 4 - n}
-		l.entries[id] = &logEntry{env: env, data: data}
+		l.entries[id] = storeEntry(seg, bodyAt, int64(len(body)), int64(binary.LittleEndian.Uint32(body)))
 	case kindExternal:
 		l.entries[id] = &logEntry{env: span{seg, bodyAt, int64(len(body))}}
 	case kindUpdate:
@@ -225,11 +222,18 @@ func wellFormed(kind recordKind, body []byte) bool {
 	return false
 }
 
+// storeEntry is where a store record's data and envelope are: its body,
+// at bodyAt in seg, is the data's length (4 bytes), the data, then the
+// envelope.
+func storeEntry(seg *segment, bodyAt, bodyLen, dataLen int64) *logEntry {
+	data := span{seg, bodyAt + 4, dataLen}
+	return &logEntry{data: data, env: span{seg, data.off + dataLen, bodyLen - 4 - dataLen}}
+}
+
 // beginFrame starts a record of kind for id in buf, leaving room for the
 // length and checksum that sealFrame fills in.
 func beginFrame(buf []byte, kind recordKind, id string) []byte {
-	buf = append(buf[:0], make([]byte, 8)...)
-	buf = append(buf, byte(kind))
+	buf = append(buf[:0], 0, 0, 0, 0, 0, 0, 0, 0, byte(kind))
 	return append(buf, id...)
 }
 
@@ -237,6 +241,23 @@ func sealFrame(buf []byte) []byte {
 	binary.LittleEndian.PutUint32(buf[0:4], uint32(len(buf)-frameHeader))
 	binary.LittleEndian.PutUint32(buf[4:8], crc32.Checksum(buf[8:], castagnoli))
 	return buf
+}
+
+// envelopeFrame is the record of kind for id whose body is env.
+func envelopeFrame(kind recordKind, id string, env []byte) []byte {
+	return sealFrame(append(beginFrame(nil, kind, id), env...))
+}
+
+// beginStoreFrame starts a store record in buf; the message's data is to
+// be appended to it, then endStoreFrame called.
+func beginStoreFrame(buf []byte, id string) []byte {
+	return append(beginFrame(buf, kindStore, id), 0, 0, 0, 0)
+}
+
+// endStoreFrame fills in the data's length, appends env and seals.
+func endStoreFrame(frame []byte, env []byte) []byte {
+	binary.LittleEndian.PutUint32(frame[frameHeader:], uint32(len(frame)-frameHeader-4))
+	return sealFrame(append(frame, env...))
 }
 
 func (s *segment) hold(sp span) {
@@ -356,7 +377,7 @@ func (l *segmentLog) freeDead() {
 	}
 }
 
-// store appends a message whose frame the caller built (storeFrame).
+// store appends a message whose frame the caller built (beginStoreFrame).
 func (l *segmentLog) store(id string, frame []byte, dataLen int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -364,10 +385,7 @@ func (l *segmentLog) store(id string, frame []byte, dataLen int64) error {
 	if err != nil {
 		return err
 	}
-	l.replace(id, &logEntry{
-		data: span{seg, at + 4, dataLen},
-		env:  span{seg, at + 4 + dataLen, int64(len(frame)) - frameHeader - 4 - dataLen},
-	})
+	l.replace(id, storeEntry(seg, at, int64(len(frame))-frameHeader, dataLen))
 	return nil
 }
 
@@ -382,17 +400,9 @@ func (l *segmentLog) replace(id string, e *logEntry) {
 	l.entries[id] = e
 }
 
-// storeFrame returns the frame of a store record: data, then envelope.
-func storeFrame(buf []byte, id string, data, env []byte) []byte {
-	buf = beginFrame(buf, kindStore, id)
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(data)))
-	buf = append(buf, data...)
-	return sealFrame(append(buf, env...))
-}
-
 // external appends the envelope of a message whose data is a file.
 func (l *segmentLog) external(id string, env []byte) error {
-	frame := sealFrame(append(beginFrame(nil, kindExternal, id), env...))
+	frame := envelopeFrame(kindExternal, id, env)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	seg, at, err := l.write(frame)
@@ -405,7 +415,7 @@ func (l *segmentLog) external(id string, env []byte) error {
 
 // update appends a new envelope of a live message.
 func (l *segmentLog) update(id string, env []byte) error {
-	frame := sealFrame(append(beginFrame(nil, kindUpdate, id), env...))
+	frame := envelopeFrame(kindUpdate, id, env)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.entries[id]
@@ -420,21 +430,22 @@ func (l *segmentLog) update(id string, env []byte) error {
 	return nil
 }
 
-// remove appends the removal of id; it reports whether id was live.
-func (l *segmentLog) remove(id string) (bool, error) {
+// remove appends the removal of id and returns where it was; nil when id
+// was not live.
+func (l *segmentLog) remove(id string) (*logEntry, error) {
 	frame := sealFrame(beginFrame(nil, kindRemove, id))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.entries[id]
 	if e == nil {
-		return false, nil
+		return nil, nil
 	}
 	if _, _, err := l.write(frame); err != nil {
-		return true, err
+		return e, err
 	}
 	l.released = append(l.released, e.env, e.data)
 	delete(l.entries, id)
-	return true, nil
+	return e, nil
 }
 
 // entry returns where id's envelope and data are, if it is live.
@@ -449,8 +460,9 @@ func (l *segmentLog) entry(id string) (logEntry, bool) {
 }
 
 // eachEnvelope calls f with the latest envelope (JSON) of every live
-// message, in a buffer f must not keep.
-func (l *segmentLog) eachEnvelope(f func(id string, env []byte) error) error {
+// message, in a buffer f must not keep, and whether its data is a file
+// of its own.
+func (l *segmentLog) eachEnvelope(f func(id string, env []byte, external bool) error) error {
 	l.mu.Lock()
 	ids := make([]string, 0, len(l.entries))
 	for id := range l.entries {
@@ -463,11 +475,11 @@ func (l *segmentLog) eachEnvelope(f func(id string, env []byte) error) error {
 		if !ok {
 			continue
 		}
-		buf = slices.Grow(buf[:0], int(e.env.n))[:e.env.n]
-		if _, err := e.env.seg.r.ReadAt(buf, e.env.off); err != nil && e.env.n > 0 {
+		var err error
+		if buf, err = e.env.appendTo(buf[:0]); err != nil {
 			return fmt.Errorf("queue: log: envelope of %s: %w", id, err)
 		}
-		if err := f(id, buf); err != nil {
+		if err := f(id, buf, e.data.seg == nil); err != nil {
 			return err
 		}
 	}
@@ -476,6 +488,16 @@ func (l *segmentLog) eachEnvelope(f func(id string, env []byte) error) error {
 
 // reader returns the bytes of sp.
 func (sp span) reader() *io.SectionReader { return io.NewSectionReader(sp.seg.r, sp.off, sp.n) }
+
+// appendTo reads sp's bytes onto the end of buf.
+func (sp span) appendTo(buf []byte) ([]byte, error) {
+	n := len(buf)
+	buf = slices.Grow(buf, int(sp.n))[:n+int(sp.n)]
+	if _, err := sp.seg.r.ReadAt(buf[n:], sp.off); err != nil && sp.n > 0 {
+		return nil, err
+	}
+	return buf, nil
+}
 
 func (l *segmentLog) close() error {
 	l.mu.Lock()
@@ -496,23 +518,16 @@ func (l *segmentLog) close() error {
 // the sealed segments are less than half live, so that a few messages
 // deferred for days do not keep every segment after theirs on disk.
 func (l *segmentLog) compactOldest() error {
-	l.mu.Lock()
-	if l.moving {
-		l.mu.Unlock()
-		return nil
+	oldest, ids := l.claimSparseOldest()
+	if oldest == nil {
+		return nil // the common case: one look under the lock
 	}
-	l.moving = true
-	l.mu.Unlock()
 	defer func() {
 		l.mu.Lock()
 		l.moving = false
 		l.mu.Unlock()
 	}()
-	for {
-		oldest, ids := l.sparseOldest()
-		if oldest == nil {
-			return nil
-		}
+	for ; oldest != nil; oldest, ids = l.sparseOldest() {
 		for _, id := range ids {
 			if err := l.move(id); err != nil {
 				return err
@@ -525,6 +540,20 @@ func (l *segmentLog) compactOldest() error {
 			return nil
 		}
 	}
+	return nil
+}
+
+// claimSparseOldest is sparseOldest for a compaction to start, when none
+// runs: it then marks one running.
+func (l *segmentLog) claimSparseOldest() (*segment, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.moving {
+		return nil, nil
+	}
+	oldest, ids := l.sparseOldestLocked()
+	l.moving = oldest != nil
+	return oldest, ids
 }
 
 // sparseOldest returns the oldest segment and the messages in it when the
@@ -532,11 +561,19 @@ func (l *segmentLog) compactOldest() error {
 func (l *segmentLog) sparseOldest() (*segment, []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.sparseOldestLocked()
+}
+
+// sparseOldestLocked is sparseOldest with l.mu held.
+func (l *segmentLog) sparseOldestLocked() (*segment, []string) {
+	if len(l.segs) < 2 {
+		return nil, nil
+	}
 	var size, live int64
 	for _, s := range l.segs[:len(l.segs)-1] {
 		size, live = size+s.size, live+s.live
 	}
-	if len(l.segs) < 2 || live*2 >= size {
+	if live*2 >= size {
 		return nil, nil
 	}
 	oldest := l.segs[0]
@@ -575,11 +612,9 @@ func (l *segmentLog) move(id string) error {
 	if err != nil {
 		return err
 	}
-	envLen := e.env.n
-	moved := &logEntry{env: span{seg, at, envLen}}
+	moved := &logEntry{env: span{seg, at, e.env.n}}
 	if e.data.seg != nil {
-		moved.data = span{seg, at + 4, e.data.n}
-		moved.env.off = at + 4 + e.data.n
+		moved = storeEntry(seg, at, int64(len(frame))-frameHeader, e.data.n)
 	}
 	l.replace(id, moved)
 	return nil
@@ -587,16 +622,16 @@ func (l *segmentLog) move(id string) error {
 
 // movedFrame reads e back into the record that moves it.
 func (l *segmentLog) movedFrame(id string, e logEntry) ([]byte, error) {
-	env, err := io.ReadAll(e.env.reader())
+	env, err := e.env.appendTo(nil)
 	if err != nil {
 		return nil, err
 	}
 	if e.data.seg == nil {
-		return sealFrame(append(beginFrame(nil, kindExternal, id), env...)), nil
+		return envelopeFrame(kindExternal, id, env), nil
 	}
-	data, err := io.ReadAll(e.data.reader())
+	frame, err := e.data.appendTo(beginStoreFrame(nil, id))
 	if err != nil {
 		return nil, err
 	}
-	return storeFrame(nil, id, data, env), nil
+	return endStoreFrame(frame, env), nil
 }

@@ -130,7 +130,7 @@ func (s *Spool) Store(env *Envelope, data io.Reader) error {
 			s.frames.Put(bufp)
 		}
 	}()
-	frame := append(beginFrame(*bufp, kindStore, env.ID), 0, 0, 0, 0)
+	frame := beginStoreFrame(*bufp, env.ID)
 	head := len(frame)
 	b := bytes.NewBuffer(frame)
 	_, err := b.ReadFrom(io.LimitReader(data, int64(s.inlineMax)+1))
@@ -146,9 +146,7 @@ func (s *Spool) Store(env *Envelope, data io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("queue: store %s: %w", env.ID, err)
 	}
-	frame = *bufp
-	putDataLen(frame, env.Size)
-	*bufp = sealFrame(append(frame, encoded...))
+	*bufp = endStoreFrame(*bufp, encoded)
 	if err := s.log.store(env.ID, *bufp, env.Size); err != nil {
 		return s.checked(fmt.Errorf("queue: store %s: %w", env.ID, err))
 	}
@@ -161,7 +159,7 @@ func (s *Spool) Store(env *Envelope, data io.Reader) error {
 // unless the failure lost it too, and a data file of its own goes
 // (Recover drops a record whose data file is missing).
 func (s *Spool) flushStore(id string, external bool) error {
-	err := s.flush("store " + id)
+	err := s.flush("store", id)
 	if err != nil {
 		s.log.remove(id)
 		if external {
@@ -171,17 +169,12 @@ func (s *Spool) flushStore(id string, external bool) error {
 	return err
 }
 
-// putDataLen fills in a store record's data length, after its ID.
-func putDataLen(frame []byte, n int64) {
-	frame[frameHeader], frame[frameHeader+1], frame[frameHeader+2], frame[frameHeader+3] =
-		byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
-}
-
 // flush makes the log's records durable, then moves messages out of old
-// segments that are mostly dead.
-func (s *Spool) flush(what string) error {
+// segments that are mostly dead. what and id name the caller's step in
+// an error.
+func (s *Spool) flush(what, id string) error {
 	if err := s.log.flush(); err != nil {
-		return s.checked(fmt.Errorf("queue: %s: %w", what, err))
+		return s.checked(fmt.Errorf("queue: %s %s: %w", what, id, err))
 	}
 	// A move that could not be made is tried at the next flush; one
 	// that a failed flush ended fails this caller too.
@@ -229,20 +222,20 @@ func (s *Spool) Update(env *Envelope) error {
 	if err := s.log.update(env.ID, encoded); err != nil {
 		return s.checked(fmt.Errorf("queue: update %s: %w", env.ID, err))
 	}
-	return s.flush(fmt.Sprintf("update %s", env.ID))
+	return s.flush("update", env.ID)
 }
 
 // Remove deletes a finished message: durably, so that a restart does not
 // deliver it again; a message with a file of its own loses it after.
 func (s *Spool) Remove(id string) error {
-	e, _ := s.log.entry(id)
-	if _, err := s.log.remove(id); err != nil {
+	e, err := s.log.remove(id)
+	if err != nil {
 		return s.checked(fmt.Errorf("queue: remove %s: %w", id, err))
 	}
-	if err := s.flush(fmt.Sprintf("remove %s", id)); err != nil {
+	if err := s.flush("remove", id); err != nil {
 		return err
 	}
-	if e.data.seg == nil {
+	if e == nil || e.data.seg == nil { // its data is a file of its own (or it was not queued)
 		if err := s.fs.Remove(s.sub("msg", id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("queue: remove data %s: %w", id, err)
 		}
@@ -296,7 +289,7 @@ func (s *Spool) Envelope(id string) (*Envelope, error) {
 	if !ok {
 		return nil, fmt.Errorf("queue: message %s: %w", id, os.ErrNotExist)
 	}
-	data, err := io.ReadAll(e.env.reader())
+	data, err := e.env.appendTo(nil)
 	if err != nil {
 		return nil, fmt.Errorf("queue: envelope of %s: %w", id, err)
 	}
@@ -329,9 +322,9 @@ func (s *Spool) Recover() ([]*Envelope, error) {
 // decode is written to damaged/ for the admin and leaves the queue.
 func (s *Spool) decodeReplayed() ([]*Envelope, error) {
 	var envs []*Envelope
-	err := s.log.eachEnvelope(func(id string, data []byte) error {
+	err := s.log.eachEnvelope(func(id string, data []byte, external bool) error {
 		env, err := decodeEnvelope(id, data)
-		if err == nil {
+		if err == nil && external {
 			err = s.checkDataFile(env)
 		}
 		switch {
@@ -351,9 +344,6 @@ func (s *Spool) decodeReplayed() ([]*Envelope, error) {
 // reached the disk but not the flush that would have acknowledged it
 // (errUnfinishedStore); one attempted before is damage.
 func (s *Spool) checkDataFile(env *Envelope) error {
-	if e, ok := s.log.entry(env.ID); !ok || e.data.seg != nil {
-		return nil
-	}
 	_, err := os.Stat(s.sub("msg", env.ID))
 	switch {
 	case err == nil:
@@ -370,7 +360,7 @@ func (s *Spool) drop(id string) error {
 		return s.checked(fmt.Errorf("queue: drop %s: %w", id, err))
 	}
 	s.dropped = append(s.dropped, id)
-	return s.flush("drop " + id)
+	return s.flush("drop", id)
 }
 
 // removeOrphanData deletes data files no queued message has: a Store
@@ -399,7 +389,7 @@ func Inspect(dir string) (map[string]*Envelope, error) {
 		return nil, err
 	}
 	envs := map[string]*Envelope{}
-	err := l.eachEnvelope(func(id string, data []byte) error {
+	err := l.eachEnvelope(func(id string, data []byte, _ bool) error {
 		if env, err := decodeEnvelope(id, data); err == nil {
 			envs[id] = env
 		}
