@@ -32,8 +32,8 @@ func PluginSpecs(cfg *config.Config, exeDir string) []host.Spec {
 			Name: p.Name, Path: p.Path, Daemon: p.Daemon, Hooks: p.Hooks, Order: p.Order,
 			Timeout: p.Timeout.D(), OnError: p.OnError, Config: p.Config,
 		}
-		if newFilter, ok := inDaemon[p.Name]; ok && p.Path == "" {
-			spec.InProcess = newFilter()
+		if filter := inDaemon(p.Name); filter != nil && p.Path == "" {
+			spec.InProcess = filter
 		} else if spec.Path == "" {
 			spec.Path = filepath.Join(exeDir, PluginPrefix+p.Name)
 		}
@@ -42,14 +42,20 @@ func PluginSpecs(cfg *config.Config, exeDir string) []host.Spec {
 	return specs
 }
 
-// inDaemon are the bundled filters a daemon runs inside itself when
-// their [[plugins]] table names no path: each adds one trace field
-// (RFC 5321 §4.4), less work than a call to another process, and none
-// of them reads the body, blocks or keeps state. With a path they run
-// as any plugin does (cmd/postline-plugin-received, ...-return-path).
-var inDaemon = map[string]func() any{
-	"received":    received.New,
-	"return-path": returnpath.New,
+// inDaemon returns the bundled filter a daemon runs inside itself when
+// the [[plugins]] table named name gives no path, nil for other names:
+// each adds one trace field (RFC 5321 §4.4), less work than a call to
+// another process, and none of them reads the body, blocks or keeps
+// state. With a path they run as any plugin does
+// (cmd/postline-plugin-received, ...-return-path).
+func inDaemon(name string) any {
+	switch name {
+	case "received":
+		return received.New()
+	case "return-path":
+		return returnpath.New()
+	}
+	return nil
 }
 
 // StartPlugins starts the plugins of daemon svc (see host.Start) and warns
