@@ -15,7 +15,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +35,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"postline/dnstest"
+	"postline/queue"
 )
 
 // relayNet is one test's outside world: its DNS zone and the port all
@@ -422,40 +422,19 @@ func submitNullSender(t *testing.T, s *Stack, msg string, rcpts ...string) strin
 	return m[1]
 }
 
-// queuedEnvelope is the part of a spool envelope the tests read.
-type queuedEnvelope struct {
-	ID         string `json:"id"`
-	From       string `json:"from"`
-	Recipients []struct {
-		Address     string    `json:"address"`
-		State       string    `json:"state"`
-		Attempts    int       `json:"attempts"`
-		NextAttempt time.Time `json:"next_attempt"`
-		LastError   string    `json:"last_error"`
-	} `json:"recipients"`
-}
-
-// readEnvelope reads message id's envelope from the MTA's spool.
-func readEnvelope(t *testing.T, s *Stack, id string) queuedEnvelope {
+// readEnvelope reads message id's envelope from the MTA's queue.
+func readEnvelope(t *testing.T, s *Stack, id string) *queue.Envelope {
 	t.Helper()
-	queued := queuedEnvelopes(t, s)[id]
-	if queued == nil {
+	env := queuedEnvelopes(t, s)[id]
+	if env == nil {
 		t.Fatalf("message %s is not queued", id)
-	}
-	b, err := json.Marshal(queued)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var env queuedEnvelope
-	if err := json.Unmarshal(b, &env); err != nil {
-		t.Fatalf("envelope %s: %v\n%s", id, err, b)
 	}
 	return env
 }
 
 // waitEnvelope waits until message id's envelope on disk satisfies ok
 // (the MTA logs a result just before it writes it) and returns it.
-func waitEnvelope(t *testing.T, s *Stack, id string, ok func(queuedEnvelope) bool) queuedEnvelope {
+func waitEnvelope(t *testing.T, s *Stack, id string, ok func(*queue.Envelope) bool) *queue.Envelope {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -471,7 +450,7 @@ func waitEnvelope(t *testing.T, s *Stack, id string, ok func(queuedEnvelope) boo
 }
 
 // attempted says the first recipient has been tried at least once.
-func attempted(env queuedEnvelope) bool { return env.Recipients[0].Attempts > 0 }
+func attempted(env *queue.Envelope) bool { return env.Recipients[0].Attempts > 0 }
 
 // waitSpoolEmpty waits until the MTA's queue holds no message.
 func waitSpoolEmpty(t *testing.T, s *Stack, timeout time.Duration) {
