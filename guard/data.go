@@ -97,6 +97,12 @@ func (d *dataReader) fill() {
 	// fifth of the MDA's CPU on a 10 MB message).
 	d.out, d.taken = d.out[:0], 0
 	for in := d.in[:n]; len(in) > 0; {
+		if k := d.plainLines(in); k > 0 {
+			d.out = append(d.out, in[:k]...)
+			d.lineLen = 0
+			in = in[k:]
+			continue
+		}
 		if k := d.plainRun(in); k > 0 {
 			d.out = append(d.out, in[:k]...)
 			d.lineLen += k
@@ -144,6 +150,28 @@ func (d *dataReader) plainRun(in []byte) int {
 		k = max(0, limit-d.lineLen)
 	}
 	return k
+}
+
+// plainLines returns how many bytes at the start of in are whole body
+// lines (the first one possibly begun in an earlier chunk) that feed
+// would pass on unchanged: each ends in CRLF, has no other CR or LF and
+// keeps within the line limit. They are copied as one run, not a run
+// and two calls of feed per line.
+func (d *dataReader) plainLines(in []byte) int {
+	if d.inHeader || d.pendingCR {
+		return 0
+	}
+	k, lineLen := 0, d.lineLen
+	for {
+		i := bytes.IndexByte(in[k:], '\n')
+		if i < 1 || in[k+i-1] != '\r' || bytes.IndexByte(in[k:k+i-1], '\r') >= 0 {
+			return k
+		}
+		if limit := d.policy.MaxLineLength; limit > 0 && lineLen+i-1 > limit {
+			return k
+		}
+		k, lineLen = k+i+1, 0
+	}
 }
 
 // feed processes one input byte.

@@ -127,10 +127,17 @@ func reference(in string, p DataPolicy) (string, error) {
 func FuzzDataReaderRuns(f *testing.F) {
 	f.Add("Subject: x\r\n\r\nbody line\r\nmore\rx\ny\r\n", uint8(0), uint8(0), false)
 	f.Add("h: v\r\n\r\n"+strings.Repeat("z", 100)+"\r\n", uint8(10), uint8(0), true)
+	f.Add("h: v\r\n\r\na\r\nbc\r\n\r\nd\re\r\nf\r\n\n", uint8(0), uint8(0), false)
 	f.Fuzz(func(t *testing.T, in string, maxLine, maxHeader uint8, reject bool) {
 		p := DataPolicy{RejectBareNewline: reject, MaxLineLength: int(maxLine), MaxHeaderSize: int(maxHeader), MaxReceived: 2}
 		wantOut, wantErr := reference(in, p)
-		got, err := io.ReadAll(NewDataReader(strings.NewReader(in), nil, p))
+		// Chunks of a size the input picks, so that lines and CRLFs
+		// are cut at every place too, or the whole input at once.
+		chunk := 1 + int(maxLine^maxHeader)%8
+		if chunk == 8 {
+			chunk = len(in) + 1
+		}
+		got, err := io.ReadAll(NewDataReader(&chunkReader{strings.NewReader(in), chunk}, nil, p))
 		if !errors.Is(err, wantErr) && (err == nil || wantErr == nil || err.Error() != wantErr.Error()) {
 			t.Fatalf("%q: error %v, one byte at a time %v", in, err, wantErr)
 		}
@@ -138,4 +145,14 @@ func FuzzDataReaderRuns(f *testing.F) {
 			t.Fatalf("%q: %q, one byte at a time %q", in, got, wantOut)
 		}
 	})
+}
+
+// chunkReader returns at most n bytes per Read.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	return c.r.Read(p[:min(len(p), c.n)])
 }

@@ -11,6 +11,7 @@
 package queue
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -191,9 +192,16 @@ func (s *Spool) storeExternal(env *Envelope, head []byte, rest io.Reader) error 
 	sum := crc32.New(castagnoli)
 	err := durable.Write(s.fs, s.sub("tmp", env.ID+".msg"), s.sub("msg", env.ID), 0o600,
 		func(w io.Writer) error {
-			n, err := io.Copy(io.MultiWriter(w, sum), io.MultiReader(bytes.NewReader(head), rest))
+			// Through a big buffer, not io.Copy: rest may be a small
+			// bufio.Reader whose WriteTo would write the file in 4 KiB
+			// pieces, and read its source in as many calls.
+			bw := bufio.NewWriterSize(io.MultiWriter(w, sum), externalWriteBuffer)
+			n, err := bw.ReadFrom(io.MultiReader(bytes.NewReader(head), rest))
 			env.Size = n
-			return err
+			if err != nil {
+				return err
+			}
+			return bw.Flush()
 		})
 	if err != nil {
 		s.fs.Remove(s.sub("msg", env.ID)) // renamed before a failed flush: not acknowledged
@@ -212,6 +220,10 @@ func (s *Spool) storeExternal(env *Envelope, head []byte, rest io.Reader) error 
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// externalWriteBuffer is the size of the writes that make a message's
+// own data file.
+const externalWriteBuffer = 256 << 10
 
 // Update durably records env's current state.
 func (s *Spool) Update(env *Envelope) error {

@@ -85,6 +85,36 @@ func (r *dataReader) copyRun(b []byte) int {
 	return k
 }
 
+// copyLines copies buffered whole lines that need no unstuffing into b,
+// from the start of a line up to the CRLF before the next line that
+// starts with a dot, or else up to the last CRLF buffered, and returns
+// how many bytes. It ends at the start of a line. [postline patch]
+func (r *dataReader) copyLines(b []byte) int {
+	k := r.r.Buffered()
+	if k > len(b) {
+		k = len(b)
+	}
+	buf, _ := r.r.Peek(k)
+	if len(buf) == 0 || buf[0] == '.' {
+		return 0
+	}
+	end := bytes.Index(buf, crlfDot)
+	if end < 0 {
+		end = bytes.LastIndex(buf, crlf)
+	}
+	if end < 0 {
+		return 0
+	}
+	k = copy(b, buf[:end+2])
+	r.r.Discard(k)
+	return k
+}
+
+var (
+	crlf    = []byte("\r\n")
+	crlfDot = []byte("\r\n.")
+)
+
 func (r *dataReader) Read(b []byte) (n int, err error) {
 	if r.limited {
 		if r.n <= 0 {
@@ -120,6 +150,15 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 		// spent most of its time here, issue 11).
 		if r.state == stateData && r.r.Buffered() > 0 {
 			if k := r.copyRun(b[n:]); k > 0 {
+				n += k
+				continue
+			}
+		}
+		// [postline patch] and whole lines at once, up to the next one
+		// that starts with a dot (a tenth of the MTA's and the MDA's CPU
+		// on a 10 MiB message went to three calls per line).
+		if r.state == stateBeginLine && r.r.Buffered() > 0 {
+			if k := r.copyLines(b[n:]); k > 0 {
 				n += k
 				continue
 			}
@@ -165,7 +204,12 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 				r.state = stateBeginLine
 				break
 			}
-			r.state = stateData
+			// [postline patch] a CR may start the CRLF that ends the
+			// line, as in net/textproto: upstream missed the end of
+			// "<CR><CR><LF>.<CR><LF>" and read on.
+			if c != '\r' {
+				r.state = stateData
+			}
 		case stateData:
 			if c == '\r' {
 				r.state = stateCR

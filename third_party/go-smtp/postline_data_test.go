@@ -46,9 +46,12 @@ func referenceData(in []byte) ([]byte, bool) {
 			i-- // the CR is read again as data
 			c, state = '\r', data
 		case cr:
-			state = data
-			if c == '\n' {
+			switch c {
+			case '\n':
 				state = beginLine
+			case '\r':
+			default:
+				state = data
 			}
 		case data:
 			if c == '\r' {
@@ -64,7 +67,7 @@ func referenceData(in []byte) ([]byte, bool) {
 // and returns the same bytes as one byte at a time, whatever the
 // buffer sizes.
 func FuzzDataReaderRuns(f *testing.F) {
-	for _, s := range []string{"a\r\n.\r\n", "..x\r\n\r\n.\r\n", "bare\rCR\r\n.\rx\r\n.\r\n", "a\nb\r\n.x\r\n.\r\n", "no end"} {
+	for _, s := range []string{"a\r\n.\r\n", "..x\r\n\r\n.\r\n", "bare\rCR\r\n.\rx\r\n.\r\n", "a\nb\r\n.x\r\n.\r\n", "no end", "a\r\r\n..b\r\r\n.\r\n", "x\r\n\r\n\r\n.y\r\nz\r\n.\r\n"} {
 		f.Add([]byte(s), uint8(16), uint8(3))
 	}
 	f.Fuzz(func(t *testing.T, in []byte, bufSize, readSize uint8) {
