@@ -3,6 +3,7 @@ package mda
 import (
 	"bytes"
 	"io"
+	"sync"
 )
 
 // lfWriter turns each CRLF into LF on the way to w: Maildir files use
@@ -57,30 +58,46 @@ func (l *lfWriter) Flush() error {
 }
 
 // lfReader reads r with each CRLF turned into LF, as lfWriter writes
-// it. Close it when done, read to the end or not: Close returns once its
-// goroutine has stopped reading r, so r may then be read by the caller.
-func lfReader(r io.Reader) io.ReadCloser {
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		lw := &lfWriter{w: pw}
-		_, err := io.Copy(lw, r)
-		if err == nil {
-			err = lw.Flush()
+// it, in the caller's goroutine: a goroutine and a pipe per message cost
+// the MDA a handful of goroutine switches per copy. Close returns its
+// buffer; r may then be read by the caller.
+type lfReader struct {
+	r   io.Reader
+	lw  lfWriter
+	in  *[]byte
+	out bytes.Buffer // converted, not yet read
+	err error        // r's, returned once out is drained
+}
+
+var lfBuffers = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+func newLFReader(r io.Reader) *lfReader {
+	l := &lfReader{r: r, in: lfBuffers.Get().(*[]byte)}
+	l.lw.w = &l.out
+	return l
+}
+
+func (l *lfReader) Read(p []byte) (int, error) {
+	for l.out.Len() == 0 && l.err == nil {
+		n, err := l.r.Read(*l.in)
+		l.lw.Write((*l.in)[:n]) // into a bytes.Buffer: cannot fail
+		if err == io.EOF {
+			l.lw.Flush()
 		}
-		pw.CloseWithError(err)
-	}()
-	return &lfPipe{PipeReader: pr, done: done}
+		l.err = err
+	}
+	if l.out.Len() > 0 {
+		return l.out.Read(p)
+	}
+	return 0, l.err
 }
 
-type lfPipe struct {
-	*io.PipeReader
-	done chan struct{}
-}
-
-func (p *lfPipe) Close() error {
-	err := p.PipeReader.Close()
-	<-p.done
-	return err
+// Close gives back the read buffer; l must not be read after.
+func (l *lfReader) Close() error {
+	if l.in != nil {
+		lfBuffers.Put(l.in)
+		l.in = nil
+		l.err = io.ErrClosedPipe
+	}
+	return nil
 }

@@ -3,7 +3,9 @@ package mda
 import (
 	"bytes"
 	"errors"
+	"io"
 	"testing"
+	"testing/iotest"
 )
 
 // runLF feeds chunks to an lfWriter, one Write each, then flushes.
@@ -102,4 +104,44 @@ func FuzzLFWriter(f *testing.F) {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	})
+}
+
+// lfReader reads, in reads of any size, what lfWriter writes.
+func FuzzLFReader(f *testing.F) {
+	f.Add([]byte("H: v\r\n\r\nline\rnext\r\r\n.\r\n\r"), uint8(2), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, chunk, read uint8) {
+		want := string(bytes.ReplaceAll(in, []byte("\r\n"), []byte("\n")))
+		r := newLFReader(iotest.HalfReader(&chunked{in, 1 + int(chunk)}))
+		defer r.Close()
+		var got []byte
+		buf := make([]byte, 1+int(read))
+		for {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if string(got) != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	})
+}
+
+// chunked returns at most n bytes of data per Read.
+type chunked struct {
+	data []byte
+	n    int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), c.n)], c.data)
+	c.data = c.data[k:]
+	return k, nil
 }

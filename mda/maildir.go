@@ -128,8 +128,7 @@ func (m *Maildir) write(dir, key string, msg io.Reader, alongside func() error) 
 				buf = &b
 			}
 			defer m.buffers.Put(buf)
-			_, err := io.CopyBuffer(onlyWriter{w}, msg, *buf)
-			return err
+			return copyFull(w, msg, *buf)
 		}, alongside)
 	if err != nil {
 		// The flush after the rename may be what failed: a copy the
@@ -175,9 +174,40 @@ func (m *Maildir) ensure(dir string) error {
 	return nil
 }
 
-// onlyWriter hides a file's ReadFrom, through which io.CopyBuffer would
-// not use the buffer it is given (os.File's falls back to io.Copy).
-type onlyWriter struct{ io.Writer }
+// copyFull copies r to w through buf, writing only full buffers (and
+// the last part): a copy that comes in pieces (the trace fields, then
+// the message) costs one write, not one per piece, when it fits.
+func copyFull(w io.Writer, r io.Reader, buf []byte) error {
+	for {
+		n, err := fill(r, buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// fill reads r into buf until buf is full or r returns an error, which
+// it returns as it is (io.ReadFull would turn a short read's EOF into
+// io.ErrUnexpectedEOF, the error a broken DATA stream already uses).
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
 
 func (m *Maildir) processID() int64 {
 	if pid := m.pid.Load(); pid != 0 {

@@ -1,8 +1,10 @@
 package mda
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/emersion/go-maildir"
@@ -230,5 +233,20 @@ func TestMaildirDeliverDiskFull(t *testing.T) {
 		if n := dirNames(t, filepath.Join(dir, sub)); len(n) != 0 {
 			t.Errorf("%s/ after a failed delivery: %q", sub, n)
 		}
+	}
+}
+
+// A copy whose stream breaks is an error, not a shorter copy: fill must
+// not take the data reader's io.ErrUnexpectedEOF for the end.
+func TestCopyFullKeepsStreamErrors(t *testing.T) {
+	var out bytes.Buffer
+	r := io.MultiReader(strings.NewReader("Return-Path: <a@b>\n"), iotest.ErrReader(io.ErrUnexpectedEOF))
+	if err := copyFull(&out, r, make([]byte, 64)); err != io.ErrUnexpectedEOF {
+		t.Fatalf("copyFull = %v, want io.ErrUnexpectedEOF", err)
+	}
+	out.Reset()
+	r = io.MultiReader(strings.NewReader("a\n"), strings.NewReader("b\n"))
+	if err := copyFull(&out, r, make([]byte, 3)); err != nil || out.String() != "a\nb\n" {
+		t.Fatalf("copyFull = %v, %q", err, out.String())
 	}
 }

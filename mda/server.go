@@ -125,7 +125,7 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	data := guard.NewDataReader(r, s.conn, s.b.Policy)
 	if s.direct() {
 		rc := s.rcpts[0]
-		msg := lfReader(data)
+		msg := newLFReader(data)
 		status.SetStatus(rc.address, s.deliverCopy(msg, 0, rc))
 		msg.Close() // go-smtp then drains what a refused copy left unread
 		return nil
