@@ -2,6 +2,7 @@
 // supervises the daemons, manages users and the queue, and checks the
 // config.
 //
+//	postline setup --hostname H --domain D   make a new host's config and print its DNS records
 //	postline [-c FILE] start                 run the stack in the foreground
 //	postline [-c FILE] check                 validate the config
 //	postline [-c FILE] user add ADDRESS      add a user or change a password
@@ -12,6 +13,7 @@
 //	postline [-c FILE] queue flush           retry every deferred recipient now
 //	postline [-c FILE] queue delete ID       remove a message, no bounce
 //	postline [-c FILE] queue bounce ID       return a message to its sender
+//	postline [-c FILE] dkim keygen DOMAIN    make a DKIM key, print its DNS record
 //	postline [-c FILE] sendmail [-t] [-i] [-f FROM] [RCPT...]
 //	                                          queue the message on stdin, like sendmail(1)
 //
@@ -32,6 +34,9 @@ import (
 const usage = `usage: postline [-c FILE] COMMAND
 
 commands:
+  setup --hostname NAME --domain DOMAIN [...]
+                      make the config, users, folders and a DKIM key for a new
+                      mail host and print the DNS records to publish
   start               start the MSA, MTA and MDA and supervise them (foreground)
   check               validate the config file and exit
   user add ADDRESS    add a user, or set a new password (read from stdin or prompted)
@@ -43,6 +48,8 @@ commands:
   queue delete ID     remove a message from the queue without a bounce
   queue bounce ID     give up on a message: bounce it to its sender and remove it
   mailq               the same as queue
+  dkim keygen DOMAIN [--selector S] [--ed25519]
+                      make a new DKIM key for DOMAIN and print its DNS record
   sendmail [-t] [-i] [-f FROM] [RCPT...]
                       queue the message read from stdin (as root or the msa user),
                       like sendmail(1); -t takes recipients from To, Cc and Bcc
@@ -62,6 +69,9 @@ func main() {
 	if len(args) == 0 {
 		flags.Usage()
 		os.Exit(2)
+	}
+	if args[0] == "setup" { // it writes the config: none to load yet
+		os.Exit(setup(args[1:]))
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
@@ -83,6 +93,8 @@ func run(cfg *config.Config, args []string) int {
 		return queueCommand(cfg, args[1:])
 	case "sendmail":
 		return sendmail(cfg, args[1:])
+	case "dkim":
+		return dkimCommand(cfg, args[1:])
 	}
 	fmt.Fprintf(os.Stderr, "postline: unknown command %q\n\n%s", args[0], usage)
 	return 2

@@ -1,17 +1,12 @@
 package main
 
 import (
-	"crypto"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"postline/address"
+	"postline/dkimkey"
 )
 
 // parseKeys reads the keys tables of [plugins.config]: domain, selector
@@ -53,35 +48,9 @@ func parseKey(table map[string]any) (string, key, error) {
 	case !filepath.IsAbs(file):
 		return "", key{}, fmt.Errorf(`key_file: give the absolute path of the PEM private key`)
 	}
-	signer, err := readKey(file)
+	signer, err := dkimkey.Read(file)
 	if err != nil {
 		return "", key{}, fmt.Errorf("key_file: %w", err)
 	}
 	return d, key{selector: selector, signer: signer}, nil
-}
-
-// readKey reads an RSA or Ed25519 private key, PKCS#8 or PKCS#1 PEM.
-func readKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, fmt.Errorf("%s holds no PEM block", path)
-	}
-	if block.Type == "RSA PRIVATE KEY" {
-		return x509.ParsePKCS1PrivateKey(block.Bytes)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	switch k := k.(type) {
-	case *rsa.PrivateKey:
-		return k, nil
-	case ed25519.PrivateKey:
-		return k, nil
-	}
-	return nil, fmt.Errorf("%s: a %T key; DKIM signs with RSA or Ed25519 (RFC 8463)", path, k)
 }
