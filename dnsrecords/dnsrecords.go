@@ -47,10 +47,6 @@ type Plan struct {
 	Addresses []netip.Addr // the host's public addresses, if known
 	// DKIM holds each domain's signing key, when it has one.
 	DKIM map[string]DKIMKeyInfo
-	// TLSRPT is where TLS reports go (RFC 8460), a mailto: address.
-	TLSReports func(domain string) string
-	// DMARCReports is where DMARC aggregate reports go (RFC 7489 §7.2).
-	DMARCReports func(domain string) string
 	// STSID is the MTA-STS policy id (RFC 8461 §3.1): new whenever the
 	// policy changes.
 	STSID string
@@ -95,13 +91,13 @@ func (p Plan) domainRecords(domain, host string) []Record {
 			Kind: DKIMKey, KeyFile: k.KeyFile, Comment: "the public key that verifies this host's signatures (RFC 6376)"})
 	}
 	rs = append(rs,
-		Record{Name: "_dmarc." + domain, Type: dns.TypeTXT, Value: "v=DMARC1; p=reject; rua=mailto:" + p.DMARCReports(name),
+		Record{Name: "_dmarc." + domain, Type: dns.TypeTXT, Value: "v=DMARC1; p=reject; rua=mailto:" + ReportsTo("dmarc", name),
 			Kind: DMARC, Comment: "receivers refuse mail that fails both SPF and DKIM for " + name + " (RFC 7489)"},
 		Record{Name: "_mta-sts." + domain, Type: dns.TypeTXT, Value: "v=STSv1; id=" + p.STSID, Kind: TagRecord, Optional: true,
 			Comment: "senders must use TLS to this host (RFC 8461); publish once mta-sts." + name + " serves the policy"},
 		Record{Name: "mta-sts." + domain, Type: dns.TypeCNAME, Value: host, Kind: HostAddress, Optional: true,
 			Comment: "where senders fetch the MTA-STS policy"},
-		Record{Name: "_smtp._tls." + domain, Type: dns.TypeTXT, Value: "v=TLSRPTv1; rua=mailto:" + p.TLSReports(name),
+		Record{Name: "_smtp._tls." + domain, Type: dns.TypeTXT, Value: "v=TLSRPTv1; rua=mailto:" + ReportsTo("tls", name),
 			Kind: TagRecord, Optional: true, Comment: "senders report TLS failures here (RFC 8460)"},
 		Record{Name: "_submissions._tcp." + domain, Type: dns.TypeSRV, Value: "0 1 465 " + host, Kind: Service, Optional: true,
 			Comment: "mail clients find the submission port (RFC 6186, RFC 8314)"},
@@ -111,6 +107,11 @@ func (p Plan) domainRecords(domain, host string) []Record {
 	)
 	return rs
 }
+
+// ReportsTo is where the domain's DMARC aggregate reports (kind "dmarc",
+// RFC 7489 §7.2) or TLS reports ("tls", RFC 8460) go: an alias setup
+// makes for the admin.
+func ReportsTo(kind, domain string) string { return kind + "-reports@" + domain }
 
 // ttl is the TTL of the printed records: an hour, short enough to fix a
 // mistake the same day.

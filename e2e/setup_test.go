@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/miekg/dns"
 
 	"postline/dkimkey"
+	"postline/dnstest"
 )
 
 // setupHost is a host made by `postline setup` in a folder of its own.
@@ -262,5 +264,88 @@ func (h *setupHost) checkOwners(t *testing.T) {
 	}
 	if gids, _ := mail.GroupIds(); !slices.Contains(gids, daemons.Gid) {
 		t.Errorf("%s is not in group %s: it could not read the users file", h.mail, h.user)
+	}
+}
+
+// zoneLines are the record lines setup printed.
+func zoneLines(t *testing.T, out string) []string {
+	var lines []string
+	for _, rr := range zoneRecords(t, out) {
+		lines = append(lines, rr.String())
+	}
+	return lines
+}
+
+// dnsCheck points the config at server and runs `postline dns check`.
+func (h *setupHost) dnsCheck(t *testing.T, server string, args ...string) (string, error) {
+	t.Helper()
+	data, err := os.ReadFile(h.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = regexp.MustCompile(`(?m)^dns_server = .*$`).ReplaceAll(data, []byte(fmt.Sprintf("dns_server = %q", server)))
+	if err := os.WriteFile(h.config, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return runPostline(h.config, "", append([]string{"dns", "check"}, args...)...)
+}
+
+// `postline dns check` against a zone holding what setup printed says
+// ok to every record and exits 0, with the host's addresses given or
+// found from its name; against a wrong zone it says what it found and
+// what it wants of each wrong record; against an empty one, missing.
+func TestDNSCheck(t *testing.T) {
+	t.Parallel()
+	h := newSetupHost(t, &Stack{MTA: "127.0.0.1:25", Submission: "127.0.0.1:587", Submissions: "127.0.0.1:465"})
+	zone := zoneLines(t, h.setup(t, setupPassword+"\n"))
+	right := dnstest.Start(t, zone...)
+	for _, args := range [][]string{{"--ip", "192.0.2.10"}, nil} {
+		out, err := h.dnsCheck(t, right.Addr, args...)
+		if err != nil || strings.Count(out, "\nok ")+1 != len(strings.Split(strings.TrimSpace(out), "\n")) {
+			t.Errorf("dns check %v against the printed zone: %v\n%s", args, err, out)
+		}
+	}
+
+	other, _ := dkimkey.Generate(dkimkey.RSA)
+	otherRecord, _ := dkimkey.Record(other)
+	var wrongZone []string
+	for _, line := range zone {
+		switch {
+		case strings.Contains(line, "\tMX\t"):
+			line = "example.test. 3600 IN MX 10 mx.elsewhere.example."
+		case strings.Contains(line, "v=spf1"):
+			line = `example.test. 3600 IN TXT "v=spf1 -all"`
+		case strings.Contains(line, "._domainkey."):
+			line = strings.Fields(line)[0] + ` 3600 IN TXT "` + otherRecord + `"`
+		case strings.Contains(line, "\tPTR\t"):
+			line = strings.Fields(line)[0] + " 3600 IN PTR host.provider.example."
+		}
+		wrongZone = append(wrongZone, line)
+	}
+	out, err := h.dnsCheck(t, dnstest.Start(t, wrongZone...).Addr, "--ip", "192.0.2.10")
+	for _, want := range []string{
+		"wrong    MX example.test.: found 10 mx.elsewhere.example.; want 10 mail.example.test.",
+		`wrong    TXT example.test.: found "v=spf1 -all", which gives fail for 192.0.2.10`,
+		"p= is another key than the one on disk",
+		"wrong    PTR 10.2.0.192.in-addr.arpa.: found host.provider.example.; want mail.example.test.",
+		"ok       TXT _dmarc.example.test.",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dns check against a wrong zone does not say %q:\n%s", want, out)
+		}
+	}
+	if err == nil {
+		t.Error("dns check exits 0 with wrong records")
+	}
+
+	out, err = h.dnsCheck(t, dnstest.Start(t, "mail.example.test. 3600 IN A 192.0.2.10").Addr)
+	for _, want := range []string{"missing  MX example.test.: want 10 mail.example.test.", "missing  TXT _dmarc.example.test.",
+		"missing  SRV _imaps._tcp.example.test. (optional)", "missing  PTR 10.2.0.192.in-addr.arpa."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dns check against an empty zone does not say %q:\n%s", want, out)
+		}
+	}
+	if err == nil {
+		t.Error("dns check exits 0 with missing records")
 	}
 }

@@ -13,6 +13,7 @@
 //	postline [-c FILE] queue flush           retry every deferred recipient now
 //	postline [-c FILE] queue delete ID       remove a message, no bounce
 //	postline [-c FILE] queue bounce ID       return a message to its sender
+//	postline [-c FILE] dns check [--ip A]    ask the DNS for the records the host needs
 //	postline [-c FILE] dkim keygen DOMAIN    make a DKIM key, print its DNS record
 //	postline [-c FILE] sendmail [-t] [-i] [-f FROM] [RCPT...]
 //	                                          queue the message on stdin, like sendmail(1)
@@ -48,6 +49,8 @@ commands:
   queue delete ID     remove a message from the queue without a bounce
   queue bounce ID     give up on a message: bounce it to its sender and remove it
   mailq               the same as queue
+  dns check [--ip ADDRESS]...
+                      ask the DNS for every record the host needs: ok, missing or wrong
   dkim keygen DOMAIN [--selector S] [--ed25519]
                       make a new DKIM key for DOMAIN and print its DNS record
   sendmail [-t] [-i] [-f FROM] [RCPT...]
@@ -95,6 +98,8 @@ func run(cfg *config.Config, args []string) int {
 		return sendmail(cfg, args[1:])
 	case "dkim":
 		return dkimCommand(cfg, args[1:])
+	case "dns":
+		return dnsCommand(cfg, args[1:])
 	}
 	fmt.Fprintf(os.Stderr, "postline: unknown command %q\n\n%s", args[0], usage)
 	return 2

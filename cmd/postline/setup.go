@@ -55,14 +55,7 @@ func parseSetup(args []string, stderr io.Writer) (*setupOptions, error) {
 	fs.StringVar(&o.smtp, "listen-smtp", ":25", "the MTA's listener for mail from the internet")
 	fs.StringVar(&o.submission, "listen-submission", ":587", "the MSA's STARTTLS listener")
 	fs.StringVar(&o.submissions, "listen-submissions", ":465", "the MSA's implicit TLS listener")
-	fs.Func("ip", "a public address of this host, for its A/AAAA and PTR records (repeat for more)", func(s string) error {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return fmt.Errorf("give an IPv4 or IPv6 address, e.g. --ip 192.0.2.10")
-		}
-		o.ips = append(o.ips, a)
-		return nil
-	})
+	ipFlag(fs, &o.ips, "a public address of this host, for its A/AAAA and PTR records (repeat for more)")
 	fs.BoolVar(&o.force, "force", false, "write the config again even if it exists")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -71,6 +64,18 @@ func parseSetup(args []string, stderr io.Writer) (*setupOptions, error) {
 		return nil, fmt.Errorf("postline setup: unexpected argument %q; every value is a flag", fs.Arg(0))
 	}
 	return o, o.validate()
+}
+
+// ipFlag adds the repeatable --ip flag, gathering addresses into ips.
+func ipFlag(fs *flag.FlagSet, ips *[]netip.Addr, usage string) {
+	fs.Func("ip", usage, func(s string) error {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return errors.New("give an IPv4 or IPv6 address, e.g. --ip 192.0.2.10")
+		}
+		*ips = append(*ips, a)
+		return nil
+	})
 }
 
 // validate checks the flags' values, naming the flag and the fix.
@@ -201,12 +206,8 @@ func (s *setupRun) checkConfig(path string) error {
 // printRecords prints the DNS records to publish and what comes next.
 func (s *setupRun) printRecords() {
 	o := s.opts
-	report := func(kind string) func(string) string {
-		return func(domain string) string { return kind + "-reports@" + domain }
-	}
 	plan := dnsrecords.Plan{Hostname: o.hostname, Domains: []string{o.domain}, Addresses: o.ips,
-		DKIM:         map[string]dnsrecords.DKIMKeyInfo{o.domain: s.key},
-		DMARCReports: report("dmarc"), TLSReports: report("tls"), STSID: s.now.UTC().Format("20060102T150405")}
+		DKIM: map[string]dnsrecords.DKIMKeyInfo{o.domain: s.key}, STSID: s.now.UTC().Format("20060102T150405")}
 	s.say("\nPublish these DNS records (zone-file syntax):\n")
 	fmt.Fprint(s.out, dnsrecords.Zone(plan.Records()))
 	if len(o.ips) == 0 {

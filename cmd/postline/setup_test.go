@@ -69,3 +69,25 @@ func TestKeygenRefusesBadArguments(t *testing.T) {
 		t.Errorf("keygen --ed25519 Example.ORG --selector s2: %q %q %q %v", domain, selector, alg, err)
 	}
 }
+
+// dns check's flags refuse wrong values with the fix.
+func TestDNSCheckRefusesBadFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check", "--ip", "mail"}, `invalid value "mail" for flag -ip: give an IPv4 or IPv6 address, e.g. --ip 192.0.2.10`},
+		{[]string{"check", "192.0.2.1"}, `unexpected argument "192.0.2.1"; give addresses with --ip`},
+		{[]string{"verify"}, "usage: postline dns check"},
+		{nil, "usage: postline dns check"},
+	} {
+		var stderr strings.Builder
+		_, err := parseDNSCheck(c.args, &stderr)
+		if err == nil || !strings.Contains(err.Error()+stderr.String(), c.want) {
+			t.Errorf("dns %v: %v %s, want %q", c.args, err, stderr.String(), c.want)
+		}
+	}
+	if ips, err := parseDNSCheck([]string{"check", "--ip", "192.0.2.1", "--ip", "2001:db8::1"}, io.Discard); err != nil || len(ips) != 2 {
+		t.Errorf("two --ip: %v %v", ips, err)
+	}
+}
