@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,12 +31,8 @@ func dkimCommand(cfg *config.Config, args []string) int {
 		return 2
 	}
 	domain, selector, alg, err := parseKeygen(cfg, args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+	if code, done := parseFailed(err); done {
+		return code
 	}
 	if err := keygen(cfg, domain, selector, alg, os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "postline dkim keygen: %v\n", err)

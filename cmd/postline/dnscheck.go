@@ -26,12 +26,8 @@ every required record is right.
 
 func dnsCommand(cfg *config.Config, args []string) int {
 	ips, err := parseDNSCheck(args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+	if code, done := parseFailed(err); done {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -140,15 +140,24 @@ func (o *setupOptions) usersPath() string   { return filepath.Join(o.dir, "users
 func (o *setupOptions) aliasesPath() string { return filepath.Join(o.dir, "aliases") }
 func (o *setupOptions) dkimDir() string     { return filepath.Join(o.dir, "dkim") }
 
+// parseFailed is how a command ends when parsing its flags failed: 0
+// after -h, 2 after a wrong flag (printed); done is false on success.
+func parseFailed(err error) (code int, done bool) {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	case err != nil:
+		fmt.Fprintln(os.Stderr, err)
+		return 2, true
+	}
+	return 0, false
+}
+
 // setup is `postline setup`: each step says what it made or kept.
 func setup(args []string) int {
 	o, err := parseSetup(args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+	if code, done := parseFailed(err); done {
+		return code
 	}
 	s := &setupRun{opts: o, out: os.Stdout, now: time.Now()}
 	if err := s.run(); err != nil {
