@@ -25,10 +25,11 @@ import (
 
 // debianPackage names what to apt-get install for each program.
 var debianPackage = map[string]string{
-	"swaks":   "swaks libnet-ssleay-perl",
-	"curl":    "curl",
-	"python3": "python3",
-	"dovecot": "dovecot-imapd",
+	"swaks":           "swaks libnet-ssleay-perl",
+	"curl":            "curl",
+	"python3":         "python3",
+	"dovecot":         "dovecot-imapd",
+	"systemd-analyze": "systemd",
 }
 
 // requireProgram returns the path of program name, or skips the test.

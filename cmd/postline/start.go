@@ -74,8 +74,10 @@ func start(cfg *config.Config) int {
 	}
 	if ctx.Err() == nil {
 		log.Info().Str("config", cfg.File).Msg("postline started")
+		notify(log, "READY=1")
 		supervise(ctx, log, children, hup)
 	}
+	notify(log, "STOPPING=1")
 	stopAll(log, children)
 	log.Info().Msg("postline stopped")
 	return 0
@@ -133,7 +135,7 @@ func (c *child) start() (ready <-chan struct{}, err error) {
 	cmd := exec.Command(c.path, "-c", c.cfgFile)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.ExtraFiles = []*os.File{w}
-	cmd.Env = append(os.Environ(), daemon.ReadyFDEnv+"=3")
+	cmd.Env = append(daemon.ChildEnv(os.Environ()), daemon.ReadyFDEnv+"=3")
 	// Own process group: a Ctrl-C reaches only the supervisor, which
 	// stops the children in order. Pdeathsig: no orphans if it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
@@ -179,12 +181,22 @@ func reload(log zerolog.Logger, children []*child) {
 		log.Error().Err(err).Msg("config not reloaded: fix it and send SIGHUP again")
 		return
 	}
+	notify(log, "RELOADING=1")
 	for _, c := range children {
 		select {
 		case c.hup <- struct{}{}:
 			log.Info().Str("child", c.name).Msg("reloading")
 		default: // one is pending already
 		}
+	}
+	notify(log, "READY=1")
+}
+
+// notify tells systemd (Type=notify) how postline is; a failure is
+// logged, not fatal: systemd then times the start out itself.
+func notify(log zerolog.Logger, state string) {
+	if err := daemon.Notify(state); err != nil {
+		log.Warn().Err(err).Str("state", state).Msg("service manager not told")
 	}
 }
 
