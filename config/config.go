@@ -25,14 +25,17 @@ type Config struct {
 	// File is the absolute path of the file the config was read from.
 	File string `toml:"-"`
 
-	Hostname       string   `toml:"hostname"`
-	StateDir       string   `toml:"state_dir"`
-	Domains        []string `toml:"domains"`
-	UsersFile      string   `toml:"users_file"`
-	AliasesFile    string   `toml:"aliases_file"` // see users.Aliases; "" for none
-	MaxMessageSize int64    `toml:"max_message_size"`
-	SMTPTimeout    Duration `toml:"smtp_timeout"`
-	LogLevel       string   `toml:"log_level"`
+	Hostname    string   `toml:"hostname"`
+	StateDir    string   `toml:"state_dir"`
+	Domains     []string `toml:"domains"`
+	UsersFile   string   `toml:"users_file"`
+	AliasesFile string   `toml:"aliases_file"` // see users.Aliases; "" for none
+	// RecipientDelimiter separates a user from an extension in a local
+	// part ("bob+lists"), as Postfix's recipient_delimiter; "" for none.
+	RecipientDelimiter string   `toml:"recipient_delimiter"`
+	MaxMessageSize     int64    `toml:"max_message_size"`
+	SMTPTimeout        Duration `toml:"smtp_timeout"`
+	LogLevel           string   `toml:"log_level"`
 
 	MSA    MSA    `toml:"msa"`
 	MTA    MTA    `toml:"mta"`
@@ -210,6 +213,10 @@ func (c *Config) resolvePaths() {
 	c.Hostname = strings.ToLower(c.Hostname)
 }
 
+// recipientDelimiters are the characters recipient_delimiter may be:
+// ones that never start a domain and rarely appear in user names.
+const recipientDelimiters = "+-_="
+
 func (c *Config) validate(path, src string) error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
@@ -221,6 +228,9 @@ func (c *Config) validate(path, src string) error {
 	}
 	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t/@") {
 		bad("hostname", "must be this host's fully qualified name, e.g. hostname = \"mail.example.org\"")
+	}
+	if d := c.RecipientDelimiter; d != "" && !strings.Contains(recipientDelimiters, d) || len(d) > 1 {
+		bad("recipient_delimiter", "%q: give one of %q, or \"\" for none", d, strings.Split(recipientDelimiters, ""))
 	}
 	if len(c.Domains) == 0 {
 		bad("domains", "list at least one local domain, e.g. domains = [\"example.org\"]")

@@ -96,6 +96,8 @@ func TestInvalidValues(t *testing.T) {
 		{"domains = [\"example.test\"]\n", `: hostname: must be`},
 		{`hostname = "mx"` + "\n", `: domains: list at least one`},
 		{minimal + "hostname = \"dup\"\n", `:3:`},
+		{minimal + "recipient_delimiter = \"#\"\n", `:3: recipient_delimiter: "#": give one of ["+" "-" "_" "="], or "" for none`},
+		{minimal + "recipient_delimiter = \"++\"\n", `:3: recipient_delimiter: "++": give one of`},
 	}
 	for _, tt := range tests {
 		path, msg := loadErr(t, tt.src)

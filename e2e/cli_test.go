@@ -114,3 +114,57 @@ func TestUserCommands(t *testing.T) {
 		t.Errorf("empty password accepted: %s", out)
 	}
 }
+
+// `postline alias` adds, replaces, lists and deletes aliases, catch-alls
+// included, keeping the file's comments; wrong input is refused with
+// what to give instead, and the file is left as it was.
+func TestAliasCommands(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "postline.toml", "aliases_file = \"aliases\"\n"+validConfig)
+	file := filepath.Join(filepath.Dir(cfg), "aliases")
+	os.WriteFile(file, []byte("# the team\nteam@example.test  alice@example.test\n"), 0o640)
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := runPostline(cfg, "", append([]string{"alias"}, args...)...)
+		if err != nil {
+			t.Fatalf("alias %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	run("add", "info@example.test", "alice@example.test,", "bob@example.test")
+	run("add", "team@example.test", "bob@example.test")
+	run("add", "@example.test", "alice@example.test")
+	want := "team@example.test              bob@example.test\n" +
+		"info@example.test              alice@example.test, bob@example.test\n" +
+		"@example.test                  alice@example.test\n"
+	if out := run("list"); out != want {
+		t.Errorf("list:\n%s\nwant:\n%s", out, want)
+	}
+	run("del", "team@example.test")
+	data, _ := os.ReadFile(file)
+	if !strings.HasPrefix(string(data), "# the team\n") || strings.Contains(string(data), "team@example.test ") {
+		t.Errorf("after del:\n%s", data)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"add", "x@elsewhere.test", "alice@example.test"}, "elsewhere.test is not a local domain; add it to domains in"},
+		{[]string{"add", "x@example.test", "not an address"}, `"not an address" is not an address like user@example.org`},
+		{[]string{"add", "@", "alice@example.test"}, `"@" is not a catch-all like @example.org`},
+		{[]string{"del", "nobody@example.test"}, "nobody@example.test: no such alias"},
+		{[]string{"add", "x@example.test"}, "usage:"},
+	} {
+		out, err := runPostline(cfg, "", append([]string{"alias"}, c.args...)...)
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("alias %v: %v %q, want %q", c.args, err, out, c.want)
+		}
+	}
+	if after, _ := os.ReadFile(file); string(after) != string(data) {
+		t.Errorf("a refused command changed the file:\n%s", after)
+	}
+	out, err := runPostline(writeFile(t, "none.toml", validConfig), "", "alias", "list")
+	if err == nil || !strings.Contains(out, "has no aliases_file; add aliases_file =") {
+		t.Errorf("alias without aliases_file: %v %q", err, out)
+	}
+}

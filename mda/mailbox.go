@@ -1,6 +1,7 @@
 package mda
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -12,7 +13,8 @@ import (
 )
 
 // Mailboxes maps a recipient address to its Maildir:
-// <mail_root>/<domain>/<local-part>/, both lower-cased.
+// <mail_root>/<domain>/<local-part>/, both lower-cased; user+ext (with
+// recipient_delimiter) to user's, into its folder .ext if it has one.
 type Mailboxes struct {
 	Config *config.Config
 	Users  *users.DB
@@ -38,10 +40,32 @@ func (m *Mailboxes) Resolve(addr string) (string, *smtp.SMTPError) {
 	if !SafeFolderName(local) || !SafeFolderName(domain) {
 		return "", errBadMailbox
 	}
-	if local != "postmaster" && !m.Users.Exists(local+"@"+domain) {
+	if local == "postmaster" || m.Users.Exists(local+"@"+domain) {
+		return filepath.Join(m.Config.MDA.MailRoot, domain, local), nil
+	}
+	base, ext, ok := users.SplitExtension(a.Local+"@"+domain, m.Config.RecipientDelimiter)
+	if !ok || !m.Users.Exists(base) {
 		return "", errUnknownUser
 	}
-	return filepath.Join(m.Config.MDA.MailRoot, domain, local), nil
+	dir := filepath.Join(m.Config.MDA.MailRoot, domain, strings.ToLower(strings.TrimSuffix(base, "@"+domain)))
+	return extensionFolder(dir, ext), nil
+}
+
+// extensionFolder is where mail to user+ext goes in the Maildir dir: its
+// Maildir++ folder ".ext" when the user made one (the name as written,
+// else in lower case), else the inbox. The folder is never made here,
+// so nobody can fill a user's folder list from outside.
+func extensionFolder(dir, ext string) string {
+	for _, name := range []string{ext, strings.ToLower(ext)} {
+		if !SafeFolderName(name) {
+			continue
+		}
+		folder := filepath.Join(dir, "."+name)
+		if st, err := os.Lstat(folder); err == nil && st.IsDir() {
+			return folder
+		}
+	}
+	return dir
 }
 
 // SafeFolderName reports whether name can be used as one path element

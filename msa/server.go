@@ -258,7 +258,16 @@ func (s *session) passFolder() error {
 // its own address, and each alias whose mail reaches it.
 func (s *session) owns(addr string) bool {
 	a, err := address.Parse(addr)
-	return err == nil && (a.Key() == s.user || s.b.Aliases.Reaches(a.Key(), s.user))
+	if err != nil {
+		return false
+	}
+	if key := a.Key(); key == s.user || s.b.Aliases.Reaches(key, s.user) {
+		return true
+	}
+	// user+ext@ is the user's too (recipient_delimiter), and so is an
+	// extension of an alias that reaches the user.
+	base, _, ok := users.SplitExtension(a.Key(), s.b.Config.RecipientDelimiter)
+	return ok && (base == s.user || s.b.Aliases.Reaches(base, s.user))
 }
 
 // checkHeaderFrom applies the sender rule to the From: header as well

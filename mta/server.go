@@ -201,13 +201,37 @@ func (s *session) checkRecipient(to string) (string, *smtp.SMTPError) {
 		}
 		return "", errRelayDenied
 	}
-	if strings.EqualFold(a.Local, "postmaster") || s.b.Users.Exists(a.Key()) {
+	if strings.EqualFold(a.Local, "postmaster") {
 		return a.Key(), nil
 	}
-	if _, ok := s.b.Aliases.Expand(a.Key()); ok {
+	if _, known := s.route(a.Key()); known {
 		return a.Key(), nil
 	}
 	return "", errUnknownUser
+}
+
+// route returns where mail to the local address addr goes, as Postfix
+// looks it up: the targets of its alias; itself when it is a user; with
+// its extension (recipient_delimiter) cut off, the base's alias, or
+// itself when the base is a user (the MDA files it by the extension);
+// else the domain's catch-all. known is false when none matches.
+func (s *session) route(addr string) (targets []string, known bool) {
+	if t, ok := s.b.Aliases.Expand(addr); ok {
+		return t, true
+	}
+	if s.b.Users.Exists(addr) {
+		return []string{addr}, true
+	}
+	if base, _, ok := users.SplitExtension(addr, s.b.Config.RecipientDelimiter); ok {
+		if t, ok := s.b.Aliases.Expand(base); ok {
+			return t, true
+		}
+		if s.b.Users.Exists(base) {
+			return []string{addr}, true
+		}
+	}
+	_, domain, _ := splitAddress(addr)
+	return s.b.Aliases.CatchAll(domain)
 }
 
 // recipients are the message's envelope recipients in the queue: the
@@ -217,9 +241,11 @@ func (s *session) checkRecipient(to string) (string, *smtp.SMTPError) {
 func (s *session) recipients(env *queue.Envelope) {
 	var addrs []string
 	for _, rc := range s.rcpts {
-		targets, ok := s.b.Aliases.Expand(rc)
-		if !ok {
-			targets = []string{rc}
+		targets, ok := []string{rc}, false // ok: an alias's targets
+		if s.isLocal(rc) {
+			if t, known := s.route(rc); known && !slices.Equal(t, targets) {
+				targets, ok = t, true
+			}
 		}
 		for _, t := range targets {
 			if slices.Contains(addrs, t) {

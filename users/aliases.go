@@ -48,21 +48,55 @@ func parseAliases(path string, data []byte) (map[string][]string, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		fields := strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+		fields := aliasFields(line)
 		if len(fields) < 2 {
 			return nil, fmt.Errorf("%s:%d: expected \"alias@domain target@domain[, target@domain...]\"", path, n)
 		}
-		for _, f := range fields {
+		key, err := AliasKey(fields[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+		}
+		for _, f := range fields[1:] {
 			if _, err := address.Parse(f); err != nil {
 				return nil, fmt.Errorf("%s:%d: %q is not an address like user@example.org", path, n, f)
 			}
 		}
-		key := Normalize(fields[0])
 		for _, t := range fields[1:] {
 			aliases[key] = append(aliases[key], Normalize(t))
 		}
 	}
 	return aliases, sc.Err()
+}
+
+// aliasFields splits a line of the file into the alias and its targets.
+func aliasFields(line string) []string {
+	return strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+}
+
+// AliasKey is the table key of an alias: an address, or "@domain" for
+// the domain's catch-all.
+func AliasKey(field string) (string, error) {
+	if domain, ok := strings.CutPrefix(field, "@"); ok {
+		d, err := address.NormalizeDomain(domain)
+		if err != nil {
+			return "", fmt.Errorf("%q is not a catch-all like @example.org", field)
+		}
+		return "@" + d, nil
+	}
+	if _, err := address.Parse(field); err != nil {
+		return "", fmt.Errorf("%q is not an address like user@example.org (or @example.org for a catch-all)", field)
+	}
+	return Normalize(field), nil
+}
+
+// CatchAll returns the targets of domain's catch-all ("@domain" in the
+// file), expanded; ok is false when it has none.
+func (a *Aliases) CatchAll(domain string) ([]string, bool) {
+	d, err := address.NormalizeDomain(domain)
+	if err != nil {
+		return nil, false
+	}
+	return a.Expand("@" + d)
 }
 
 // Expand returns where mail to addr goes: the targets of its alias,

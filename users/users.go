@@ -187,7 +187,13 @@ func write(path string, entries []entry) error {
 	for _, e := range entries {
 		fmt.Fprintf(&buf, "%s:%s%s::::::\n", e.address, scheme, e.hash)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".users-*")
+	return replaceFile(path, buf.Bytes())
+}
+
+// replaceFile writes data to path through a temporary file renamed over
+// it, flushed first, with mode 0640 and the replaced file's owner.
+func replaceFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
 		return fmt.Errorf("users: %w", err)
 	}
@@ -200,7 +206,7 @@ func write(path string, entries []entry) error {
 		tmp.Close()
 		return err
 	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("users: write %s: %w", tmp.Name(), err)
 	}

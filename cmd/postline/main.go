@@ -8,6 +8,7 @@
 //	postline [-c FILE] user add ADDRESS      add a user or change a password
 //	postline [-c FILE] user del ADDRESS      remove a user
 //	postline [-c FILE] user list             list users
+//	postline [-c FILE] alias add|del|list    edit the aliases file
 //	postline [-c FILE] queue                 list the MTA's queue, like mailq
 //	postline [-c FILE] queue show ID         one message's envelope and header
 //	postline [-c FILE] queue flush           retry every deferred recipient now
@@ -43,6 +44,11 @@ commands:
   user add ADDRESS    add a user, or set a new password (read from stdin or prompted)
   user del ADDRESS    remove a user
   user list           list users
+  alias add ALIAS TARGET...
+                      send mail for ALIAS (user@domain, or @domain for a catch-all)
+                      to the TARGET addresses
+  alias del ALIAS     remove an alias
+  alias list          list aliases
   queue               list queued messages with each recipient's state, like mailq
   queue show ID       show a queued message's envelope and header
   queue flush         retry every deferred recipient now
@@ -92,6 +98,8 @@ func run(cfg *config.Config, args []string) int {
 		return check(cfg)
 	case "user":
 		return userCommand(cfg, args[1:])
+	case "alias":
+		return aliasCommand(cfg, args[1:])
 	case "queue", "mailq":
 		return queueCommand(cfg, args[1:])
 	case "sendmail":

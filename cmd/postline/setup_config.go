@@ -27,8 +27,11 @@ state_dir = {{q .State}}
 # Accounts in Dovecot's passwd-file format (` + "`postline user add`" + `): point
 # Dovecot's passdb at the same file so one password serves SMTP and IMAP.
 users_file = {{q .Users}}
-# "address  target, target": postmaster@ and abuse@ go to the admin.
+# "address  target, target": postmaster@ and abuse@ go to the admin
+# (` + "`postline alias`" + `); "@domain  target" is a catch-all.
 aliases_file = {{q .Aliases}}
+# you+anything@ reaches you (into your folder "anything" if you made it).
+recipient_delimiter = "+"
 
 [msa]
 # Mail clients submit here with a password: STARTTLS, and implicit TLS
