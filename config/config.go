@@ -313,6 +313,9 @@ func (c *Config) MTASocket() string { return filepath.Join(c.RunDir(), "mta.sock
 // MTAAdminSocket is the MTA's admin socket, used by `postline queue`.
 func (c *Config) MTAAdminSocket() string { return filepath.Join(c.RunDir(), "mta-admin.sock") }
 
+// StatusSocket is where the supervisor answers `postline status`.
+func (c *Config) StatusSocket() string { return filepath.Join(c.RunDir(), "status.sock") }
+
 // MDASocket is the MDA's LMTP socket, used by the MTA.
 func (c *Config) MDASocket() string { return filepath.Join(c.RunDir(), "mda.sock") }
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	stdlog "log"
 	"os"
 	"os/signal"
@@ -50,33 +51,71 @@ func Start(svc string) (*config.Config, zerolog.Logger) {
 }
 
 // NewLogger returns a logger tagged with svc: JSON lines on stderr, or a
-// human-readable form when stderr is a terminal.
-func NewLogger(svc string, level zerolog.Level) zerolog.Logger {
+// human-readable form when stderr is a terminal, and to also, if given
+// (a zerolog.LevelWriter sees each event's level). Under the supervisor,
+// warnings and errors also go to it (supervisorFD), for `postline
+// status`.
+func NewLogger(svc string, level zerolog.Level, also ...io.Writer) zerolog.Logger {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
-	out := zerolog.New(os.Stderr)
+	var w io.Writer = os.Stderr
 	if term.IsTerminal(int(os.Stderr.Fd())) {
-		out = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+		w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}
 	}
-	return out.With().Timestamp().Str("svc", svc).Logger().Level(level)
+	if fd, ok := supervisorFD(); ok {
+		also = append(also, problemWriter{fd})
+	}
+	if len(also) > 0 {
+		w = zerolog.MultiLevelWriter(append([]io.Writer{w}, also...)...)
+	}
+	return zerolog.New(w).With().Timestamp().Str("svc", svc).Logger().Level(level)
+}
+
+// supervisorFD is the pipe to the supervisor (ReadyFDEnv), made
+// close-on-exec so plugins do not inherit it, and non-blocking so a
+// supervisor that stopped reading never stalls a daemon's logging.
+func supervisorFD() (int, bool) {
+	fd, err := strconv.Atoi(os.Getenv(ReadyFDEnv))
+	if err != nil || fd < 3 {
+		return -1, false
+	}
+	syscall.CloseOnExec(fd)
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		return -1, false
+	}
+	return fd, true
+}
+
+// problemWriter passes warnings and errors on to the supervisor; a line
+// the pipe has no room for is dropped (it is on stderr anyway).
+type problemWriter struct{ fd int }
+
+func (p problemWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func (p problemWriter) WriteLevel(level zerolog.Level, b []byte) (int, error) {
+	if level >= zerolog.WarnLevel && level < zerolog.NoLevel {
+		syscall.Write(p.fd, b)
+	}
+	return len(b), nil
 }
 
 // NotifyReady tells the supervisor, if there is one, that the daemon now
-// serves. Standalone it does nothing.
+// serves: a line "ready" on the pipe, which stays open for problems.
+// Standalone it does nothing.
 func NotifyReady() error {
-	v := os.Getenv(ReadyFDEnv)
-	if v == "" {
+	fd, ok := supervisorFD()
+	if !ok {
 		return nil
 	}
-	fd, err := strconv.Atoi(v)
-	if err != nil {
-		return fmt.Errorf("daemon: %s=%q: %w", ReadyFDEnv, v, err)
+	for tries := 0; ; tries++ {
+		_, err := syscall.Write(fd, []byte("ready\n"))
+		if err != syscall.EAGAIN || tries == 100 {
+			if err != nil {
+				return fmt.Errorf("daemon: notify ready: %w", err)
+			}
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond) // the supervisor reads the pipe all the time
 	}
-	f := os.NewFile(uintptr(fd), "ready")
-	defer f.Close()
-	if _, err := f.WriteString("ready\n"); err != nil {
-		return fmt.Errorf("daemon: notify ready: %w", err)
-	}
-	return nil
 }
 
 // SignalContext returns a context cancelled on SIGTERM or SIGINT.

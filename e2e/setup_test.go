@@ -96,8 +96,9 @@ func zoneRecords(t *testing.T, out string) []dns.RR {
 // From an empty folder to a DKIM-signed delivery: `postline setup`
 // makes the config, users, folders, key and account and prints the
 // records; run again it keeps all of it; `postline check` accepts the
-// config; the stack it starts signs a submission with the new key, and
-// the signature verifies against the printed DKIM record.
+// config; the stack it starts signs a submission with the new key, the
+// signature verifies against the printed DKIM record, and `postline
+// status` shows the message delivered.
 func TestSetupToSignedDelivery(t *testing.T) {
 	t.Parallel()
 	s := &Stack{t: t, Submission: freeAddr(t), Submissions: freeAddr(t), MTA: freeAddr(t), log: newStackLog(t)}
@@ -132,6 +133,16 @@ func TestSetupToSignedDelivery(t *testing.T) {
 	}
 	raw := s.WaitForRawMail("admin@example.test", 1, 20*time.Second)[0]
 	verifyDKIM(t, raw, dkimRecord)
+	// The MTA counts the delivery once the MDA's reply is in: poll.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		q := status(t, s).Queue
+		if q != nil && q.Delivered == 1 && q.Messages == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("postline status: queue %+v, want one message delivered and none queued", q)
+		}
+	}
 }
 
 // checkPrintedRecords checks that the records a mail domain needs are

@@ -209,3 +209,41 @@ func (m *Manager) BounceNow(id string) error {
 	}
 	return nil
 }
+
+// QueueStats is the queue at a glance, for `postline status`.
+type QueueStats struct {
+	Messages int       `json:"messages"`
+	Active   int       `json:"active"`   // being attempted now
+	Due      int       `json:"due"`      // waiting for a free worker
+	Deferred int       `json:"deferred"` // waiting for their next attempt
+	Parked   int       `json:"parked"`   // nothing to try until the config changes
+	Oldest   time.Time `json:"oldest"`   // the oldest message's arrival; zero when empty
+	Totals
+}
+
+// Stats counts the queued messages by state, from what is in memory:
+// no envelope is read back, so it costs little with a long queue.
+func (m *Manager) Stats(now time.Time) QueueStats {
+	m.mu.Lock()
+	s := QueueStats{Messages: len(m.queued)}
+	oldest := ""
+	for id, e := range m.queued {
+		switch {
+		case e.busy:
+			s.Active++
+		case !e.ready:
+			s.Parked++
+		case e.due.After(now):
+			s.Deferred++
+		default:
+			s.Due++
+		}
+		if oldest == "" || id < oldest { // IDs sort by arrival
+			oldest = id
+		}
+	}
+	m.mu.Unlock()
+	s.Oldest, _ = queue.IDTime(oldest)
+	s.Totals = m.Metrics.Totals()
+	return s
+}

@@ -25,6 +25,7 @@ import (
 //	{"cmd":"flush"}                         retry every pending recipient now; count
 //	{"cmd":"delete","id":"..."}             remove without a bounce
 //	{"cmd":"bounce","id":"..."}             return to the sender; envelopes: the one returned
+//	{"cmd":"stats"}                         the queue by state and the counts since start
 //
 //	{"ok":true,"envelopes":[...],"headers":"...","count":N}
 //	{"ok":false,"error":"no such message in the queue: 06K03AGGXD8H8HT5"}
@@ -42,6 +43,7 @@ type AdminResponse struct {
 	Envelopes []*queue.Envelope `json:"envelopes,omitempty"`
 	Headers   string            `json:"headers,omitempty"` // show: the header block, CRLF line ends
 	Count     int               `json:"count"`             // flush: recipients made due
+	Stats     *QueueStats       `json:"stats,omitempty"`
 }
 
 const (
@@ -119,6 +121,9 @@ func (a *AdminServer) do(req AdminRequest) *AdminResponse {
 		resp.Envelopes = []*queue.Envelope{env}
 	case "flush":
 		resp.Count = m.Flush()
+	case "stats":
+		stats := m.Stats(time.Now())
+		resp.Stats = &stats
 	case "delete":
 		err = m.Delete(req.ID)
 	case "bounce":

@@ -1,6 +1,11 @@
 package mta
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the MTA's Prometheus counters, for mta.metrics. Labels
 // stay few (no addresses or domains), so their number stays bounded. A
@@ -10,6 +15,33 @@ type Metrics struct {
 	refused  *prometheus.CounterVec // by stage and class
 	attempts *prometheus.CounterVec // by route and result, per recipient
 	bounces  prometheus.Counter
+	totals   totals // the same, summed, for `postline status`
+}
+
+// totals count since the MTA started.
+type totals struct {
+	since                                        time.Time
+	queued, delivered, deferred, failed, bounced atomic.Uint64
+}
+
+// Totals are the MTA's counts since it started, for `postline status`.
+type Totals struct {
+	Since     time.Time `json:"since"`
+	Queued    uint64    `json:"queued"`    // messages accepted
+	Delivered uint64    `json:"delivered"` // recipients delivered
+	Deferred  uint64    `json:"deferred"`  // attempts deferred
+	Failed    uint64    `json:"failed"`    // recipients failed for good
+	Bounced   uint64    `json:"bounced"`   // bounces queued
+}
+
+// Totals returns the counts since start; a nil *Metrics has none.
+func (m *Metrics) Totals() Totals {
+	if m == nil {
+		return Totals{}
+	}
+	t := &m.totals
+	return Totals{Since: t.since, Queued: t.queued.Load(), Delivered: t.delivered.Load(),
+		Deferred: t.deferred.Load(), Failed: t.failed.Load(), Bounced: t.bounced.Load()}
 }
 
 // NewMetrics registers the MTA's metrics in reg; queueLen reports the
@@ -29,6 +61,7 @@ func NewMetrics(reg prometheus.Registerer, queueLen func() float64) *Metrics {
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "postline_mta_queue_messages",
 		Help: "Messages in the queue now."}, queueLen)
 	reg.MustRegister(m.queued, m.refused, m.attempts, m.bounces, queue)
+	m.totals.since = time.Now()
 	return m
 }
 
@@ -41,6 +74,7 @@ func (m *Metrics) messageQueued(trusted bool) {
 		source = "submission"
 	}
 	m.queued.WithLabelValues(source).Inc()
+	m.totals.queued.Add(1)
 }
 
 func (m *Metrics) clientRefused(stage string, code int) {
@@ -59,10 +93,19 @@ func (m *Metrics) attempted(local bool, result string) {
 		route = "local"
 	}
 	m.attempts.WithLabelValues(route, result).Inc()
+	switch result {
+	case "delivered":
+		m.totals.delivered.Add(1)
+	case "deferred":
+		m.totals.deferred.Add(1)
+	case "failed":
+		m.totals.failed.Add(1)
+	}
 }
 
 func (m *Metrics) bounced() {
 	if m != nil {
 		m.bounces.Inc()
+		m.totals.bounced.Add(1)
 	}
 }

@@ -99,6 +99,19 @@ func NewID(now time.Time) string {
 	return idEncoding.EncodeToString(b[:])
 }
 
+// IDTime returns when the message with ID id arrived (NewID's
+// milliseconds); ok is false for a string that is no queue ID.
+func IDTime(id string) (time.Time, bool) {
+	if !ValidID(id) {
+		return time.Time{}, false
+	}
+	b, err := idEncoding.DecodeString(id)
+	if err != nil || len(b) != 10 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:8]) >> 16)), true
+}
+
 // IDParam is the MAIL FROM parameter with which the MSA hands the queue
 // ID it allocated to the MTA over the trusted socket, so that a message
 // keeps one ID from submission to delivery.

@@ -88,3 +88,14 @@ func TestEnvelopeDoneAndClone(t *testing.T) {
 		t.Error("changing the clone changed the original")
 	}
 }
+
+func TestIDTime(t *testing.T) {
+	now := time.Date(2026, 12, 7, 6, 50, 1, 234e6, time.UTC)
+	got, ok := queue.IDTime(queue.NewID(now))
+	if !ok || !got.Equal(now) {
+		t.Errorf("IDTime(NewID(%v)) = %v %v", now, got, ok)
+	}
+	if _, ok := queue.IDTime("not-an-id"); ok {
+		t.Error("IDTime of a bad ID")
+	}
+}

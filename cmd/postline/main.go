@@ -4,6 +4,7 @@
 //
 //	postline setup --hostname H --domain D   make a new host's config and print its DNS records
 //	postline [-c FILE] start                 run the stack in the foreground
+//	postline [-c FILE] status [--json]       the running stack at a glance
 //	postline [-c FILE] check                 validate the config
 //	postline [-c FILE] user add ADDRESS      add a user or change a password
 //	postline [-c FILE] user del ADDRESS      remove a user
@@ -41,6 +42,8 @@ commands:
                       mail host and print the DNS records to publish
   start               start the MSA, MTA and MDA and supervise them (foreground)
   check               validate the config file and exit
+  status [--json]     the running stack: daemons, listeners, queue, certificate,
+                      last warnings and errors
   user add ADDRESS    add a user, or set a new password (read from stdin or prompted)
   user del ADDRESS    remove a user
   user list           list users
@@ -100,6 +103,8 @@ func run(cfg *config.Config, args []string) int {
 		return userCommand(cfg, args[1:])
 	case "alias":
 		return aliasCommand(cfg, args[1:])
+	case "status":
+		return statusCommand(cfg, args[1:])
 	case "queue", "mailq":
 		return queueCommand(cfg, args[1:])
 	case "sendmail":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -89,5 +90,24 @@ func TestDNSCheckRefusesBadFlags(t *testing.T) {
 	}
 	if ips, err := parseDNSCheck([]string{"check", "--ip", "192.0.2.1", "--ip", "2001:db8::1"}, io.Discard); err != nil || len(ips) != 2 {
 		t.Errorf("two --ip: %v %v", ips, err)
+	}
+}
+
+// A daemon's problems keep its last few log lines, taken apart.
+func TestProblemsKeepTheLastFew(t *testing.T) {
+	var p problems
+	for i := range 7 {
+		p.add(fmt.Sprintf(`{"level":"warn","svc":"msa","ip":"192.0.2.%d","time":"2026-12-07T06:00:0%dZ","message":"authentication failed"}`, i, i))
+	}
+	p.add("not json")
+	if len(p) != keptProblems {
+		t.Fatalf("kept %d, want %d", len(p), keptProblems)
+	}
+	first := p[0]
+	if first.Level != "warn" || first.Message != "authentication failed" || first.Detail != "ip=192.0.2.3" || first.Time.Second() != 3 {
+		t.Errorf("first kept %+v", first)
+	}
+	if last := p[len(p)-1]; last.Message != "not json" {
+		t.Errorf("last kept %+v", last)
 	}
 }

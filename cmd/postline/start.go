@@ -43,11 +43,18 @@ type child struct {
 	delay   time.Duration // wait before the next restart
 	exited  chan struct{}
 	hup     chan struct{} // reload requests, served by watch
+
+	mu       sync.Mutex // guards what `postline status` reads
+	pid      int
+	since    time.Time // when the running process started
+	restarts int
+	problems problems // the child's last warnings and errors
 }
 
 func start(cfg *config.Config) int {
 	level, _ := cfg.ZerologLevel()
-	log := daemon.NewLogger("postline", level)
+	own := &problemLog{}
+	log := daemon.NewLogger("postline", level, own)
 	if err := prepare(cfg); err != nil {
 		log.Error().Err(err).Msg("cannot prepare state_dir")
 		return 1
@@ -65,9 +72,12 @@ func start(cfg *config.Config) int {
 
 	var children []*child
 	for _, name := range daemons {
-		c := &child{name: name, path: filepath.Join(filepath.Dir(exe), "postline-"+name),
-			cfgFile: cfg.File, log: log.With().Str("child", name).Logger(), delay: firstRestart}
-		children = append(children, c)
+		children = append(children, &child{name: name, path: filepath.Join(filepath.Dir(exe), "postline-"+name),
+			cfgFile: cfg.File, log: log.With().Str("child", name).Logger(), delay: firstRestart})
+	}
+	status := &supervisorStatus{cfg: cfg, started: time.Now(), children: children, own: own}
+	go status.serveStatus(ctx, log)
+	for _, c := range children {
 		if !c.startUntilReady(ctx) {
 			break
 		}
@@ -144,15 +154,32 @@ func (c *child) start() (ready <-chan struct{}, err error) {
 		return nil, fmt.Errorf("start %s: %w", c.path, err)
 	}
 	c.cmd, c.started, c.exited = cmd, time.Now(), make(chan struct{})
+	c.mu.Lock()
+	c.pid, c.since = cmd.Process.Pid, c.started
+	c.mu.Unlock()
 	go func(exited chan struct{}) { cmd.Wait(); close(exited) }(c.exited)
 	readyCh := make(chan struct{})
-	go func() {
-		defer r.Close()
-		if line, _ := bufio.NewReader(r).ReadString('\n'); line == "ready\n" {
-			close(readyCh)
-		}
-	}()
+	go c.readPipe(r, readyCh)
 	return readyCh, nil
+}
+
+// readPipe reads the child's pipe until it exits: "ready" once it
+// serves, then its warnings and errors (daemon.NewLogger), kept for
+// `postline status`.
+func (c *child) readPipe(r *os.File, ready chan struct{}) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 64<<10)
+	for sc.Scan() {
+		if sc.Text() == "ready" && ready != nil {
+			close(ready)
+			ready = nil
+			continue
+		}
+		c.mu.Lock()
+		c.problems.add(sc.Text())
+		c.mu.Unlock()
+	}
 }
 
 // supervise restarts any child that exits, and passes each SIGHUP on to
@@ -236,6 +263,9 @@ func (c *child) restart(ctx context.Context) {
 		}
 		if _, err := c.start(); err == nil {
 			c.log.Info().Int("pid", c.cmd.Process.Pid).Msg("child restarted")
+			c.mu.Lock()
+			c.restarts++
+			c.mu.Unlock()
 			return
 		} else {
 			c.log.Error().Err(err).Msg("child failed to start")
