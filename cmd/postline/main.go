@@ -25,6 +25,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -75,6 +76,9 @@ func main() {
 	cfgPath := flags.String("c", daemon.DefaultConfig, "config file")
 	flags.Usage = func() { fmt.Fprintf(os.Stderr, "%s\noptions:\n", usage); flags.PrintDefaults() }
 	if err := flags.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
 		os.Exit(2)
 	}
 	args := flags.Args()
