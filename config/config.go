@@ -89,6 +89,17 @@ type MTA struct {
 	// connections to one destination domain.
 	MaxDeliveries           int `toml:"max_deliveries"`
 	MaxConnectionsPerDomain int `toml:"max_connections_per_domain"`
+	// Smarthost (see relay.go): Relayhost takes all mail for other
+	// domains, Routes some domains' mail, instead of their MX hosts.
+	Relayhost     string  `toml:"relayhost"`
+	RelayhostAuth string  `toml:"relayhost_auth"` // file: "user password", mode 0600
+	RelayhostTLS  string  `toml:"relayhost_tls"`  // "starttls" or "implicit"; "" by port
+	Routes        []Route `toml:"route"`
+	// TLSRoots is a PEM file of CA certificates trusted beside the
+	// system's, to verify a relayhost (private CAs, tests).
+	TLSRoots string `toml:"tls_roots"`
+
+	relayAuth *Credentials // read from RelayhostAuth at Load
 }
 
 // MDA configures the delivery daemon.
@@ -201,6 +212,8 @@ func (c *Config) resolvePaths() {
 	abs(&c.AliasesFile)
 	abs(&c.MDA.MailRoot)
 	abs(&c.TLS.Cert)
+	abs(&c.MTA.RelayhostAuth)
+	abs(&c.MTA.TLSRoots)
 	abs(&c.TLS.Key)
 	for i := range c.Plugins {
 		abs(&c.Plugins[i].Path)
@@ -280,6 +293,7 @@ func (c *Config) validate(path, src string) error {
 		bad("mda.quota", "quota is bytes per mailbox (0: none) and quota_grace at least \"1s\"; the default grace is \"1d\"")
 	}
 	c.validateLimits(bad)
+	c.validateRelay(bad)
 	errs = append(errs, c.validatePlugins(path, src)...)
 	if _, err := c.ZerologLevel(); err != nil {
 		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)

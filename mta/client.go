@@ -82,10 +82,10 @@ func (e *errTLS) Unwrap() error { return e.err }
 // STARTTLS, so the plaintext retry costs no security that was there.
 // Errors carry the reply or a temporary one: see ErrorReply.
 func (d *Dialer) Dial(ctx context.Context, host, addr string) (*Conn, error) {
-	c, err := d.dial(ctx, host, addr, true)
+	c, err := d.dial(ctx, host, addr, tlsMay)
 	var tlsErr *errTLS
 	if errors.As(err, &tlsErr) {
-		if c, err = d.dial(ctx, host, addr, false); c != nil {
+		if c, err = d.dial(ctx, host, addr, tlsNone); c != nil {
 			c.TLSFallback = tlsErr.err
 		}
 	}
@@ -95,7 +95,17 @@ func (d *Dialer) Dial(ctx context.Context, host, addr string) (*Conn, error) {
 	return c, nil
 }
 
-func (d *Dialer) dial(ctx context.Context, host, addr string, tryTLS bool) (*Conn, error) {
+// tlsMode is how a session uses TLS.
+type tlsMode int
+
+const (
+	tlsNone     tlsMode = iota // plaintext: the retry after a failed handshake
+	tlsMay                     // STARTTLS when offered, any certificate (RFC 7435)
+	tlsVerify                  // STARTTLS required, the certificate verified for the host
+	tlsImplicit                // TLS from the first byte, verified (port 465, RFC 8314)
+)
+
+func (d *Dialer) dial(ctx context.Context, host, addr string, mode tlsMode) (*Conn, error) {
 	t := d.Timeouts.withDefaults()
 	raw, err := (&net.Dialer{Timeout: t.Connect}).DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -103,7 +113,7 @@ func (d *Dialer) dial(ctx context.Context, host, addr string, tryTLS bool) (*Con
 			Message: "connect: " + err.Error()}
 	}
 	stop := context.AfterFunc(ctx, func() { raw.Close() }) // cancelling ctx aborts the setup
-	c, err := d.setup(ctx, raw, host, tryTLS, t)
+	c, err := d.setup(ctx, raw, host, mode, t)
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
@@ -119,19 +129,26 @@ func (d *Dialer) dial(ctx context.Context, host, addr string, tryTLS bool) (*Con
 // raw connection: go-smtp's client cannot do opportunistic STARTTLS and
 // would say "EHLO localhost" before TLS (../shared/LIBRARIES.md §1).
 // Then go-smtp takes over, first reading a replayed 220 greeting.
-func (d *Dialer) setup(ctx context.Context, raw net.Conn, host string, tryTLS bool, t Timeouts) (*Conn, error) {
-	text := textproto.NewConn(raw)
+func (d *Dialer) setup(ctx context.Context, raw net.Conn, host string, mode tlsMode, t Timeouts) (*Conn, error) {
 	c := &Conn{Host: host}
 	raw.SetDeadline(time.Now().Add(t.Greeting))
+	if mode == tlsImplicit {
+		tc, err := d.handshake(ctx, c, raw, mode)
+		if err != nil {
+			return nil, err
+		}
+		raw = tc
+	}
+	text := textproto.NewConn(raw)
 	_, greeting, err := text.ReadResponse(220)
 	if err != nil {
 		return nil, fmt.Errorf("greeting: %w", asReply(err))
 	}
 	c.Greeting = greeting
 	var wire net.Conn = raw
-	if tryTLS {
+	if mode == tlsMay || mode == tlsVerify {
 		raw.SetDeadline(time.Now().Add(t.Command))
-		if wire, err = d.startTLS(ctx, c, text, raw); err != nil {
+		if wire, err = d.startTLS(ctx, c, text, raw, mode); err != nil {
 			return nil, err
 		}
 	}
@@ -154,16 +171,25 @@ func (d *Dialer) setup(ctx context.Context, raw net.Conn, host string, tryTLS bo
 // startTLS says EHLO and, when STARTTLS is offered, upgrades raw; it
 // returns the connection to go on with. A refused STARTTLS (e.g. 454)
 // goes on in plaintext on the same connection (RFC 3207 §4).
-func (d *Dialer) startTLS(ctx context.Context, c *Conn, text *textproto.Conn, raw net.Conn) (net.Conn, error) {
+func (d *Dialer) startTLS(ctx context.Context, c *Conn, text *textproto.Conn, raw net.Conn, mode tlsMode) (net.Conn, error) {
 	ext, err := ehlo(text, d.Hostname)
-	if err != nil || !ext["STARTTLS"] {
-		return raw, err
+	if err != nil {
+		return nil, err
+	}
+	if !ext["STARTTLS"] {
+		if mode == tlsVerify {
+			return nil, errTLSRequired("offers no STARTTLS")
+		}
+		return raw, nil
 	}
 	if err := text.PrintfLine("STARTTLS"); err != nil {
 		return nil, &errTLS{err}
 	}
 	if _, _, err := text.ReadResponse(220); err != nil {
 		var perr *textproto.Error
+		if errors.As(err, &perr) && mode == tlsVerify {
+			return nil, errTLSRequired("refused STARTTLS: " + perr.Error())
+		}
 		if errors.As(err, &perr) {
 			return raw, nil
 		}
@@ -175,17 +201,35 @@ func (d *Dialer) startTLS(ctx context.Context, c *Conn, text *textproto.Conn, ra
 		// handshake must not be read as if they came over TLS.
 		return nil, &errTLS{errors.New("server sent data after its 220 reply to STARTTLS")}
 	}
-	// Verification is separate and only reported: at this level an
-	// unverified certificate still beats plaintext.
+	return d.handshake(ctx, c, raw, mode)
+}
+
+// handshake runs the TLS handshake on raw. At tlsMay verification is
+// separate and only reported: an unverified certificate still beats
+// plaintext. Otherwise a certificate not valid for the host fails it.
+func (d *Dialer) handshake(ctx context.Context, c *Conn, raw net.Conn, mode tlsMode) (*tls.Conn, error) {
 	tc := tls.Client(raw, &tls.Config{ServerName: c.Host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
 	if err := tc.HandshakeContext(ctx); err != nil {
+		if mode != tlsMay {
+			return nil, errTLSRequired("failed the TLS handshake: " + err.Error())
+		}
 		return nil, &errTLS{err}
 	}
 	state := tc.ConnectionState()
 	c.TLS, c.TLSVersion = true, tls.VersionName(state.Version)
 	c.VerifyError = verify(state.PeerCertificates, c.Host, d.RootCAs)
 	c.Verified = c.VerifyError == nil
+	if mode != tlsMay && !c.Verified {
+		return nil, errTLSRequired("presents a certificate not valid for " + c.Host + ": " + c.VerifyError.Error())
+	}
 	return tc, nil
+}
+
+// errTLSRequired defers: a next hop that must be reached over verified
+// TLS (it gets a password) cannot be reached so now (RFC 3463 X.7.10,
+// encryption needed).
+func errTLSRequired(why string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 10}, Message: "TLS required, and the server " + why}
 }
 
 // ehlo greets with EHLO, or HELO when the server does not know EHLO

@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"postline/address"
+	"postline/config"
 )
 
 // Host is one place to deliver a domain's mail: an MX target, or the
@@ -263,4 +264,25 @@ func SelfIsBestMX(hosts []Host, hostname string, self func(netip.Addr) bool) boo
 func routeError(code, class, subject, detail int, format string, args ...any) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{class, subject, detail},
 		Message: fmt.Sprintf(format, args...)}
+}
+
+// HopHosts returns the hosts of a next hop (relayhost or route):
+// bracketed, the host itself, by its address or its A/AAAA records (no
+// MX lookup, as Postfix's "[host]"); else the MX hosts of its name.
+func (r *Resolver) HopHosts(ctx context.Context, hop config.NextHop) ([]Host, error) {
+	if a, err := netip.ParseAddr(hop.Host); err == nil {
+		return []Host{{Name: hop.Host, Addrs: []netip.Addr{a.Unmap()}}}, nil
+	}
+	if !hop.NoMX {
+		return r.Route(ctx, hop.Host)
+	}
+	server, err := r.server()
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := r.lookupAddrs(ctx, server, hop.Host)
+	if err != nil || len(addrs) == 0 {
+		return nil, routeError(451, 4, 4, 4, "no address for the next hop %s (%v)", hop.Host, err)
+	}
+	return []Host{{Name: hop.Host, Addrs: addrs}}, nil
 }

@@ -50,6 +50,9 @@ var errLoop = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6
 func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string, rcpts []string,
 	open func() (io.ReadCloser, error)) Outcome {
 	log := r.Log.With().Str("queue_id", env.ID).Str("domain", domain).Logger()
+	if hop, ok := r.Config.NextHop(domain); ok {
+		return r.relayVia(ctx, log.With().Str("next_hop", hop.Host).Logger(), env, hop, rcpts, open)
+	}
 	hosts, err := r.Resolver.Route(ctx, domain)
 	if err != nil {
 		log.Warn().Err(err).Msg("no route")
@@ -59,25 +62,55 @@ func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string,
 	if len(hosts) == 0 && self {
 		return allSame(rcpts, errLoop, "")
 	}
-	release, err := r.acquire(ctx, domain)
+	return r.deliverTo(ctx, log, env, destination{key: domain, hosts: hosts, port: r.Config.MTA.RemotePort, dial: r.Dialer.Dial}, rcpts, open)
+}
+
+// relayVia delivers through a next hop: a relayhost or a route.
+func (r *Relayer) relayVia(ctx context.Context, log zerolog.Logger, env *queue.Envelope, hop config.NextHop,
+	rcpts []string, open func() (io.ReadCloser, error)) Outcome {
+	hosts, err := r.Resolver.HopHosts(ctx, hop)
+	if err != nil {
+		log.Warn().Err(err).Msg("no route to the next hop")
+		return allSame(rcpts, ErrorReply(err), "")
+	}
+	dial := func(ctx context.Context, host, addr string) (*Conn, error) {
+		return r.Dialer.DialHop(ctx, hop, host, addr)
+	}
+	return r.deliverTo(ctx, log, env, destination{key: "next hop " + hop.Host, hosts: hosts, port: hop.Port, dial: dial}, rcpts, open)
+}
+
+// destination is where deliverTo tries: the hosts of a domain or of a
+// next hop, and how to open a session with one.
+type destination struct {
+	key   string // connection slots and kept sessions are per key
+	hosts []Host
+	port  int
+	dial  func(ctx context.Context, host, addr string) (*Conn, error)
+}
+
+// deliverTo runs the transaction with the first host of dest that takes
+// it, over a kept session when there is one.
+func (r *Relayer) deliverTo(ctx context.Context, log zerolog.Logger, env *queue.Envelope, dest destination,
+	rcpts []string, open func() (io.ReadCloser, error)) Outcome {
+	release, err := r.acquire(ctx, dest.key)
 	if err != nil {
 		return allSame(rcpts, ErrorReply(err), "")
 	}
 	defer release()
-	if c := r.cache().get(domain); c != nil {
+	if c := r.cache().get(dest.key); c != nil {
 		log.Info().Str("host", c.Host).Str("addr", c.Addr).Msg("reusing connection")
 		// A reused session may have been closed by the server meanwhile
 		// (e.g. one message per connection): unless it took the message
 		// for someone, send again over a fresh connection.
-		if out, err := r.transact(ctx, env, domain, c, rcpts, open); err == nil || anyAccepted(out) {
+		if out, err := r.transact(ctx, env, dest.key, c, rcpts, open); err == nil || anyAccepted(out) {
 			return out
 		}
 	}
 	var last *smtp.SMTPError
-	for _, h := range hosts {
+	for _, h := range dest.hosts {
 		for _, a := range h.Addrs {
-			addr := net.JoinHostPort(a.String(), strconv.Itoa(r.Config.MTA.RemotePort))
-			out, err := r.try(ctx, log, env, domain, h.Name, addr, rcpts, open)
+			addr := net.JoinHostPort(a.String(), strconv.Itoa(dest.port))
+			out, err := r.try(ctx, log, env, dest, h.Name, addr, rcpts, open)
 			if err == nil {
 				return out
 			}
@@ -85,19 +118,28 @@ func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string,
 			log.Info().Str("host", h.Name).Str("addr", addr).Err(err).Msg("host not usable, trying the next")
 		}
 	}
-	if last == nil || !last.Temporary() {
-		// Unreachable hosts are a temporary condition: mail waits, as
-		// RFC 5321 §4.5.4.1 asks, rather than bouncing at the first try.
-		last = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1}, Message: "no MX host accepted a connection"}
+	return allSame(rcpts, deferral(last), "")
+}
+
+// deferral is the reply when no host took the transaction: temporary
+// always, as unreachable hosts are a temporary condition (mail waits, as
+// RFC 5321 §4.5.4.1 asks, rather than bouncing at the first try), and
+// saying why when the last host said.
+func deferral(last *smtp.SMTPError) *smtp.SMTPError {
+	if last == nil {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1}, Message: "no MX host accepted a connection"}
 	}
-	return allSame(rcpts, last, "")
+	if !last.Temporary() {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 1}, Message: "no MX host accepted a connection: " + last.Message}
+	}
+	return last
 }
 
 // try runs one session with one address; an error means the host could
 // not take the transaction at all, and the next one should be tried.
-func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelope, domain, host, addr string,
+func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelope, dest destination, host, addr string,
 	rcpts []string, open func() (io.ReadCloser, error)) (Outcome, error) {
-	c, err := r.Dialer.Dial(ctx, host, addr)
+	c, err := dest.dial(ctx, host, addr)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -109,7 +151,7 @@ func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelo
 		ev = ev.AnErr("tls_failed", c.TLSFallback)
 	}
 	ev.Msg("connected")
-	out, err := r.transact(ctx, env, domain, c, rcpts, open)
+	out, err := r.transact(ctx, env, dest.key, c, rcpts, open)
 	if out.Results == nil { // the message could not even be read
 		return out, err
 	}

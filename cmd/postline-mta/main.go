@@ -155,9 +155,13 @@ func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry
 	manager := mta.NewManager(cfg, spool, mdaSessions.Deliver, log)
 	mdaSessions.MaxIdle = manager.Workers
 	manager.Metrics = mta.NewMetrics(reg, func() float64 { return float64(manager.Len()) })
+	roots, err := cfg.TLSRootPool()
+	if err != nil {
+		daemon.Fatal(log, "cannot read mta.tls_roots", err)
+	}
 	relayer := &mta.Relayer{Config: cfg, Log: log, Self: mta.SelfAddrs(cfg),
 		Resolver: &mta.Resolver{Server: cfg.MTA.DNSServer},
-		Dialer:   &mta.Dialer{Hostname: cfg.Hostname}}
+		Dialer:   &mta.Dialer{Hostname: cfg.Hostname, RootCAs: roots}}
 	manager.Relay = relayer.Relay
 	for _, env := range envs {
 		manager.Add(env)

@@ -1,0 +1,78 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseNextHop(t *testing.T) {
+	for in, want := range map[string]NextHop{
+		"[smtp.provider.example]:587": {Host: "smtp.provider.example", Port: 587, NoMX: true},
+		"relay.example:465":           {Host: "relay.example", Port: 465, Implicit: true},
+		"relay.example":               {Host: "relay.example", Port: 25},
+		"[10.0.0.5]:25":               {Host: "10.0.0.5", Port: 25, NoMX: true},
+		"[2001:db8::5]:2525":          {Host: "2001:db8::5", Port: 2525, NoMX: true},
+	} {
+		if got, err := ParseNextHop(in); err != nil || got != want {
+			t.Errorf("ParseNextHop(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "[relay", "relay:0", "relay:smtp", "re lay:25"} {
+		if _, err := ParseNextHop(in); err == nil {
+			t.Errorf("ParseNextHop(%q) accepted", in)
+		}
+	}
+}
+
+// Routes come before the relayhost; local domains use neither.
+func TestNextHop(t *testing.T) {
+	dir := t.TempDir()
+	auth := filepath.Join(dir, "auth")
+	os.WriteFile(auth, []byte("# the provider's account\nme@provider.example s3cret pass\n"), 0o600)
+	c, err := Load(writeConfig(t, minimal+"[mta]\nrelayhost = \"[smtp.provider.example]:587\"\nrelayhost_auth = \""+auth+"\"\n"+
+		"[[mta.route]]\ndomains = [\"Inside.Example\"]\nnext_hop = \"[10.0.0.5]\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := c.NextHop("inside.example."); !ok || h.Host != "10.0.0.5" || h.Auth != nil {
+		t.Errorf("route: %+v %v", h, ok)
+	}
+	h, ok := c.NextHop("gmail.example")
+	if !ok || h.Host != "smtp.provider.example" || h.Port != 587 || h.Implicit || h.Auth == nil ||
+		h.Auth.User != "me@provider.example" || h.Auth.Password != "s3cret pass" {
+		t.Errorf("relayhost: %+v %+v %v", h, h.Auth, ok)
+	}
+	if _, ok := c.NextHop("example.net"); ok {
+		t.Error("a local domain goes to the relayhost")
+	}
+}
+
+// Each smarthost key's wrong values are named with the file, the line
+// and the fix.
+func TestRelayValuesRefused(t *testing.T) {
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	os.WriteFile(open, []byte("me pw\n"), 0o644)
+	twoLines := filepath.Join(dir, "two")
+	os.WriteFile(twoLines, []byte("me pw\nyou pw\n"), 0o600)
+	for _, c := range []struct{ src, want string }{
+		{"[mta]\nrelayhost = \"[relay\"\n", `:4: mta.relayhost: "[relay" is not [host]:port`},
+		{"[mta]\nrelayhost = \"relay:99999\"\n", `:4: mta.relayhost: "relay:99999": the port is not a number`},
+		{"[mta]\nrelayhost = \"relay\"\nrelayhost_tls = \"ssl\"\n", `:5: mta.relayhost_tls: "ssl": give "starttls" or "implicit"`},
+		{"[mta]\nrelayhost_auth = \"" + twoLines + "\"\n", `:4: mta.relayhost_auth: set mta.relayhost too`},
+		{"[mta]\nrelayhost = \"relay\"\nrelayhost_auth = \"" + open + "\"\n", `:5: mta.relayhost_auth: ` + open + ` has mode 0644; make it 0600`},
+		{"[mta]\nrelayhost = \"relay\"\nrelayhost_auth = \"" + twoLines + "\"\n", `give one line "user password"`},
+		{"[mta]\nrelayhost = \"relay\"\nrelayhost_auth = \"/nonexistent\"\n", `:5: mta.relayhost_auth: stat /nonexistent`},
+		{"[mta]\ntls_roots = \"" + open + "\"\n", `:4: mta.tls_roots: ` + open + `: no PEM certificate in it`},
+		{"[[mta.route]]\ndomains = [\"x.example\"]\nnext_hop = \"[bad\"\n", `:5: mta.route.next_hop: route 1: "[bad" is not`},
+		{"[[mta.route]]\ndomains = [\"example.net\"]\nnext_hop = \"relay\"\n", `:4: mta.route.domains: route 1: "example.net" is not a domain of another host`},
+		{"[[mta.route]]\nnext_hop = \"relay\"\n", `mta.route.domains: route 1: list the domains`},
+	} {
+		path, msg := loadErr(t, minimal+c.src)
+		if !strings.Contains(msg, c.want) || !strings.Contains(msg, path) {
+			t.Errorf("%q: error %q lacks %q", c.src, msg, c.want)
+		}
+	}
+}
