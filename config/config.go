@@ -41,6 +41,7 @@ type Config struct {
 	MTA    MTA    `toml:"mta"`
 	MDA    MDA    `toml:"mda"`
 	TLS    TLS    `toml:"tls"`
+	ACME   ACME   `toml:"acme"`
 	Limits Limits `toml:"limits"`
 
 	// Plugins are the filter plugins of every daemon: DefaultPlugins
@@ -150,6 +151,8 @@ func defaults() Config {
 			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour), HopLimit: 50,
 			MaxDeliveries: 100, MaxConnectionsPerDomain: 10},
 		MDA: MDA{MailRoot: "/var/mail/postline", QuotaGrace: Duration(24 * time.Hour)},
+		ACME: ACME{Directory: LetsEncrypt, Challenge: "http-01", HTTPListen: ":80", TLSListen: ":443",
+			RenewBefore: Duration(30 * 24 * time.Hour)},
 		MSA: MSA{AuthMaxDelay: Duration(5 * time.Second), AuthFailuresPerIP: 10,
 			AuthFailuresPerAcc: 5, AuthLockout: Duration(15 * time.Minute)},
 		Limits: Limits{
@@ -214,6 +217,7 @@ func (c *Config) resolvePaths() {
 	abs(&c.TLS.Cert)
 	abs(&c.MTA.RelayhostAuth)
 	abs(&c.MTA.TLSRoots)
+	abs(&c.ACME.CARoots)
 	abs(&c.TLS.Key)
 	for i := range c.Plugins {
 		abs(&c.Plugins[i].Path)
@@ -294,6 +298,7 @@ func (c *Config) validate(path, src string) error {
 	}
 	c.validateLimits(bad)
 	c.validateRelay(bad)
+	c.validateACME(bad)
 	errs = append(errs, c.validatePlugins(path, src)...)
 	if _, err := c.ZerologLevel(); err != nil {
 		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)
@@ -338,6 +343,9 @@ func (c *Config) MDASocket() string { return filepath.Join(c.RunDir(), "mda.sock
 func (c *Config) CertFiles() (cert, key string, generated bool) {
 	if c.TLS.Cert != "" {
 		return c.TLS.Cert, c.TLS.Key, false
+	}
+	if c.ACME.On() { // a self-signed one there until the first is issued
+		return filepath.Join(c.ACMEDir(), "cert.pem"), filepath.Join(c.ACMEDir(), "key.pem"), true
 	}
 	dir := filepath.Join(c.StateDir, "tls")
 	return filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), true

@@ -91,15 +91,19 @@ func (c *Config) NextHop(domain string) (NextHop, bool) {
 }
 
 // TLSRootPool is the system's roots plus those of mta.tls_roots.
-func (c *Config) TLSRootPool() (*x509.CertPool, error) {
+func (c *Config) TLSRootPool() (*x509.CertPool, error) { return rootPool(c.MTA.TLSRoots) }
+
+// rootPool is the system's roots plus those in the PEM file extra ("":
+// none).
+func rootPool(extra string) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
-	if c.MTA.TLSRoots == "" {
+	if extra == "" {
 		return pool, nil
 	}
-	pem, err := os.ReadFile(c.MTA.TLSRoots)
+	pem, err := os.ReadFile(extra)
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +112,9 @@ func (c *Config) TLSRootPool() (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// ACMERootPool is the system's roots plus those of acme.ca_roots.
+func (c *Config) ACMERootPool() (*x509.CertPool, error) { return rootPool(c.ACME.CARoots) }
 
 // validateRelay checks the smarthost keys and reads relayhost_auth.
 func (c *Config) validateRelay(bad func(key, format string, args ...any)) {

@@ -76,3 +76,29 @@ func TestRelayValuesRefused(t *testing.T) {
 		}
 	}
 }
+
+// [acme]'s wrong values are named with the file, the line and the fix.
+func TestACMEValuesRefused(t *testing.T) {
+	on := "[acme]\nemail = \"admin@example.test\"\n"
+	for _, c := range []struct{ src, want string }{
+		{on + "directory = \"http://ca.example/dir\"\n", `:5: acme.directory: "http://ca.example/dir" is not an https URL`},
+		{on + "challenge = \"dns-01\"\n", `:5: acme.challenge: "dns-01": give "http-01" or "tls-alpn-01"`},
+		{on + "http_listen = \"80\"\n", `:5: acme.http_listen: "80" is not host:port`},
+		{on + "tls_listen = \"443\"\n", `:5: acme.tls_listen: "443" is not host:port`},
+		{on + "renew_before = \"10s\"\n", `:5: acme.renew_before: 10s is too short`},
+		{on + "ca_roots = \"/nonexistent.pem\"\n", `:5: acme.ca_roots: /nonexistent.pem: open`},
+		{"[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n" + on, `:7: acme.email: tls.cert is set too`},
+	} {
+		path, msg := loadErr(t, minimal+c.src)
+		if !strings.Contains(msg, path+c.want) {
+			t.Errorf("%q: error %q lacks %q", c.src, msg, path+c.want)
+		}
+	}
+	c, err := Load(writeConfig(t, minimal+"state_dir = \"/var/lib/postline\"\n"+on))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert, _, generated := c.CertFiles(); cert != "/var/lib/postline/acme/cert.pem" || !generated || c.ACME.Directory != LetsEncrypt {
+		t.Errorf("acme on: cert %s (generated %v), directory %s", cert, generated, c.ACME.Directory)
+	}
+}

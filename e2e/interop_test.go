@@ -30,6 +30,7 @@ var debianPackage = map[string]string{
 	"python3":         "python3",
 	"dovecot":         "dovecot-imapd",
 	"systemd-analyze": "systemd",
+	"pebble":          "pebble",
 }
 
 // requireProgram returns the path of program name, or skips the test.

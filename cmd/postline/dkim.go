@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/miekg/dns"
@@ -89,7 +87,7 @@ func keygen(cfg *config.Config, domain, selector, alg string, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	if err := dkimkey.Write(path, key, pluginGroup(cfg)); err != nil {
+	if err := dkimkey.Write(path, key, msaGroup(cfg)); err != nil {
 		return err
 	}
 	record, err := dkimkey.Record(key)
@@ -110,19 +108,4 @@ then restart postline. Keep the old record published for a few days
 (mail in transit is still verified with it), then remove it.
 `, cfg.File, domain, domain, selector, path)
 	return nil
-}
-
-// pluginGroup is the group of the MSA's user, which runs the dkim-sign
-// plugin and must read the key; -1 when there is none or this is not
-// root.
-func pluginGroup(cfg *config.Config) int {
-	if os.Geteuid() != 0 || cfg.MSA.User == "" {
-		return -1
-	}
-	u, err := user.Lookup(cfg.MSA.User)
-	if err != nil {
-		return -1
-	}
-	gid, _ := strconv.Atoi(u.Gid)
-	return gid
 }

@@ -57,6 +57,10 @@ mail_root = {{q .Mail}}
 # clients will warn). Give a certificate for the hostname, e.g.:
 # cert = "/etc/letsencrypt/live/{{.Hostname}}/fullchain.pem"
 # key  = "/etc/letsencrypt/live/{{.Hostname}}/privkey.pem"
+# or have postline get one from Let's Encrypt (port 80 must reach this
+# host), renewed 30 days before it expires:
+# [acme]
+# email = {{q .Admin}}
 
 # DKIM signs what users submit, with the key whose public half is the
 # TXT record at {{.Selector}}._domainkey.{{.Domain}}. A new key:
@@ -78,7 +82,7 @@ func (s *setupRun) configText() string {
 		"Domain": o.domain, "Date": s.now.Format("2006-01-02"), "Config": o.configPath(),
 		"Hostname": o.hostname, "State": o.state, "Users": o.usersPath(), "Aliases": o.aliasesPath(),
 		"Submission": o.submission, "Submissions": o.submissions, "SMTP": o.smtp, "Mail": o.mail,
-		"Selector": s.key.Selector, "KeyFile": s.key.KeyFile,
+		"Selector": s.key.Selector, "KeyFile": s.key.KeyFile, "Admin": o.admin,
 	}
 	if s.ids.root {
 		data["User"], data["MailUser"] = o.user, o.mailUser

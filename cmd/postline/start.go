@@ -85,7 +85,12 @@ func start(cfg *config.Config) int {
 	if ctx.Err() == nil {
 		log.Info().Str("config", cfg.File).Msg("postline started")
 		notify(log, "READY=1")
-		supervise(ctx, log, children, hup)
+		issuer := startACME(ctx, cfg, log, children)
+		supervise(ctx, log, children, hup, func(cfg *config.Config) {
+			if issuer != nil {
+				issuer.Reload(cfg)
+			}
+		})
 	}
 	notify(log, "STOPPING=1")
 	stopAll(log, children)
@@ -103,8 +108,15 @@ func prepare(cfg *config.Config) error {
 	if _, err := daemon.Prepare(cfg, daemons...); err != nil {
 		return err
 	}
-	if cert, key, generated := cfg.CertFiles(); generated {
-		return certs.EnsureSelfSigned(cert, key, cfg.Hostname)
+	cert, key, generated := cfg.CertFiles()
+	if !generated {
+		return nil
+	}
+	if err := certs.EnsureSelfSigned(cert, key, cfg.Hostname); err != nil {
+		return err
+	}
+	if cfg.ACME.On() { // the placeholder, until the first is issued
+		return certs.Share(cert, key, msaGroup(cfg))
 	}
 	return nil
 }
@@ -184,7 +196,7 @@ func (c *child) readPipe(r *os.File, ready chan struct{}) {
 
 // supervise restarts any child that exits, and passes each SIGHUP on to
 // the children once the config file loads, until ctx is done.
-func supervise(ctx context.Context, log zerolog.Logger, children []*child, hup <-chan os.Signal) {
+func supervise(ctx context.Context, log zerolog.Logger, children []*child, hup <-chan os.Signal, reloaded func(*config.Config)) {
 	var wg sync.WaitGroup
 	for _, c := range children {
 		c.hup = make(chan struct{}, 1)
@@ -194,7 +206,9 @@ func supervise(ctx context.Context, log zerolog.Logger, children []*child, hup <
 	for ctx.Err() == nil {
 		select {
 		case <-hup:
-			reload(log, children)
+			if cfg := reload(log, children); cfg != nil {
+				reloaded(cfg)
+			}
 		case <-ctx.Done():
 		}
 	}
@@ -203,10 +217,11 @@ func supervise(ctx context.Context, log zerolog.Logger, children []*child, hup <
 
 // reload checks the config file and has each child reload it: a file
 // with a mistake reaches no daemon, so none logs the same error.
-func reload(log zerolog.Logger, children []*child) {
-	if _, err := config.Load(children[0].cfgFile); err != nil {
+func reload(log zerolog.Logger, children []*child) *config.Config {
+	cfg, err := config.Load(children[0].cfgFile)
+	if err != nil {
 		log.Error().Err(err).Msg("config not reloaded: fix it and send SIGHUP again")
-		return
+		return nil
 	}
 	notify(log, "RELOADING=1")
 	for _, c := range children {
@@ -217,6 +232,7 @@ func reload(log zerolog.Logger, children []*child) {
 		}
 	}
 	notify(log, "READY=1")
+	return cfg
 }
 
 // notify tells systemd (Type=notify) how postline is; a failure is
