@@ -111,7 +111,7 @@ func (i *Issuer) step(ctx context.Context) (time.Duration, error) {
 }
 
 // names are the names the certificate is for.
-func names(cfg *config.Config) []string { return []string{cfg.Hostname} }
+func names(cfg *config.Config) []string { return cfg.CertNames() }
 
 // dueIn is how long until the certificate at path must be renewed; 0 or
 // less when it is now (missing, self-signed, missing a name).

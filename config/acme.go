@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -55,5 +56,61 @@ func (c *Config) validateACME(bad func(key, format string, args ...any)) {
 		if _, err := rootPool(a.CARoots); err != nil {
 			bad("acme.ca_roots", "%s: %v (give a PEM file of CA certificates)", a.CARoots, err)
 		}
+	}
+}
+
+// MTASTS is the MTA-STS policy postline serves for its domains (RFC 8461
+// §3.2), at https://mta-sts.DOMAIN/.well-known/mta-sts.txt; on when
+// Mode is set.
+type MTASTS struct {
+	Mode   string   `toml:"mode"`   // "enforce" or "testing"
+	MaxAge Duration `toml:"max_age"` // how long senders cache the policy
+	Listen string   `toml:"listen"` // "": acme.tls_listen
+}
+
+// On reports whether the policy is served.
+func (m MTASTS) On() bool { return m.Mode != "" }
+
+// MTASTSListen is where the policy is served.
+func (c *Config) MTASTSListen() string {
+	if c.MTASTS.Listen != "" {
+		return c.MTASTS.Listen
+	}
+	return c.ACME.TLSListen
+}
+
+// MTASTSPolicy is the policy text: this host is the one MX (RFC 8461
+// §3.2, lines ending in CRLF).
+func (c *Config) MTASTSPolicy() string {
+	return "version: STSv1\r\nmode: " + c.MTASTS.Mode + "\r\nmx: " + c.Hostname +
+		"\r\nmax_age: " + strconv.Itoa(int(c.MTASTS.MaxAge.D().Seconds())) + "\r\n"
+}
+
+// CertNames are the names the listeners' certificate must hold: the
+// hostname, and mta-sts.DOMAIN of each domain when the policy is served.
+func (c *Config) CertNames() []string {
+	names := []string{c.Hostname}
+	if c.MTASTS.On() {
+		for _, d := range c.localDomains() {
+			names = append(names, "mta-sts."+d)
+		}
+	}
+	return names
+}
+
+func (c *Config) validateMTASTS(bad func(key, format string, args ...any)) {
+	m := c.MTASTS
+	if !m.On() {
+		return
+	}
+	if m.Mode != "enforce" && m.Mode != "testing" {
+		bad("mta_sts.mode", "%q: give \"enforce\" or \"testing\"", m.Mode)
+	}
+	// RFC 8461 §3.2: at most 31557600 s (a year); a day at least is sane.
+	if d := m.MaxAge.D(); d < 24*time.Hour || d > 365*24*time.Hour {
+		bad("mta_sts.max_age", "%v: give a duration from \"1d\" to \"365d\" (a week is usual: \"7d\")", d)
+	}
+	if _, _, err := net.SplitHostPort(c.MTASTSListen()); err != nil {
+		bad("mta_sts.listen", "%q is not host:port (e.g. \":443\")", c.MTASTSListen())
 	}
 }

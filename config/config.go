@@ -42,6 +42,7 @@ type Config struct {
 	MDA    MDA    `toml:"mda"`
 	TLS    TLS    `toml:"tls"`
 	ACME   ACME   `toml:"acme"`
+	MTASTS MTASTS `toml:"mta_sts"`
 	Limits Limits `toml:"limits"`
 
 	// Plugins are the filter plugins of every daemon: DefaultPlugins
@@ -153,6 +154,7 @@ func defaults() Config {
 		MDA: MDA{MailRoot: "/var/mail/postline", QuotaGrace: Duration(24 * time.Hour)},
 		ACME: ACME{Directory: LetsEncrypt, Challenge: "http-01", HTTPListen: ":80", TLSListen: ":443",
 			RenewBefore: Duration(30 * 24 * time.Hour)},
+		MTASTS: MTASTS{MaxAge: Duration(7 * 24 * time.Hour)},
 		MSA: MSA{AuthMaxDelay: Duration(5 * time.Second), AuthFailuresPerIP: 10,
 			AuthFailuresPerAcc: 5, AuthLockout: Duration(15 * time.Minute)},
 		Limits: Limits{
@@ -299,6 +301,7 @@ func (c *Config) validate(path, src string) error {
 	c.validateLimits(bad)
 	c.validateRelay(bad)
 	c.validateACME(bad)
+	c.validateMTASTS(bad)
 	errs = append(errs, c.validatePlugins(path, src)...)
 	if _, err := c.ZerologLevel(); err != nil {
 		bad("log_level", "%q is not one of debug, info, warn, error", c.LogLevel)

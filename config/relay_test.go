@@ -102,3 +102,28 @@ func TestACMEValuesRefused(t *testing.T) {
 		t.Errorf("acme on: cert %s (generated %v), directory %s", cert, generated, c.ACME.Directory)
 	}
 }
+
+// [mta_sts]'s wrong values are named with the file, the line and the fix.
+func TestMTASTSValuesRefused(t *testing.T) {
+	for _, c := range []struct{ src, want string }{
+		{"[mta_sts]\nmode = \"on\"\n", `:4: mta_sts.mode: "on": give "enforce" or "testing"`},
+		{"[mta_sts]\nmode = \"testing\"\nmax_age = \"1h\"\n", `:5: mta_sts.max_age: 1h0m0s: give a duration from "1d" to "365d"`},
+		{"[mta_sts]\nmode = \"testing\"\nlisten = \"443\"\n", `:5: mta_sts.listen: "443" is not host:port`},
+	} {
+		path, msg := loadErr(t, minimal+c.src)
+		if !strings.Contains(msg, path+c.want) {
+			t.Errorf("%q: error %q lacks %q", c.src, msg, path+c.want)
+		}
+	}
+	c, err := Load(writeConfig(t, minimal+"[mta_sts]\nmode = \"testing\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "version: STSv1\r\nmode: testing\r\nmx: mail.example.test\r\nmax_age: 604800\r\n"
+	if got := c.MTASTSPolicy(); got != want {
+		t.Errorf("policy %q, want %q", got, want)
+	}
+	if got := strings.Join(c.CertNames(), " "); got != "mail.example.test mta-sts.example.test mta-sts.example.net" {
+		t.Errorf("certificate names %q", got)
+	}
+}

@@ -207,3 +207,65 @@ func TestACMETLSALPN01(t *testing.T) {
 	s := acmeStack(t, p, ca, "tls-alpn-01", net.JoinHostPort(ip, strconv.Itoa(tlsPort)), "")
 	waitServed(t, s, p.root(t), func(*x509.Certificate) bool { return true }, "first")
 }
+
+// With [mta_sts], the policy of each local domain is served over HTTPS
+// at mta-sts.DOMAIN with a certificate from ACME that holds those names;
+// curl, trusting only the CA's root, gets it; other paths and hosts 404.
+func TestMTASTSPolicy(t *testing.T) {
+	t.Parallel()
+	checkPolicy(t, "http-01")
+}
+
+// With tls-alpn-01 on the policy's address, the one listener answers
+// the CA and serves the policy.
+func TestMTASTSPolicySharesTLSALPN(t *testing.T) {
+	t.Parallel()
+	checkPolicy(t, "tls-alpn-01")
+}
+
+func checkPolicy(t *testing.T, challenge string) {
+	curl := requireProgram(t, "curl")
+	ip := randomLoopback()
+	port := 10000 + int(time.Now().UnixNano()%20000)
+	dns := dnstest.Start(t, "mail.example.test. 300 IN A "+ip, "mta-sts.example.test. 300 IN A "+ip,
+		"mta-sts.other.example. 300 IN A "+ip)
+	ca := newTestCA(t)
+	stsAddr := net.JoinHostPort(ip, strconv.Itoa(port+2))
+	p := startPebble(t, ca, dns.Addr, port, port+2)    // tls-alpn-01 on the policy's port
+	listen := net.JoinHostPort(ip, strconv.Itoa(port)) // http-01's
+	if challenge == "tls-alpn-01" {
+		listen = stsAddr
+	}
+	s := acmeStack(t, p, ca, challenge, listen,
+		fmt.Sprintf("[mta_sts]\nmode = \"enforce\"\nmax_age = \"7d\"\nlisten = %q\n", stsAddr))
+	rootPEM := filepath.Join(t.TempDir(), "root.pem")
+	resp, err := p.client.Get(p.mgmt + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	os.WriteFile(rootPEM, data, 0o644)
+	get := func(host, path string) (string, error) {
+		_, port, _ := net.SplitHostPort(stsAddr)
+		out, err := exec.Command(curl, "-sS", "--fail", "--cacert", rootPEM, "--resolve", host+":"+port+":"+ip,
+			"https://"+host+":"+port+path).CombinedOutput()
+		return string(out), err
+	}
+	want := "version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 604800\r\n"
+	var got string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		if got, err = get("mta-sts.example.test", "/.well-known/mta-sts.txt"); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || got != want {
+		t.Fatalf("the policy: %v %q, want %q; log:\n%s", err, got, want, s.Log())
+	}
+	if got, err := get("mta-sts.other.example", "/.well-known/mta-sts.txt"); err != nil || got != want {
+		t.Errorf("the second domain's policy: %v %q", err, got)
+	}
+	if out, err := get("mta-sts.example.test", "/"); err == nil || !strings.Contains(out, "404") {
+		t.Errorf("another path: %v %q, want 404", err, out)
+	}
+}

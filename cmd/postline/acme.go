@@ -20,19 +20,21 @@ import (
 // startACME runs the certificate issuer and the listener of its
 // challenge when [acme] is on; a new certificate reaches the daemons by
 // their reload path. The listener answers only ACME validations.
-func startACME(ctx context.Context, cfg *config.Config, log zerolog.Logger, children []*child) *certs.Issuer {
+func startACME(ctx context.Context, cfg *config.Config, log zerolog.Logger, onNew func()) *certs.Issuer {
 	if !cfg.ACME.On() {
 		return nil
 	}
 	log = log.With().Str("acme", cfg.ACME.Directory).Logger()
 	iss := certs.NewIssuer(cfg, log)
 	iss.Group = msaGroup(cfg)
-	iss.OnNew = func() { reload(log, children) }
+	iss.OnNew = onNew
+	if sharesALPN(cfg) && cfg.MTASTS.On() {
+		return iss // the MTA-STS listener answers the CA: see startMTASTS
+	}
 	if err := serveChallenges(ctx, cfg, iss.Challenges, log); err != nil {
 		log.Error().Err(err).Msg("no ACME challenge listener: certificates cannot be issued")
 		return nil
 	}
-	go iss.Run(ctx)
 	return iss
 }
 

@@ -61,6 +61,9 @@ mail_root = {{q .Mail}}
 # host), renewed 30 days before it expires:
 # [acme]
 # email = {{q .Admin}}
+# With it, serve the MTA-STS policy too (senders then require TLS):
+# [mta_sts]
+# mode = "testing"   # "enforce" once the reports (tls-reports@) are clean
 
 # DKIM signs what users submit, with the key whose public half is the
 # TXT record at {{.Selector}}._domainkey.{{.Domain}}. A new key:

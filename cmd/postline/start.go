@@ -85,11 +85,25 @@ func start(cfg *config.Config) int {
 	if ctx.Err() == nil {
 		log.Info().Str("config", cfg.File).Msg("postline started")
 		notify(log, "READY=1")
-		issuer := startACME(ctx, cfg, log, children)
+		var sts *mtaSTSServer
+		issuer := startACME(ctx, cfg, log, func() {
+			if cfg := reload(log, children); cfg != nil {
+				sts.reload(cfg, log)
+			}
+		})
+		var challenges *certs.Challenges
+		if issuer != nil {
+			challenges = issuer.Challenges
+		}
+		sts = startMTASTS(ctx, cfg, challenges, log)
+		if issuer != nil {
+			go issuer.Run(ctx)
+		}
 		supervise(ctx, log, children, hup, func(cfg *config.Config) {
 			if issuer != nil {
 				issuer.Reload(cfg)
 			}
+			sts.reload(cfg, log)
 		})
 	}
 	notify(log, "STOPPING=1")
