@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"postline/address"
 )
 
 // Plugin is one [[plugins]] table: a filter program a daemon starts and
@@ -189,4 +191,26 @@ func lineOfPlugin(src, name string, index int) int {
 // there as undecoded although it decodes them into the map.
 func pluginConfigKey(k []string) bool {
 	return len(k) > 2 && k[0] == "plugins" && k[1] == "config"
+}
+
+// DKIMKey is one signing key of the dkim-sign plugin's config.
+type DKIMKey struct{ Domain, Selector, KeyFile string }
+
+// DKIMKeys are the keys the dkim-sign plugin signs with, when it is on:
+// `postline dns check` checks their records, and the MTA signs the
+// bounces it writes with them.
+func (c *Config) DKIMKeys() []DKIMKey {
+	var keys []DKIMKey
+	for _, p := range c.Plugins {
+		if p.Name != "dkim-sign" || !p.On() {
+			continue
+		}
+		tables, _ := p.Config["keys"].([]map[string]any)
+		for _, t := range tables {
+			str := func(name string) string { s, _ := t[name].(string); return s }
+			domain, _ := address.NormalizeDomain(str("domain"))
+			keys = append(keys, DKIMKey{Domain: domain, Selector: str("selector"), KeyFile: str("key_file")})
+		}
+	}
+	return keys
 }

@@ -53,3 +53,35 @@ key_file = %q
 		t.Fatalf("verification: %v, %+v\n%s", err, vs, raw)
 	}
 }
+
+// A bounce postline writes (From MAILER-DAEMON@mail.example.test) is
+// signed with the key of example.test, the nearest domain with one, and
+// the signature verifies on the copy delivered to the sender.
+func TestBounceIsDKIMSigned(t *testing.T) {
+	t.Parallel()
+	pub, private, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(private)
+	keyFile := filepath.Join(t.TempDir(), "example.test.pem")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	n := newRelayNet(t)
+	s := StartStackWith(t, StackConfig{MTA: fmt.Sprintf("dns_server = %q\nremote_port = %d\n", n.DNS.Addr, n.Port),
+		Plugins: fmt.Sprintf("[[plugins]]\nname = \"dkim-sign\"\ndaemon = \"msa\"\nhooks = [\"data\"]\n"+
+			"[[plugins.config.keys]]\ndomain = \"example.test\"\nselector = \"mail\"\nkey_file = %q\n", keyFile)})
+	submitRelay(t, s, relayMessage("to nowhere", "user@nowhere.test"), "user@nowhere.test")
+	raw := s.WaitForRawMail(demoUser, 1, 10*time.Second)[0]
+	if !bytes.Contains(raw, []byte("MAILER-DAEMON@mail.example.test")) {
+		t.Fatalf("not a bounce:\n%s", raw)
+	}
+	crlf := bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))
+	record := "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
+	vs, err := dkim.VerifyWithOptions(bytes.NewReader(crlf), &dkim.VerifyOptions{
+		LookupTXT: func(domain string) ([]string, error) {
+			if domain != "mail._domainkey.example.test" {
+				return nil, fmt.Errorf("no TXT for %s", domain)
+			}
+			return []string{record}, nil
+		}})
+	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "example.test" {
+		t.Fatalf("the bounce's signature: %v, %+v\n%s", err, vs, raw)
+	}
+}

@@ -34,6 +34,9 @@ func (m *Manager) bounce(log zerolog.Logger, env *queue.Envelope, failed []Faile
 		log.Error().Err(err).Msg("cannot build bounce")
 		return
 	}
+	if msg, err = signOwn(m.Config, m.Config.Hostname, msg); err != nil {
+		log.Warn().Err(err).Msg("bounce not signed")
+	}
 	b := &queue.Envelope{ID: queue.NewID(now), From: "", Received: now, Relay: true,
 		SMTPUTF8:   !address.IsASCII(env.From),
 		Recipients: []*queue.Recipient{{Address: env.From, State: queue.Pending}}}

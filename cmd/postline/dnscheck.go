@@ -96,40 +96,18 @@ func checkPlan(cfg *config.Config, hosts []netip.Addr) (dnsrecords.Plan, []strin
 	plan := dnsrecords.Plan{Hostname: cfg.Hostname, Domains: cfg.Domains, Addresses: hosts,
 		DKIM: map[string]dnsrecords.DKIMKeyInfo{}}
 	var problems []string
-	for _, k := range signingKeys(cfg) {
+	for _, k := range cfg.DKIMKeys() {
 		key, err := dkimkey.Read(k.KeyFile)
 		var record string
 		if err == nil {
 			record, err = dkimkey.Record(key)
 		}
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("DKIM key of %s: %v", k.domain, err))
+			problems = append(problems, fmt.Sprintf("DKIM key of %s: %v", k.Domain, err))
 			continue
 		}
-		plan.DKIM[k.domain] = dnsrecords.DKIMKeyInfo{Selector: k.Selector, Record: record, KeyFile: k.KeyFile}
+		plan.DKIM[k.Domain] = dnsrecords.DKIMKeyInfo{Selector: k.Selector, Record: record, KeyFile: k.KeyFile}
 	}
 	return plan, problems
 }
 
-type signingKey struct {
-	domain string
-	dnsrecords.DKIMKeyInfo
-}
-
-// signingKeys are the keys of the dkim-sign plugin's config, when it is
-// on (README, Plugins).
-func signingKeys(cfg *config.Config) []signingKey {
-	var keys []signingKey
-	for _, p := range cfg.Plugins {
-		if p.Name != "dkim-sign" || !p.On() {
-			continue
-		}
-		tables, _ := p.Config["keys"].([]map[string]any)
-		for _, t := range tables {
-			str := func(name string) string { s, _ := t[name].(string); return s }
-			keys = append(keys, signingKey{strings.ToLower(str("domain")),
-				dnsrecords.DKIMKeyInfo{Selector: str("selector"), KeyFile: str("key_file")}})
-		}
-	}
-	return keys
-}
