@@ -63,9 +63,9 @@ func (c *Config) validateACME(bad func(key, format string, args ...any)) {
 // §3.2), at https://mta-sts.DOMAIN/.well-known/mta-sts.txt; on when
 // Mode is set.
 type MTASTS struct {
-	Mode   string   `toml:"mode"`   // "enforce" or "testing"
+	Mode   string   `toml:"mode"`    // "enforce" or "testing"
 	MaxAge Duration `toml:"max_age"` // how long senders cache the policy
-	Listen string   `toml:"listen"` // "": acme.tls_listen
+	Listen string   `toml:"listen"`  // "": acme.tls_listen
 }
 
 // On reports whether the policy is served.

@@ -40,17 +40,23 @@ key_file = %q
 		t.Fatal(err)
 	}
 	raw := s.WaitForRawMail(demoUser, 1, 10*time.Second)[0]
-	crlf := bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n")) // the Maildir keeps LF line ends
-	record := "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
+	verifySigned(t, raw, "mail._domainkey.example.test", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
+}
+
+// verifySigned verifies the one DKIM signature of msg, as delivered,
+// for example.test against record, published at name.
+func verifySigned(t *testing.T, msg []byte, name, record string) {
+	t.Helper()
+	crlf := bytes.ReplaceAll(msg, []byte("\n"), []byte("\r\n")) // the Maildir keeps LF line ends
 	vs, err := dkim.VerifyWithOptions(bytes.NewReader(crlf), &dkim.VerifyOptions{
 		LookupTXT: func(domain string) ([]string, error) {
-			if domain != "mail._domainkey.example.test" {
+			if domain != name {
 				return nil, fmt.Errorf("no TXT for %s", domain)
 			}
 			return []string{record}, nil
 		}})
 	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "example.test" {
-		t.Fatalf("verification: %v, %+v\n%s", err, vs, raw)
+		t.Fatalf("verification: %v, %+v\n%s", err, vs, msg)
 	}
 }
 
@@ -72,16 +78,5 @@ func TestBounceIsDKIMSigned(t *testing.T) {
 	if !bytes.Contains(raw, []byte("MAILER-DAEMON@mail.example.test")) {
 		t.Fatalf("not a bounce:\n%s", raw)
 	}
-	crlf := bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))
-	record := "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)
-	vs, err := dkim.VerifyWithOptions(bytes.NewReader(crlf), &dkim.VerifyOptions{
-		LookupTXT: func(domain string) ([]string, error) {
-			if domain != "mail._domainkey.example.test" {
-				return nil, fmt.Errorf("no TXT for %s", domain)
-			}
-			return []string{record}, nil
-		}})
-	if err != nil || len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "example.test" {
-		t.Fatalf("the bounce's signature: %v, %+v\n%s", err, vs, raw)
-	}
+	verifySigned(t, raw, "mail._domainkey.example.test", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
 }

@@ -110,4 +110,3 @@ func checkPlan(cfg *config.Config, hosts []netip.Addr) (dnsrecords.Plan, []strin
 	}
 	return plan, problems
 }
-
