@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"postline/address"
 )
 
 // LetsEncrypt is Let's Encrypt's production directory, acme.directory's
@@ -34,6 +36,9 @@ func (c *Config) validateACME(bad func(key, format string, args ...any)) {
 	a := c.ACME
 	if !a.On() {
 		return
+	}
+	if _, err := address.Parse(a.Email); err != nil {
+		bad("acme.email", "%q is not an address; give the one the CA writes to about the certificate, e.g. \"postmaster@example.org\"", a.Email)
 	}
 	if c.TLS.Cert != "" {
 		bad("acme.email", "tls.cert is set too: remove [tls] cert and key to have the certificate from ACME, or remove [acme]")

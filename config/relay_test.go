@@ -88,6 +88,7 @@ func TestACMEValuesRefused(t *testing.T) {
 		{on + "renew_before = \"10s\"\n", `:5: acme.renew_before: 10s is too short`},
 		{on + "ca_roots = \"/nonexistent.pem\"\n", `:5: acme.ca_roots: /nonexistent.pem: open`},
 		{"[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n" + on, `:7: acme.email: tls.cert is set too`},
+		{"[acme]\nemail = \"postmaster\"\n", `:4: acme.email: "postmaster" is not an address`},
 	} {
 		path, msg := loadErr(t, minimal+c.src)
 		if !strings.Contains(msg, path+c.want) {

@@ -97,6 +97,9 @@ func TestStatus(t *testing.T) {
 		}
 	}
 
+	if out, err := runPostline(s.Config, "", "status", "--yaml"); err == nil || !strings.Contains(out, `unexpected "--yaml"; the only flag is --json`) {
+		t.Errorf("status --yaml: %v %q", err, out)
+	}
 	s.stop()
 	out, err := runPostline(s.Config, "", "status")
 	var exit interface{ ExitCode() int }
