@@ -85,31 +85,39 @@ func start(cfg *config.Config) int {
 	if ctx.Err() == nil {
 		log.Info().Str("config", cfg.File).Msg("postline started")
 		notify(log, "READY=1")
-		var sts *mtaSTSServer
-		issuer := startACME(ctx, cfg, log, func() {
-			if cfg := reload(log, children); cfg != nil {
-				sts.reload(cfg, log)
-			}
-		})
-		var challenges *certs.Challenges
-		if issuer != nil {
-			challenges = issuer.Challenges
-		}
-		sts = startMTASTS(ctx, cfg, challenges, log)
-		if issuer != nil {
-			go issuer.Run(ctx)
-		}
-		supervise(ctx, log, children, hup, func(cfg *config.Config) {
-			if issuer != nil {
-				issuer.Reload(cfg)
-			}
-			sts.reload(cfg, log)
-		})
+		reloaded := startCertificates(ctx, cfg, log, children)
+		supervise(ctx, log, children, hup, reloaded)
 	}
 	notify(log, "STOPPING=1")
 	stopAll(log, children)
 	log.Info().Msg("postline stopped")
 	return 0
+}
+
+// startCertificates runs the supervisor's own services, ACME and the
+// MTA-STS policy, when configured, and returns what a reload tells them.
+// A new certificate reloads the daemons, which read it.
+func startCertificates(ctx context.Context, cfg *config.Config, log zerolog.Logger, children []*child) func(*config.Config) {
+	var sts *mtaSTSServer
+	issuer := startACME(ctx, cfg, log, func() {
+		if cfg := reload(log, children); cfg != nil {
+			sts.reload(cfg, log)
+		}
+	})
+	var challenges *certs.Challenges
+	if issuer != nil {
+		challenges = issuer.Challenges
+	}
+	sts = startMTASTS(ctx, cfg, challenges, log)
+	if issuer != nil {
+		go issuer.Run(ctx)
+	}
+	return func(cfg *config.Config) {
+		if issuer != nil {
+			issuer.Reload(cfg)
+		}
+		sts.reload(cfg, log)
+	}
 }
 
 // prepare creates state_dir, each daemon's folders with their owners
