@@ -20,8 +20,8 @@ func TestSecurityMessageSize(t *testing.T) {
 		t.Errorf("EHLO does not announce SIZE 10000:\n%s", ehlo)
 	}
 	c.expect("MAIL FROM:<someone@remote.test> SIZE=10001", 552, "5.3.4")
-	c.expect("MAIL FROM:<someone@remote.test> SIZE=9000", 250, "2.0.0") // a lie
-	c.expect("RCPT TO:<"+demoUser+">", 250, "2.0.0")
+	c.expect("MAIL FROM:<someone@remote.test> SIZE=9000", 250, "2.1.0") // a lie
+	c.expect("RCPT TO:<"+demoUser+">", 250, "2.1.5")
 	c.expect("DATA", 354, "")
 	c.write("Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 98)+"\r\n", 120) + ".\r\n")
 	c.expectReply("12 kB of DATA", 552, "5.3.4")
@@ -31,8 +31,8 @@ func TestSecurityMessageSize(t *testing.T) {
 		t.Errorf("the spool holds %d messages after the refusal", n)
 	}
 	// The same session still sends a message of the right size.
-	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.0.0")
-	c.expect("RCPT TO:<"+demoUser+">", 250, "2.0.0")
+	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.1.0")
+	c.expect("RCPT TO:<"+demoUser+">", 250, "2.1.5")
 	c.expect("DATA", 354, "")
 	c.write("Subject: small\r\n\r\nsmall\r\n.\r\n")
 	c.expectReply("small message", 250, "2.0.0")
@@ -55,9 +55,9 @@ func TestSecurityMaxRecipients(t *testing.T) {
 	if ehlo := c.expect("EHLO client.example.net", 250, ""); !secHasLine(ehlo, "LIMITS RCPTMAX=3") {
 		t.Errorf("EHLO does not announce LIMITS RCPTMAX=3:\n%s", ehlo)
 	}
-	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.0.0")
+	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.1.0")
 	for _, rcpt := range []string{demoUser, "postmaster@example.test", "postmaster@other.example"} {
-		c.expect("RCPT TO:<"+rcpt+">", 250, "2.0.0")
+		c.expect("RCPT TO:<"+rcpt+">", 250, "2.1.5")
 	}
 	c.expect("RCPT TO:<Demo@example.test>", 452, "4.5.3")
 }
@@ -102,8 +102,8 @@ func TestSecurityLineLengthLimit(t *testing.T) {
 	c.expect("NOOP", 250, "2.0.0")
 	secWantQueued(t, s, 0)
 	// A line of exactly the limit passes.
-	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.0.0")
-	c.expect("RCPT TO:<"+demoUser+">", 250, "2.0.0")
+	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.1.0")
+	c.expect("RCPT TO:<"+demoUser+">", 250, "2.1.5")
 	c.expect("DATA", 354, "")
 	c.write("Subject: long\r\n\r\n" + strings.Repeat("x", 5000) + "\r\n.\r\n")
 	c.expectReply("5000-octet line", 250, "2.0.0")

@@ -183,8 +183,8 @@ func secStartData(t *testing.T, s *Stack, rcpt string) *secConn {
 	t.Helper()
 	c := secDial(t, "", s.MTA)
 	c.expect("EHLO client.example.net", 250, "")
-	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.0.0")
-	c.expect("RCPT TO:<"+rcpt+">", 250, "2.0.0")
+	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.1.0")
+	c.expect("RCPT TO:<"+rcpt+">", 250, "2.1.5")
 	c.expect("DATA", 354, "")
 	return c
 }
@@ -203,8 +203,8 @@ func secSubmitData(t *testing.T, s *Stack, rcpt string) *secConn {
 	if code, text := c.auth(demoUser, demoPassword); code != 235 {
 		t.Fatalf("AUTH: %d %s", code, text)
 	}
-	c.expect("MAIL FROM:<"+demoUser+">", 250, "2.0.0")
-	c.expect("RCPT TO:<"+rcpt+">", 250, "2.0.0")
+	c.expect("MAIL FROM:<"+demoUser+">", 250, "2.1.0")
+	c.expect("RCPT TO:<"+rcpt+">", 250, "2.1.5")
 	c.expect("DATA", 354, "")
 	return c
 }

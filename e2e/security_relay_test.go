@@ -18,7 +18,7 @@ func TestSecurityRelayTricks(t *testing.T) {
 	s := StartStack(t)
 	c := secDial(t, "", s.MTA)
 	c.expect("EHLO client.example.net", 250, "")
-	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.0.0")
+	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.1.0")
 	for _, tt := range []struct {
 		rcpt string
 		code int
@@ -78,7 +78,7 @@ func TestSecurityRelayIDN(t *testing.T) {
 
 	c := secDial(t, "", s.MTA)
 	c.expect("EHLO client.example.net", 250, "")
-	c.expect("MAIL FROM:<someone@remote.test> SMTPUTF8", 250, "2.0.0")
+	c.expect("MAIL FROM:<someone@remote.test> SMTPUTF8", 250, "2.1.0")
 	c.expect("RCPT TO:<x@exämple.org>", 554, "5.7.1")
 	c.expect("RCPT TO:<x@xn--exmple-cua.org>", 554, "5.7.1")
 	c.expect("QUIT", 221, "2.0.0")
@@ -131,7 +131,7 @@ func TestSecurityNoAuthOnMTAPort(t *testing.T) {
 		t.Errorf("AUTH PLAIN on the MTA port: %d %q, want 502 5.5.1", code, text)
 	}
 	c.expect("AUTH EXTERNAL =", 502, "5.5.1")
-	c.expect("MAIL FROM:<"+demoUser+"> AUTH="+demoUser, 250, "2.0.0")
+	c.expect("MAIL FROM:<"+demoUser+"> AUTH="+demoUser, 250, "2.1.0")
 	c.expect("RCPT TO:<friend@remote.test>", 554, "5.7.1")
 	c.expect("QUIT", 221, "2.0.0")
 	secWantQueued(t, s, 0)
@@ -143,8 +143,8 @@ func secSendMTA(t *testing.T, s *Stack, mailParams, rcpt, msg string) {
 	t.Helper()
 	c := secDial(t, "", s.MTA)
 	c.expect("EHLO client.example.net", 250, "")
-	c.expect("MAIL FROM:<someone@remote.test>"+mailParams, 250, "2.0.0")
-	c.expect("RCPT TO:<"+rcpt+">", 250, "2.0.0")
+	c.expect("MAIL FROM:<someone@remote.test>"+mailParams, 250, "2.1.0")
+	c.expect("RCPT TO:<"+rcpt+">", 250, "2.1.5")
 	c.expect("DATA", 354, "")
 	c.write(msg + ".\r\n")
 	c.expectReply("end of data for "+rcpt, 250, "2.0.0")

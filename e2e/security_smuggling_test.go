@@ -264,7 +264,7 @@ func secBDATReady(t *testing.T, s *Stack, rcpt string) *secConn {
 	if ehlo := c.expect("EHLO client.example.net", 250, ""); !secHasLine(ehlo, "CHUNKING") {
 		t.Errorf("EHLO does not announce CHUNKING:\n%s", ehlo)
 	}
-	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.0.0")
-	c.expect("RCPT TO:<"+rcpt+">", 250, "2.0.0")
+	c.expect("MAIL FROM:<someone@remote.test>", 250, "2.1.0")
+	c.expect("RCPT TO:<"+rcpt+">", 250, "2.1.5")
 	return c
 }

@@ -10,13 +10,11 @@ package guard
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net"
+	"postline/reply"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
 
 // DataPolicy is how message data is checked.
@@ -32,20 +30,6 @@ type DataPolicy struct {
 	// MaxReceived bounds the Received: fields, the hop count of RFC 5321
 	// §6.3, so a mail loop ends with 554 5.4.6 (Postfix's hopcount_limit).
 	MaxReceived int
-}
-
-var (
-	// ErrBareNewline is the reply to a bare LF or CR in reject mode.
-	ErrBareNewline = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Message contains a bare CR or LF; lines must end with CRLF"}
-	// ErrIdle is returned when the client went silent inside the data.
-	ErrLoop = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 4, 6}, Message: "Too many hops (Received: fields): mail loop?"}
-	// ErrIdle is returned when the client went silent inside the data.
-	ErrIdle = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Idle timeout inside message data, closing connection"}
-)
-
-func tooLarge(what string, limit int) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
-		Message: fmt.Sprintf("Message %s too large (limit %d octets)", what, limit)}
 }
 
 // dataReader applies a DataPolicy to the message data go-smtp hands to a
@@ -120,7 +104,7 @@ func (d *dataReader) fill() {
 		d.err = d.finish()
 	case errors.As(err, &nerr) && nerr.Timeout():
 		d.conn.Close() // the reply could not be read anyway; free the slot
-		d.err = ErrIdle
+		d.err = reply.IdleInData
 	case err != nil:
 		d.err = err
 	}
@@ -191,7 +175,7 @@ func (d *dataReader) feed(b byte) error {
 		return nil
 	case '\n': // a LF without CR
 		if d.policy.RejectBareNewline {
-			return ErrBareNewline
+			return reply.BareNewline
 		}
 		return d.endLine()
 	}
@@ -201,7 +185,7 @@ func (d *dataReader) feed(b byte) error {
 // bare handles a stray CR: refused, or turned into a space.
 func (d *dataReader) bare() error {
 	if d.policy.RejectBareNewline {
-		return ErrBareNewline
+		return reply.BareNewline
 	}
 	return d.emit(' ')
 }
@@ -209,7 +193,7 @@ func (d *dataReader) bare() error {
 func (d *dataReader) emit(b byte) error {
 	d.lineLen++
 	if d.policy.MaxLineLength > 0 && d.lineLen > d.policy.MaxLineLength {
-		return tooLarge("line", d.policy.MaxLineLength)
+		return reply.TooLarge("line", d.policy.MaxLineLength)
 	}
 	if err := d.countHeader(1); err != nil {
 		return err
@@ -233,7 +217,7 @@ func (d *dataReader) countHop(b byte) error {
 	d.lineHead = append(d.lineHead, b)
 	if d.lineLen == len(field) && strings.EqualFold(string(d.lineHead), field) {
 		if d.received++; d.received > d.policy.MaxReceived {
-			return ErrLoop
+			return reply.Loop
 		}
 	}
 	return nil
@@ -257,7 +241,7 @@ func (d *dataReader) countHeader(n int) error {
 	}
 	d.header += n
 	if d.policy.MaxHeaderSize > 0 && d.header > d.policy.MaxHeaderSize {
-		return tooLarge("header", d.policy.MaxHeaderSize)
+		return reply.TooLarge("header", d.policy.MaxHeaderSize)
 	}
 	return nil
 }

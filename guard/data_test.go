@@ -3,6 +3,7 @@ package guard
 import (
 	"errors"
 	"io"
+	"postline/reply"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -41,8 +42,8 @@ func TestNormalize(t *testing.T) {
 
 func TestRejectBareNewline(t *testing.T) {
 	for _, in := range []string{"a\nb\r\n", "a\rb\r\n", "a\r\n.\nb\r\n", "end\r"} {
-		if _, err := read(t, in, DataPolicy{RejectBareNewline: true}); err != ErrBareNewline {
-			t.Errorf("%q: err %v, want ErrBareNewline", in, err)
+		if _, err := read(t, in, DataPolicy{RejectBareNewline: true}); err != reply.BareNewline {
+			t.Errorf("%q: err %v, want reply.BareNewline", in, err)
 		}
 	}
 	if got, err := read(t, "fine\r\n", DataPolicy{RejectBareNewline: true}); err != nil || got != "fine\r\n" {
@@ -101,8 +102,8 @@ func TestHopLimit(t *testing.T) {
 	if _, err := read(t, two, p); err != nil {
 		t.Errorf("2 hops refused: %v", err)
 	}
-	if _, err := read(t, "RECEIVED: x\r\n"+two, p); err != ErrLoop {
-		t.Errorf("3 hops: %v, want ErrLoop", err)
+	if _, err := read(t, "RECEIVED: x\r\n"+two, p); err != reply.Loop {
+		t.Errorf("3 hops: %v, want reply.Loop", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package mda
 import (
 	"os"
 	"path/filepath"
+	"postline/reply"
 	"strings"
 
 	"github.com/emersion/go-smtp"
@@ -20,32 +21,26 @@ type Mailboxes struct {
 	Users  *users.DB
 }
 
-var (
-	errNotLocal    = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 2}, Message: "Recipient domain is not local here"}
-	errUnknownUser = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown"}
-	errBadMailbox  = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Recipient address not usable as a mailbox name"}
-)
-
 // Resolve returns the Maildir for address, or the LMTP reply refusing it.
 // postmaster@ every local domain always exists (RFC 5321 §4.5.1).
 func (m *Mailboxes) Resolve(addr string) (string, *smtp.SMTPError) {
 	a, err := address.Parse(addr)
 	if err != nil {
-		return "", errUnknownUser
+		return "", reply.UnknownUser
 	}
 	local, domain := strings.ToLower(a.Local), a.Domain
 	if !m.Config.IsLocalDomain(domain) {
-		return "", errNotLocal
+		return "", reply.NotLocal
 	}
 	if !SafeFolderName(local) || !SafeFolderName(domain) {
-		return "", errBadMailbox
+		return "", reply.BadMailbox
 	}
 	if local == "postmaster" || m.Users.Exists(local+"@"+domain) {
 		return filepath.Join(m.Config.MDA.MailRoot, domain, local), nil
 	}
 	base, ext, ok := users.SplitExtension(a.Local+"@"+domain, m.Config.RecipientDelimiter)
 	if !ok || !m.Users.Exists(base) {
-		return "", errUnknownUser
+		return "", reply.UnknownUser
 	}
 	dir := filepath.Join(m.Config.MDA.MailRoot, domain, strings.ToLower(strings.TrimSuffix(base, "@"+domain)))
 	return extensionFolder(dir, ext), nil

@@ -5,17 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"postline/reply"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
-
-// errOverQuota answers a copy that does not fit into its mailbox: a
-// temporary failure (RFC 3463 4.2.2), so the MTA retries and, after
-// mda.quota_grace, bounces with 5.2.2.
-var errOverQuota = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full"}
 
 // usageTTL is how long a mailbox's measured size is trusted; the copies
 // written meanwhile are added to it, and mail a reader deleted counts
@@ -54,7 +48,7 @@ func (q *Quota) Reserve(mailbox string, size int64, now time.Time) error {
 		m = measured{bytes, now}
 	}
 	if m.bytes+size > q.Limit {
-		return errOverQuota
+		return reply.MailboxFull
 	}
 	m.bytes += size
 	if q.usage == nil {

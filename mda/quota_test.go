@@ -3,6 +3,7 @@ package mda
 import (
 	"os"
 	"path/filepath"
+	"postline/reply"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestQuota(t *testing.T) {
 	if err := q.Reserve(box, 150, now); err != nil {
 		t.Fatalf("150 bytes into 800 of 1000: %v", err)
 	}
-	if err := q.Reserve(box, 100, now); err != errOverQuota {
+	if err := q.Reserve(box, 100, now); err != reply.MailboxFull {
 		t.Errorf("100 bytes into 950 of 1000: %v, want 452 4.2.2", err)
 	}
 	q.Release(box, 150)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"postline/reply"
 	"syscall"
 	"time"
 
@@ -23,8 +24,6 @@ import (
 	"postline/plugins/host"
 	"postline/queue"
 )
-
-var errBadFolder = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Bad " + queue.FolderParam + " folder name"}
 
 // Backend is the go-smtp backend of the LMTP server.
 type Backend struct {
@@ -57,6 +56,7 @@ type Backend struct {
 func NewServer(b *Backend, hostname string) *smtp.Server {
 	srv := smtp.NewServer(b)
 	srv.LMTP = true
+	srv.Replies = reply.Server()
 	srv.Domain = hostname
 	srv.EnableDSN = true // carries the queue ID as ENVID
 	srv.EnableSMTPUTF8 = true
@@ -99,7 +99,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		s.folder = opts.Params[queue.FolderParam]
 	}
 	if s.folder != "" && !host.ValidFolder(s.folder) {
-		return errBadFolder
+		return reply.BadParam(queue.FolderParam)
 	}
 	return nil
 }
@@ -180,9 +180,9 @@ func (s *session) writeCopy(msg io.Reader, size int64, rc recipient) error {
 	if done, err := s.delivered(rc, log); done || err != nil {
 		return err
 	}
-	msg, dir, reply := s.copyFor(msg, rc, log)
-	if reply != nil {
-		return reply
+	msg, dir, refused := s.copyFor(msg, rc, log)
+	if refused != nil {
+		return refused
 	}
 	key, err := s.writeWithinQuota(size, dir, rc, msg)
 	if err != nil {
@@ -194,7 +194,7 @@ func (s *session) writeCopy(msg io.Reader, size int64, rc recipient) error {
 		return serr
 	}
 	log.Info().Str("from", s.from).Str("file", key).Msg("delivered")
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: delivered as " + key}
+	return reply.Delivered(key)
 }
 
 // writeWithinQuota writes the copy if it fits into the recipient's
@@ -253,7 +253,7 @@ func (s *session) delivered(rc recipient, log zerolog.Logger) (bool, error) {
 		s.b.Ledger.Done(s.queueID, rc.address, time.Now())
 	}
 	log.Info().Str("file", c.Name).Msg("delivered before: no second copy")
-	return true, &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: delivered before as " + c.Name}
+	return true, reply.DeliveredBefore(c.Name)
 }
 
 // spool copies the message to an unlinked temporary file, turning CRLF
@@ -283,9 +283,9 @@ func deliveryError(err error) *smtp.SMTPError {
 	case errors.As(err, &serr):
 		return serr
 	case errors.Is(err, syscall.ENOSPC):
-		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
+		return reply.NoStorage
 	case errors.Is(err, syscall.EDQUOT):
-		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full"}
+		return reply.MailboxFull
 	}
-	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local delivery error, try again later"}
+	return reply.DeliveryError
 }

@@ -2,11 +2,11 @@ package msa
 
 import (
 	"errors"
+	"postline/reply"
 	"postline/users"
 	"time"
 
 	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 )
 
 // loginServer is the obsolete but widespread LOGIN mechanism
@@ -43,14 +43,6 @@ func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err er
 	return nil, true, errors.New("unexpected client response")
 }
 
-var (
-	errAuthFailed  = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication credentials invalid"}
-	errAuthLocked  = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed authentications, try again later"}
-	errNeedTLS     = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
-	errNeedAuth    = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
-	errUnknownMech = &smtp.SMTPError{Code: 504, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Unrecognized authentication mechanism"}
-)
-
 // AuthMechanisms implements smtp.AuthSession: nothing before TLS, so AUTH
 // is not even advertised on a plaintext connection.
 func (s *session) AuthMechanisms() []string {
@@ -63,21 +55,21 @@ func (s *session) AuthMechanisms() []string {
 // Auth implements smtp.AuthSession.
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if !s.tls {
-		return nil, errNeedTLS
+		return nil, reply.NeedTLS
 	}
 	switch mech {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			// go-sasl does not check this; we allow no acting as another user.
 			if identity != "" && identity != username {
-				return errAuthFailed
+				return reply.AuthFailed
 			}
 			return s.login(username, password)
 		}), nil
 	case sasl.Login:
 		return newLoginServer(s.login), nil
 	}
-	return nil, errUnknownMech
+	return nil, reply.UnknownMech
 }
 
 // login checks a password, slowing down and locking out guessing. The
@@ -87,7 +79,7 @@ func (s *session) login(username, password string) error {
 	if s.b.limiter.locked(s.ip, account) {
 		s.log.Warn().Str("ip", s.ip).Str("user", sanitize(account)).Msg("authentication locked out")
 		s.b.Metrics.login("locked")
-		return errAuthLocked
+		return reply.AuthLocked
 	}
 	if !s.b.Users.Authenticate(username, password) {
 		delay, nowLocked := s.b.limiter.failed(s.ip, account)
@@ -97,7 +89,7 @@ func (s *session) login(username, password string) error {
 		}
 		s.b.Metrics.login("failed")
 		time.Sleep(delay)
-		return errAuthFailed
+		return reply.AuthFailed
 	}
 	s.b.limiter.succeeded(account)
 	s.user = account

@@ -2,6 +2,7 @@ package msa
 
 import (
 	"errors"
+	"postline/reply"
 	"testing"
 	"time"
 
@@ -88,8 +89,8 @@ func TestLoginServer(t *testing.T) {
 			if tt.wantUser != "" && err != nil {
 				t.Errorf("login failed: %v", err)
 			}
-			if tt.wantUser == "" && !errors.Is(err, errAuthFailed) {
-				t.Errorf("err = %v, want %v", err, errAuthFailed)
+			if tt.wantUser == "" && !errors.Is(err, reply.AuthFailed) {
+				t.Errorf("err = %v, want %v", err, reply.AuthFailed)
 			}
 			if s.user != tt.wantUser {
 				t.Errorf("session user = %q, want %q", s.user, tt.wantUser)
@@ -140,8 +141,8 @@ func TestAuthNeedsTLS(t *testing.T) {
 		t.Errorf("mechanisms offered without TLS: %q", m)
 	}
 	for _, mech := range []string{sasl.Plain, sasl.Login} {
-		if _, err := s.Auth(mech); !errors.Is(err, errNeedTLS) {
-			t.Errorf("Auth(%s) without TLS: %v, want %v", mech, err, errNeedTLS)
+		if _, err := s.Auth(mech); !errors.Is(err, reply.NeedTLS) {
+			t.Errorf("Auth(%s) without TLS: %v, want %v", mech, err, reply.NeedTLS)
 		}
 	}
 	tlsSession := newAuthSession(t, true)

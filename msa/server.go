@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/mail"
+	"postline/reply"
 	"strings"
 	"time"
 
@@ -93,12 +94,6 @@ type session struct {
 	hooks   host.Session     // the plugins' hooks and what they decided
 }
 
-var (
-	errSenderNotOwned     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address rejected: not owned by the authenticated user"}
-	errHeaderFromNotOwned = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "From header address not owned by the authenticated user"}
-	errMTAUnavailable     = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Mail transport unavailable, try again later"}
-)
-
 func (s *session) Reset() {
 	if s.mta != nil {
 		s.mta.Close()
@@ -117,14 +112,14 @@ func (s *session) Logout() error {
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
 	if s.user == "" {
-		return errNeedAuth
+		return reply.NeedAuth
 	}
 	// RFC 6409 §6.1 lets the MSA refuse senders the user may not use. The
 	// null sender is allowed, as Postfix's reject_sender_login_mismatch
 	// does, for auto-replies that must not bounce.
 	if from != "" && !s.owns(from) {
 		s.txlog.Warn().Str("from", sanitize(from)).Msg("sender refused")
-		return errSenderNotOwned
+		return reply.SenderNotOwned
 	}
 	// The queue ID is allocated here, once per message: the MTA keeps it
 	// (queue.IDParam), so the reply, the trace field and every log line
@@ -152,7 +147,7 @@ func (s *session) openMTA() error {
 	c, err := s.b.DialMTA()
 	if err != nil {
 		s.txlog.Error().Err(err).Msg("cannot reach mta")
-		return errMTAUnavailable
+		return reply.MTAUnavailable
 	}
 	if err := c.Mail(s.from, &s.mtaMail); err != nil {
 		c.Close()
@@ -170,7 +165,7 @@ func (s *session) openMTA() error {
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if s.mta == nil { // the MTA connection broke earlier in this transaction
-		return errMTAUnavailable
+		return reply.MTAUnavailable
 	}
 	if reply := s.hooks.Rcpt(host.RcptInfo{Conn: s.connInfo(), Sender: s.from, Recipient: to}, s.txlog); reply != nil {
 		return reply
@@ -192,7 +187,7 @@ func (s *session) Data(r io.Reader) error {
 
 func (s *session) data(r io.Reader) error {
 	if s.mta == nil {
-		return errMTAUnavailable
+		return reply.MTAUnavailable
 	}
 	br := bufio.NewReader(guard.NewDataReader(r, s.conn, s.b.Policy))
 	h, err := scanHeader(br)
@@ -224,7 +219,7 @@ func (s *session) data(r io.Reader) error {
 			return serr
 		}
 		s.txlog.Error().Err(err).Msg("cannot pass message to mta")
-		return errMTAUnavailable
+		return reply.MTAUnavailable
 	}
 	resp, err := w.CloseWithResponse()
 	var text string
@@ -241,7 +236,7 @@ func (s *session) data(r io.Reader) error {
 		log = log.With().Str("mta_queue_id", id).Logger()
 	}
 	log.Info().Str("from", s.from).Strs("rcpt", s.rcpts).Msg("submitted")
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: text}
+	return reply.New(250, 2, 0, 0, text)
 }
 
 // passFolder hands a folder the plugins chose to the MTA, which learns
@@ -275,12 +270,12 @@ func (s *session) owns(addr string) bool {
 func (s *session) checkHeaderFrom(value []byte) error {
 	list, err := mail.ParseAddressList(strings.TrimSpace(string(value)))
 	if err != nil || len(list) == 0 {
-		return errHeaderFromNotOwned
+		return reply.HeaderFromNotOwn
 	}
 	for _, a := range list {
 		if !s.owns(a.Address) {
 			s.txlog.Warn().Str("header_from", sanitize(a.Address)).Msg("From header refused")
-			return errHeaderFromNotOwned
+			return reply.HeaderFromNotOwn
 		}
 	}
 	return nil
@@ -292,7 +287,7 @@ func dataError(err error) error {
 	if errors.As(err, &serr) {
 		return serr
 	}
-	return errMTAUnavailable
+	return reply.MTAUnavailable
 }
 
 // mtaError passes an MTA refusal through unchanged; anything else (the
@@ -305,7 +300,7 @@ func (s *session) mtaError(stage string, err error) error {
 	}
 	s.txlog.Error().Err(err).Str("stage", stage).Msg("mta connection failed")
 	s.Reset()
-	return errMTAUnavailable
+	return reply.MTAUnavailable
 }
 
 // queuedAs extracts the queue ID from the MTA's "Ok: queued as ID".

@@ -106,7 +106,7 @@ func TestFlushSkipsBusyMessage(t *testing.T) {
 		if n == 0 {
 			close(inside)
 			<-unblock
-			return lmtp.Result{c.rcpts[0]: reply(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full")}, nil
+			return lmtp.Result{c.rcpts[0]: smtpReply(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full")}, nil
 		}
 		return accept(c.rcpts), nil
 	})

@@ -156,7 +156,7 @@ func waitEnvelope(t *testing.T, dir, id string, ok func(*queue.Envelope) bool) *
 	return nil
 }
 
-func reply(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
+func smtpReply(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg}
 }
 

@@ -37,7 +37,7 @@ func TestManagerRetriesTemporaryFailure(t *testing.T) {
 	t.Parallel()
 	m, s, f := startManager(t, func(n int, c call) (lmtp.Result, error) {
 		if n == 0 {
-			return lmtp.Result{c.rcpts[0]: reply(451, smtp.EnhancedCode{4, 3, 0}, "busy")}, nil
+			return lmtp.Result{c.rcpts[0]: smtpReply(451, smtp.EnhancedCode{4, 3, 0}, "busy")}, nil
 		}
 		return accept(c.rcpts), nil
 	})
@@ -67,8 +67,8 @@ func TestManagerPermanentFailure(t *testing.T) {
 	m, s, f := startManager(t, func(n int, c call) (lmtp.Result, error) {
 		if n == 0 {
 			return lmtp.Result{
-				"a@example.test": reply(550, smtp.EnhancedCode{5, 1, 1}, "User unknown"),
-				"b@example.test": reply(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full"),
+				"a@example.test": smtpReply(550, smtp.EnhancedCode{5, 1, 1}, "User unknown"),
+				"b@example.test": smtpReply(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full"),
 			}, nil
 		}
 		return accept(c.rcpts), nil
@@ -92,7 +92,7 @@ func TestManagerPermanentFailure(t *testing.T) {
 func TestManagerAllFailedIsRemoved(t *testing.T) {
 	t.Parallel()
 	m, s, f := startManager(t, func(_ int, c call) (lmtp.Result, error) {
-		return lmtp.Result{c.rcpts[0]: reply(550, smtp.EnhancedCode{5, 1, 1}, "User unknown")}, nil
+		return lmtp.Result{c.rcpts[0]: smtpReply(550, smtp.EnhancedCode{5, 1, 1}, "User unknown")}, nil
 	})
 	env := enqueue(t, m, s, "x", "gone@example.test")
 	nextCall(t, f)
@@ -224,7 +224,7 @@ func TestTakeDueWithNoFreeWorkerDoesNotSpin(t *testing.T) {
 func TestFinalStatus(t *testing.T) {
 	m := &Manager{Config: testConfig()}
 	received := time.Now()
-	full := reply(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full")
+	full := smtpReply(452, smtp.EnhancedCode{4, 2, 2}, "Mailbox full")
 	tests := []struct {
 		rcpt   string
 		reply  *smtp.SMTPError
@@ -232,12 +232,12 @@ func TestFinalStatus(t *testing.T) {
 		status string
 		final  bool
 	}{
-		{"a@example.test", reply(550, smtp.EnhancedCode{5, 1, 1}, "User unknown"), 0, "5.1.1", true},
+		{"a@example.test", smtpReply(550, smtp.EnhancedCode{5, 1, 1}, "User unknown"), 0, "5.1.1", true},
 		{"a@example.test", full, 59 * time.Minute, "", false},
 		{"a@example.test", full, time.Hour, "5.2.2", true},
 		{"a@example.org", full, time.Hour, "", false}, // a remote full mailbox waits for the lifetime
 		{"a@example.org", full, 24 * time.Hour, "4.4.7", true},
-		{"a@example.test", reply(451, smtp.EnhancedCode{4, 3, 0}, "later"), 23 * time.Hour, "", false},
+		{"a@example.test", smtpReply(451, smtp.EnhancedCode{4, 3, 0}, "later"), 23 * time.Hour, "", false},
 	}
 	for _, tt := range tests {
 		env := &queue.Envelope{Received: received}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"postline/reply"
 	"slices"
 	"strings"
 	"syscall"
@@ -84,20 +85,6 @@ type session struct {
 	hooks    host.Session // the plugins' hooks and what they decided
 }
 
-var (
-	errRelayDenied = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Relay access denied"}
-	errBadRcpt     = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
-	errBadSender   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
-	errBadFolder   = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 4}, Message: "Bad " + queue.FolderParam + " folder name"}
-	// RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8 on MAIL FROM.
-	errNeedSMTPUTF8  = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "Non-ASCII address requires SMTPUTF8"}
-	errTooManyErrors = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many errors, closing connection"}
-	errUnknownUser   = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "Recipient address rejected: User unknown in local recipient table"}
-	errNoAuth        = &smtp.SMTPError{Code: 502, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH is not offered here; submit mail on the submission port"}
-	errStorage       = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage"}
-	errQueue         = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Local error in processing, try again later"}
-)
-
 func (s *session) Reset() {
 	s.from, s.authUser, s.opts, s.rcpts, s.queueID = "", "", smtp.MailOptions{}, nil, ""
 	s.hooks.Reset()
@@ -117,7 +104,7 @@ func (s *session) AuthMechanisms() []string {
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if !s.b.Trusted || mech != sasl.External {
-		return nil, errNoAuth
+		return nil, reply.NoAuth
 	}
 	return sasl.NewExternalServer(func(string) error { return nil }), nil
 }
@@ -129,10 +116,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if from != "" { // "" is the null reverse-path of bounces
 		if _, err := address.Parse(from); err != nil {
-			return errBadSender
+			return reply.BadSender
 		}
 		if !address.IsASCII(from) && (opts == nil || !opts.UTF8) {
-			return errNeedSMTPUTF8
+			return reply.NeedSMTPUTF8
 		}
 	}
 	s.from = from
@@ -147,7 +134,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	if f := s.hooks.Tx.Folder; f != "" && !host.ValidFolder(f) {
-		return errBadFolder
+		return reply.BadParam(queue.FolderParam)
 	}
 	mail := host.MailInfo{Conn: s.client.Info(), Sender: s.from, Params: host.MailParams(opts)}
 	if reply := s.hooks.Mail(mail, s.log); reply != nil {
@@ -162,7 +149,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	rcpt, err := s.checkRecipient(to)
 	if err == nil && !address.IsASCII(to) && !s.opts.UTF8 {
-		err = errNeedSMTPUTF8
+		err = reply.NeedSMTPUTF8
 	}
 	if err != nil {
 		s.log.Info().Str("from", s.from).Str("rcpt", to).Int("code", err.Code).Msg("recipient refused")
@@ -171,7 +158,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		// smtpd_hard_error_limit counts them: no endless address probing.
 		if s.refused++; s.b.Config.Limits.MaxErrors > 0 && s.refused >= s.b.Config.Limits.MaxErrors {
 			s.log.Warn().Int("refused", s.refused).Msg("too many refused recipients")
-			return errTooManyErrors
+			return reply.TooManyErrors
 		}
 		return err
 	}
@@ -193,13 +180,13 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 func (s *session) checkRecipient(to string) (string, *smtp.SMTPError) {
 	a, err := address.Parse(to)
 	if err != nil {
-		return "", errBadRcpt
+		return "", reply.BadRecipient
 	}
 	if !s.b.Config.IsLocalDomain(a.Domain) {
 		if s.b.Trusted {
 			return a.String(), nil
 		}
-		return "", errRelayDenied
+		return "", reply.RelayDenied
 	}
 	if strings.EqualFold(a.Local, "postmaster") {
 		return a.Key(), nil
@@ -207,7 +194,7 @@ func (s *session) checkRecipient(to string) (string, *smtp.SMTPError) {
 	if _, known := s.route(a.Key()); known {
 		return a.Key(), nil
 	}
-	return "", errUnknownUser
+	return "", reply.UnknownUser
 }
 
 // route returns where mail to the local address addr goes, as Postfix
@@ -285,10 +272,10 @@ func (s *session) Data(r io.Reader) error {
 	}
 	s.recipients(env)
 	log := s.log.With().Str("queue_id", env.ID).Logger()
-	f, reply := s.filter(guard.NewDataReader(r, s.conn, s.b.Policy), env, log)
-	if reply != nil {
-		s.b.Metrics.clientRefused("data", reply.Code)
-		return reply
+	f, refused := s.filter(guard.NewDataReader(r, s.conn, s.b.Policy), env, log)
+	if refused != nil {
+		s.b.Metrics.clientRefused("data", refused.Code)
+		return refused
 	}
 	defer f.Close()
 	if err := s.b.Queue.Store(env, f.Message); err != nil {
@@ -301,7 +288,7 @@ func (s *session) Data(r io.Reader) error {
 	log.Info().Str("from", env.From).Strs("rcpt", s.rcpts).Int64("size", env.Size).
 		Str("auth", env.AuthUser).Msg("queued")
 	s.b.Manager.Add(env)
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + env.ID}
+	return reply.Queued(env.ID)
 }
 
 func queuedQuestion(opts *smtp.MailOptions) string {
@@ -318,11 +305,11 @@ func (s *session) answerQueued(id string) error {
 	log := s.log.Info().Str("queue_id", sanitizeID(id)).Bool("queued", queued)
 	if err != nil {
 		log.Err(err).Msg("msa asked whether a message was queued")
-		return errQueue
+		return reply.QueueError
 	}
 	log.Msg("msa asked whether a message was queued")
 	if !queued {
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 0, 0}, Message: "not queued"}
+		return reply.NotQueued
 	}
 	return nil
 }
@@ -357,10 +344,10 @@ func storeError(err error) *smtp.SMTPError {
 	case errors.As(err, &serr): // e.g. the client's message exceeded the size limit
 		return serr
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return errStorage
+		return reply.NoStorage
 	case errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		// A spool that cannot be written takes no mail, as a full one.
-		return errStorage
+		return reply.NoStorage
 	}
-	return errQueue
+	return reply.QueueError
 }

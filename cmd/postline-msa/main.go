@@ -7,6 +7,7 @@ package main
 import (
 	"crypto/tls"
 	"net"
+	"postline/reply"
 	"sync"
 	"time"
 
@@ -81,6 +82,7 @@ func main() {
 func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend, tlsConfig *tls.Config) *smtp.Server {
 	s := smtp.NewServer(be)
 	s.Domain = cfg.Hostname
+	s.Replies = reply.Server()
 	s.TLSConfig = tlsConfig
 	// AUTH before TLS is refused by the session itself, with 530 5.7.0
 	// as Postfix does, rather than go-smtp's 523.

@@ -7,6 +7,7 @@ package main
 import (
 	"net"
 	"os"
+	"postline/reply"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -192,6 +193,7 @@ func listenAdmin(cfg *config.Config, own *daemon.Owners) (net.Listener, error) {
 func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend) *smtp.Server {
 	s := smtp.NewServer(be)
 	s.Domain = cfg.Hostname
+	s.Replies = reply.Server()
 	s.MaxMessageBytes = cfg.MaxMessageSize
 	guard.Configure(s, cfg)
 	s.EnableSMTPUTF8 = true

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"io"
+	"postline/reply"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
@@ -38,7 +39,7 @@ func (o *Outcome) Fold(res Result) *smtp.SMTPError {
 // Discarded is the reply to a message a plugin discarded: success, as
 // for Postfix's DISCARD, so the sender does not retry.
 func Discarded(by string) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: discarded by filter " + by}
+	return reply.Discarded(by)
 }
 
 // Session is one SMTP session's use of a chain, the same in the MSA and

@@ -148,18 +148,26 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "RCPT":
 		c.handleRcpt(arg)
 	case "VRFY":
-		c.writeResponse(252, EnhancedCode{2, 5, 0}, "Cannot VRFY user, but will accept message")
+		c.writeReply(func(r *Replies) *SMTPError { return &r.Vrfy }, func() (int, EnhancedCode, string) {
+			return 252, EnhancedCode{2, 5, 0}, "Cannot VRFY user, but will accept message"
+		})
 	case "NOOP":
-		c.writeResponse(250, EnhancedCode{2, 0, 0}, "I have successfully done nothing")
+		c.writeReply(func(r *Replies) *SMTPError { return &r.Noop }, func() (int, EnhancedCode, string) {
+			return 250, EnhancedCode{2, 0, 0}, "I have successfully done nothing"
+		})
 	case "RSET": // Reset session
 		c.reset()
-		c.writeResponse(250, EnhancedCode{2, 0, 0}, "Session reset")
+		c.writeReply(func(r *Replies) *SMTPError { return &r.Reset }, func() (int, EnhancedCode, string) {
+			return 250, EnhancedCode{2, 0, 0}, "Session reset"
+		})
 	case "BDAT":
 		c.handleBdat(arg)
 	case "DATA":
 		c.handleData(arg)
 	case "QUIT":
-		c.writeResponse(221, EnhancedCode{2, 0, 0}, "Bye")
+		c.writeReply(func(r *Replies) *SMTPError { return &r.Quit }, func() (int, EnhancedCode, string) {
+			return 221, EnhancedCode{2, 0, 0}, "Bye"
+		})
 		c.Close()
 	case "AUTH":
 		c.handleAuth(arg)
@@ -482,7 +490,9 @@ func (c *Conn) handleMail(arg string) {
 		return
 	}
 
-	c.writeResponse(250, EnhancedCode{2, 0, 0}, fmt.Sprintf("Roger, accepting mail from <%v>", from))
+	c.writeReply(func(r *Replies) *SMTPError { return &r.Mail }, func() (int, EnhancedCode, string) {
+		return 250, EnhancedCode{2, 0, 0}, fmt.Sprintf("Roger, accepting mail from <%v>", from)
+	})
 	c.fromReceived = true
 }
 
@@ -829,7 +839,9 @@ func (c *Conn) handleRcpt(arg string) {
 		return
 	}
 	c.recipients = append(c.recipients, recipient)
-	c.writeResponse(250, EnhancedCode{2, 0, 0}, fmt.Sprintf("I'll make sure <%v> gets this", recipient))
+	c.writeReply(func(r *Replies) *SMTPError { return &r.Rcpt }, func() (int, EnhancedCode, string) {
+		return 250, EnhancedCode{2, 0, 0}, fmt.Sprintf("I'll make sure <%v> gets this", recipient)
+	})
 }
 
 func checkNotifySet(values []DSNNotify) error {
@@ -932,7 +944,9 @@ func (c *Conn) handleAuth(arg string) {
 		}
 	}
 
-	c.writeResponse(235, EnhancedCode{2, 0, 0}, "Authentication succeeded")
+	c.writeReply(func(r *Replies) *SMTPError { return &r.Auth }, func() (int, EnhancedCode, string) {
+		return 235, EnhancedCode{2, 0, 0}, "Authentication succeeded"
+	})
 	c.didAuth = true
 }
 
@@ -968,7 +982,9 @@ func (c *Conn) handleStartTLS() {
 		return
 	}
 
-	c.writeResponse(220, EnhancedCode{2, 0, 0}, "Ready to start TLS")
+	c.writeReply(func(r *Replies) *SMTPError { return &r.StartTLS }, func() (int, EnhancedCode, string) {
+		return 220, EnhancedCode{2, 0, 0}, "Ready to start TLS"
+	})
 
 	// Upgrade to TLS
 	tlsConn := tls.Server(c.conn, c.server.TLSConfig)
@@ -1015,7 +1031,9 @@ func (c *Conn) handleData(arg string) {
 	}
 
 	// We have recipients, go to accept data
-	c.writeResponse(354, NoEnhancedCode, "Go ahead. End your data with <CR><LF>.<CR><LF>")
+	c.writeReply(func(r *Replies) *SMTPError { return &r.Data }, func() (int, EnhancedCode, string) {
+		return 354, NoEnhancedCode, "Go ahead. End your data with <CR><LF>.<CR><LF>"
+	})
 
 	defer c.reset()
 
@@ -1185,7 +1203,9 @@ func (c *Conn) handleBdat(arg string) {
 
 		c.reset()
 	} else {
-		c.writeResponse(250, EnhancedCode{2, 0, 0}, "Continue")
+		c.writeReply(func(r *Replies) *SMTPError { return &r.Chunk }, func() (int, EnhancedCode, string) {
+			return 250, EnhancedCode{2, 0, 0}, "Continue"
+		})
 	}
 }
 

@@ -126,3 +126,48 @@ func TestPipelinedRepliesInOneWrite(t *testing.T) {
 		got += string(buf[:n])
 	}
 }
+
+// [postline patch] Server.Replies replaces upstream's texts for the
+// replies the server writes on its own.
+func TestServerReplies(t *testing.T) {
+	ok := func(code int, enh smtp.EnhancedCode, text string) smtp.SMTPError {
+		return smtp.SMTPError{Code: code, EnhancedCode: enh, Message: text}
+	}
+	replies := &smtp.Replies{
+		Mail: ok(250, smtp.EnhancedCode{2, 1, 0}, "Ok"), Rcpt: ok(250, smtp.EnhancedCode{2, 1, 5}, "Ok"),
+		Data:  ok(354, smtp.NoEnhancedCode, "End data with <CR><LF>.<CR><LF>"),
+		Reset: ok(250, smtp.EnhancedCode{2, 0, 0}, "Ok"), Noop: ok(250, smtp.EnhancedCode{2, 0, 0}, "Ok"),
+		Vrfy: ok(252, smtp.EnhancedCode{2, 0, 0}, "Send some mail"), Quit: ok(221, smtp.EnhancedCode{2, 0, 0}, "Bye"),
+		Chunk: ok(250, smtp.EnhancedCode{2, 0, 0}, "Ok"),
+		Auth:  ok(235, smtp.EnhancedCode{2, 7, 0}, "Authentication successful"),
+	}
+	_, s, c, scanner, _ := testServerEhlo(t, func(s *smtp.Server) { s.Replies = replies })
+	defer s.Close()
+	for _, step := range []struct{ cmd, want string }{
+		{"AUTH PLAIN AHVzZXJuYW1lAHBhc3N3b3Jk", "235 2.7.0 Authentication successful"},
+		{"NOOP", "250 2.0.0 Ok"},
+		{"VRFY x", "252 2.0.0 Send some mail"},
+		{"MAIL FROM:<root@nsa.gov>", "250 2.1.0 Ok"},
+		{"RCPT TO:<root@gchq.gov.uk>", "250 2.1.5 Ok"},
+		{"BDAT 3", ""},
+		{"", "250 2.0.0 Ok"},
+		{"RSET", "250 2.0.0 Ok"},
+		{"MAIL FROM:<root@nsa.gov>", "250 2.1.0 Ok"},
+		{"RCPT TO:<root@gchq.gov.uk>", "250 2.1.5 Ok"},
+		{"DATA", "354 End data with <CR><LF>.<CR><LF>"},
+		{"Hey\r\n.", "250 2.0.0 OK: queued"},
+		{"QUIT", "221 2.0.0 Bye"},
+	} {
+		if step.cmd == "BDAT 3" {
+			io.WriteString(c, "BDAT 3\r\nabc")
+			continue
+		}
+		if step.cmd != "" {
+			io.WriteString(c, step.cmd+"\r\n")
+		}
+		scanner.Scan()
+		if got := scanner.Text(); got != step.want {
+			t.Errorf("after %q: got %q, want %q", step.cmd, got, step.want)
+		}
+	}
+}

@@ -48,6 +48,9 @@ type Server struct {
 	// (upper case, e.g. "X-POSTLINE-ID") that are accepted into
 	// MailOptions.Params, xtext-decoded, instead of answering 500.
 	MailParams []string
+	// [postline patch] Replies sets the texts of the replies the server
+	// writes on its own (nil: upstream's).
+	Replies *Replies
 	// [postline patch] ReadBufferSize is the size of each connection's
 	// read buffer (0: bufio's 4096): a message's data is read from the
 	// socket that many bytes per call at most.
