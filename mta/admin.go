@@ -3,6 +3,7 @@ package mta
 import (
 	"errors"
 	"fmt"
+	"postline/dsn"
 	"sort"
 	"time"
 
@@ -188,13 +189,13 @@ func (m *Manager) BounceNow(id string) error {
 	}
 	log := m.Log.With().Str("queue_id", id).Logger()
 	now := time.Now()
-	var failed []FailedRecipient
+	var failed []dsn.Recipient
 	for _, r := range env.Recipients {
 		if r.State != queue.Pending {
 			continue
 		}
 		r.State, r.NextAttempt, r.LastError = queue.Failed, time.Time{}, adminDiagnostic
-		failed = append(failed, FailedRecipient{Address: r.Address, Action: ActionFailed,
+		failed = append(failed, dsn.Recipient{Address: r.Address, Action: dsn.ActionFailed,
 			Status: adminStatus, Diagnostic: adminDiagnostic})
 		log.Warn().Str("rcpt", r.Address).Msg("returned to sender by the administrator")
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"postline/dsn"
 	"sync"
 	"time"
 
@@ -155,7 +156,7 @@ func (a *AdminServer) show(id string) (*queue.Envelope, string, error) {
 		return nil, "", fmt.Errorf("%w: %s (%v)", ErrNoSuchMessage, id, err) // removed meanwhile
 	}
 	defer f.Close()
-	header, err := readHeaderBlock(f, maxShowHeader)
+	header, err := dsn.ReadHeaderBlock(f, maxShowHeader)
 	if err != nil {
 		return nil, "", fmt.Errorf("read message %s: %w", id, err)
 	}

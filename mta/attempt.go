@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"postline/dsn"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -29,7 +30,7 @@ func (m *Manager) attempt(ctx context.Context, e *entry) {
 		return
 	}
 	now := time.Now()
-	var failed []FailedRecipient
+	var failed []dsn.Recipient
 	for group, rcpts := range m.dueGroups(env, now) {
 		out := m.deliverGroup(ctx, env, group, rcpts)
 		if ctx.Err() != nil {
@@ -110,7 +111,7 @@ func (m *Manager) deliverLocal(ctx context.Context, env *queue.Envelope, rcpts [
 // record applies one recipient's outcome: delivered; failed for good (a
 // 5xx, or a 4xx once the queue lifetime is over), returned for the
 // bounce; or deferred with a growing backoff.
-func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recipient, out Outcome, now time.Time) *FailedRecipient {
+func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recipient, out Outcome, now time.Time) *dsn.Recipient {
 	reply, answered := out.Results[r.Address]
 	if !answered { // never count silence as delivery
 		reply = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "no result for this recipient"}
@@ -138,7 +139,7 @@ func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recip
 	r.State = queue.Failed
 	m.Metrics.attempted(local, "failed")
 	l.Error().Int("code", reply.Code).Str("error", r.LastError).Msg("delivery failed permanently")
-	return &FailedRecipient{Address: r.Address, Action: ActionFailed, Status: status,
+	return &dsn.Recipient{Address: r.Address, Action: dsn.ActionFailed, Status: status,
 		RemoteMTA: out.RemoteMTA, Diagnostic: formatReply(reply), LastAttempt: now}
 }
 

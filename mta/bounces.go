@@ -2,6 +2,7 @@ package mta
 
 import (
 	"bytes"
+	"postline/dsn"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,11 +15,11 @@ import (
 // sender for the recipients that failed in this attempt. It is queued
 // before env's new state is written, so a crash in between can repeat a
 // bounce but never lose one.
-func (m *Manager) bounce(log zerolog.Logger, env *queue.Envelope, failed []FailedRecipient, now time.Time) {
+func (m *Manager) bounce(log zerolog.Logger, env *queue.Envelope, failed []dsn.Recipient, now time.Time) {
 	if len(failed) == 0 {
 		return
 	}
-	if !ShouldBounce(env.From) {
+	if !dsn.ShouldBounce(env.From) {
 		log.Warn().Int("recipients", len(failed)).Msg("failure of a message from <> dropped, not bounced")
 		return
 	}
@@ -28,7 +29,7 @@ func (m *Manager) bounce(log zerolog.Logger, env *queue.Envelope, failed []Faile
 		return
 	}
 	defer orig.Close()
-	msg, err := BuildBounce(BounceInfo{ReportingMTA: m.Config.Hostname, QueueID: env.ID,
+	msg, err := dsn.Build(dsn.Report{ReportingMTA: m.Config.Hostname, QueueID: env.ID,
 		OriginalSender: env.From, ArrivalDate: env.Received, Now: now, Recipients: failed}, orig)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot build bounce")

@@ -1,4 +1,4 @@
-package mta
+package dsn
 
 import (
 	"bufio"
@@ -40,9 +40,9 @@ type parsedBounce struct {
 	headers string              // the text/rfc822-headers part, decoded
 }
 
-func buildAndParse(t *testing.T, b BounceInfo, original string) *parsedBounce {
+func buildAndParse(t *testing.T, b Report, original string) *parsedBounce {
 	t.Helper()
-	raw, err := BuildBounce(b, strings.NewReader(original))
+	raw, err := Build(b, strings.NewReader(original))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,14 +109,14 @@ func wantField(t *testing.T, h textproto.Header, name, want string) {
 	}
 }
 
-func remoteFailure() FailedRecipient {
-	return FailedRecipient{Address: "bob@example.net", Action: ActionFailed, Status: "5.1.1",
+func remoteFailure() Recipient {
+	return Recipient{Address: "bob@example.net", Action: ActionFailed, Status: "5.1.1",
 		RemoteMTA: "mx.example.net", Diagnostic: "550 5.1.1 <bob@example.net>: no such user",
 		LastAttempt: testNow}
 }
 
-func testBounce(rcpts ...FailedRecipient) BounceInfo {
-	return BounceInfo{ReportingMTA: "mail.example.org", QueueID: "06K03AGGXD8H8HT5",
+func testBounce(rcpts ...Recipient) Report {
+	return Report{ReportingMTA: "mail.example.org", QueueID: "06K03AGGXD8H8HT5",
 		OriginalSender: "alice@example.org", ArrivalDate: testArrival, Now: testNow, Recipients: rcpts}
 }
 
@@ -190,9 +190,9 @@ func TestBounceSingleRemoteFailure(t *testing.T) {
 }
 
 func TestBounceSeveralRecipients(t *testing.T) {
-	local := FailedRecipient{Address: "carol@example.org", Action: ActionFailed, Status: "5.2.2",
+	local := Recipient{Address: "carol@example.org", Action: ActionFailed, Status: "5.2.2",
 		Diagnostic: "552 5.2.2 <carol@example.org> mailbox full"}
-	later := FailedRecipient{Address: "dave@example.com", Action: ActionDelayed, Status: "4.4.1",
+	later := Recipient{Address: "dave@example.com", Action: ActionDelayed, Status: "4.4.1",
 		RemoteMTA: "mx.example.com", Diagnostic: "421 4.4.1 try again later",
 		WillRetryUntil: testArrival.Add(5 * 24 * time.Hour)}
 	p := buildAndParse(t, testBounce(remoteFailure(), local, later), testOriginal)
@@ -222,7 +222,7 @@ func TestBounceSeveralRecipients(t *testing.T) {
 }
 
 func TestBounceDelayWarning(t *testing.T) {
-	later := FailedRecipient{Address: "dave@example.com", Action: ActionDelayed, Status: "4.4.1"}
+	later := Recipient{Address: "dave@example.com", Action: ActionDelayed, Status: "4.4.1"}
 	p := buildAndParse(t, testBounce(later), testOriginal)
 	wantTopHeader(t, p, "Delayed Mail (still being retried)")
 	wantField(t, p.rcpts[0], "Action", "delayed")
@@ -306,22 +306,22 @@ func TestBounceFoldsLongDiagnostic(t *testing.T) {
 }
 
 func TestBounceRefusesBadInput(t *testing.T) {
-	tests := map[string]func(b *BounceInfo){
-		"null sender":    func(b *BounceInfo) { b.OriginalSender = "" },
-		"no host":        func(b *BounceInfo) { b.ReportingMTA = "" },
-		"no recipient":   func(b *BounceInfo) { b.Recipients = nil },
-		"bad action":     func(b *BounceInfo) { b.Recipients[0].Action = "delivered" },
-		"bad status":     func(b *BounceInfo) { b.Recipients[0].Status = "550" },
-		"status 3.x.x":   func(b *BounceInfo) { b.Recipients[0].Status = "3.1.1" },
-		"status garbage": func(b *BounceInfo) { b.Recipients[0].Status = "5.1.1\r\nX: y" },
-		"forged field":   func(b *BounceInfo) { b.Recipients[0].Address = "x@y\r\nAction: delivered" },
-		"forged host":    func(b *BounceInfo) { b.Recipients[0].RemoteMTA = "mx\nStatus: 2.0.0" },
-		"forged sender":  func(b *BounceInfo) { b.OriginalSender = "a@b\r\nBcc: c@d" },
+	tests := map[string]func(b *Report){
+		"null sender":    func(b *Report) { b.OriginalSender = "" },
+		"no host":        func(b *Report) { b.ReportingMTA = "" },
+		"no recipient":   func(b *Report) { b.Recipients = nil },
+		"bad action":     func(b *Report) { b.Recipients[0].Action = "delivered" },
+		"bad status":     func(b *Report) { b.Recipients[0].Status = "550" },
+		"status 3.x.x":   func(b *Report) { b.Recipients[0].Status = "3.1.1" },
+		"status garbage": func(b *Report) { b.Recipients[0].Status = "5.1.1\r\nX: y" },
+		"forged field":   func(b *Report) { b.Recipients[0].Address = "x@y\r\nAction: delivered" },
+		"forged host":    func(b *Report) { b.Recipients[0].RemoteMTA = "mx\nStatus: 2.0.0" },
+		"forged sender":  func(b *Report) { b.OriginalSender = "a@b\r\nBcc: c@d" },
 	}
 	for name, spoil := range tests {
 		b := testBounce(remoteFailure())
 		spoil(&b)
-		if _, err := BuildBounce(b, strings.NewReader(testOriginal)); err == nil {
+		if _, err := Build(b, strings.NewReader(testOriginal)); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

@@ -1,4 +1,4 @@
-package mta
+package dsn
 
 import (
 	"bufio"
@@ -24,8 +24,8 @@ const (
 	ActionDelayed = "delayed" // still being retried: a delay warning
 )
 
-// FailedRecipient is one recipient a bounce reports on.
-type FailedRecipient struct {
+// Recipient is one recipient a bounce reports on.
+type Recipient struct {
 	Address string
 	Action  string // ActionFailed or ActionDelayed
 	Status  string // enhanced status code (RFC 3463), e.g. "5.1.1"
@@ -38,14 +38,14 @@ type FailedRecipient struct {
 	WillRetryUntil time.Time // optional; for delayed recipients
 }
 
-// BounceInfo is what a bounce says about one queued message.
-type BounceInfo struct {
+// Report is what a bounce says about one queued message.
+type Report struct {
 	ReportingMTA   string // this host's name
 	QueueID        string
 	OriginalSender string // the envelope sender; the bounce goes there
 	ArrivalDate    time.Time
 	Now            time.Time // the bounce's Date; zero is time.Now()
-	Recipients     []FailedRecipient
+	Recipients     []Recipient
 }
 
 // maxBounceHeader is how much of the original header a bounce returns.
@@ -60,7 +60,7 @@ func ShouldBounce(sender string) bool { return sender != "" }
 
 var statusCode = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`)
 
-// BuildBounce returns a complete message reporting b's recipients to
+// Build returns a complete message reporting b's recipients to
 // the original sender: a multipart/report (RFC 6522) with a text part
 // for people, a message/delivery-status part for programs (RFC 3464)
 // and the original message's header (text/rfc822-headers), never its
@@ -69,14 +69,14 @@ var statusCode = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`)
 // unless the sender's own address is not ASCII (then it needs SMTPUTF8,
 // as the original did). It must be sent from the null sender "" (MAIL
 // FROM:<>), to OriginalSender.
-func BuildBounce(b BounceInfo, original io.Reader) ([]byte, error) {
+func Build(b Report, original io.Reader) ([]byte, error) {
 	if err := checkBounce(b); err != nil {
 		return nil, fmt.Errorf("bounce for %s: %w", b.QueueID, err)
 	}
 	if b.Now.IsZero() {
 		b.Now = time.Now()
 	}
-	orig, err := readHeaderBlock(original, maxBounceHeader)
+	orig, err := ReadHeaderBlock(original, maxBounceHeader)
 	if err != nil {
 		return nil, fmt.Errorf("bounce for %s: read original header: %w", b.QueueID, err)
 	}
@@ -104,7 +104,7 @@ func BuildBounce(b BounceInfo, original io.Reader) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func checkBounce(b BounceInfo) error {
+func checkBounce(b Report) error {
 	switch {
 	case !ShouldBounce(b.OriginalSender):
 		return errors.New("the null sender is never bounced to")
@@ -132,7 +132,7 @@ func checkBounce(b BounceInfo) error {
 
 // bounceHeader is the report's top-level header. go-message writes the
 // field added last first, so the fields are added bottom-up.
-func bounceHeader(b BounceInfo) mail.Header {
+func bounceHeader(b Report) mail.Header {
 	var h mail.Header
 	// A boundary of our own: left empty, go-message would add it by
 	// setting Content-Type again, which moves the field to the top.
@@ -154,7 +154,7 @@ func bounceHeader(b BounceInfo) mail.Header {
 	return h
 }
 
-func anyAction(b BounceInfo, action string) bool {
+func anyAction(b Report, action string) bool {
 	for _, r := range b.Recipients {
 		if r.Action == action {
 			return true
@@ -164,7 +164,7 @@ func anyAction(b BounceInfo, action string) bool {
 }
 
 // bounceText is the part for people: what happened to whom, in words.
-func bounceText(b BounceInfo) string {
+func bounceText(b Report) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "This is the mail system at %s.\r\n", b.ReportingMTA)
 	paragraphs := []struct{ action, intro string }{
@@ -189,7 +189,7 @@ func bounceText(b BounceInfo) string {
 	return s.String()
 }
 
-func reason(r FailedRecipient) string {
+func reason(r Recipient) string {
 	diag := oneLine(r.Diagnostic)
 	switch {
 	case r.RemoteMTA != "" && diag != "":
@@ -203,7 +203,7 @@ func reason(r FailedRecipient) string {
 // deliveryStatus is the machine-readable report (RFC 3464 §2): the
 // per-message fields, then one group of fields per recipient, each
 // group after a blank line.
-func deliveryStatus(b BounceInfo) []byte {
+func deliveryStatus(b Report) []byte {
 	var s bytes.Buffer
 	writeField(&s, "Reporting-MTA", "dns; "+b.ReportingMTA)
 	if b.QueueID != "" {
@@ -304,11 +304,11 @@ func writePart(w *message.Writer, ctype, desc string, body []byte) error {
 	return pw.Close()
 }
 
-// readHeaderBlock returns the header of the message in r, up to the
+// ReadHeaderBlock returns the header of the message in r, up to the
 // blank line that ends it, at most max bytes and with CRLF line ends.
 // It copies lines rather than parsing fields, so that a malformed
 // header still yields a bounce; a line cut off by max is left out.
-func readHeaderBlock(r io.Reader, max int64) ([]byte, error) {
+func ReadHeaderBlock(r io.Reader, max int64) ([]byte, error) {
 	lr := &io.LimitedReader{R: r, N: max}
 	br := bufio.NewReader(lr)
 	var out bytes.Buffer
