@@ -85,6 +85,10 @@ type MTA struct {
 	RetryMin      Duration `toml:"retry_min"`
 	RetryMax      Duration `toml:"retry_max"`
 	QueueLifetime Duration `toml:"queue_lifetime"`
+	// DelayWarning is how long a recipient may stay deferred before its
+	// sender is told, once (RFC 3464 "delayed"; 0: never), as Postfix's
+	// delay_warning_time.
+	DelayWarning Duration `toml:"delay_warning"`
 	// HopLimit is how many Received: fields a message may carry (554 5.4.6).
 	HopLimit int `toml:"hop_limit"`
 	// Outbound concurrency: deliveries in flight in all, and SMTP
@@ -150,6 +154,7 @@ func defaults() Config {
 		LogLevel:       "info",
 		MTA: MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute), RetryMin: Duration(5 * time.Minute),
 			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour), HopLimit: 50,
+			DelayWarning:  Duration(4 * time.Hour),
 			MaxDeliveries: 100, MaxConnectionsPerDomain: 10},
 		MDA: MDA{MailRoot: "/var/mail/postline", QuotaGrace: Duration(24 * time.Hour)},
 		ACME: ACME{Directory: LetsEncrypt, Challenge: "http-01", HTTPListen: ":80", TLSListen: ":443",
@@ -158,7 +163,7 @@ func defaults() Config {
 		MSA: MSA{AuthMaxDelay: Duration(5 * time.Second), AuthFailuresPerIP: 10,
 			AuthFailuresPerAcc: 5, AuthLockout: Duration(15 * time.Minute)},
 		Limits: Limits{
-			MaxRecipients: 1000, MaxCommandLine: 512, MaxLineLength: 64 << 10,
+			MaxRecipients: 1000, MaxCommandLine: 2048, MaxLineLength: 64 << 10,
 			MaxHeaderSize: 256 << 10, MaxCommands: 10000, MaxErrors: 20,
 			MaxConnections: 1000, MaxConnectionsPerIP: 50,
 			TrustedNetworks: []string{"127.0.0.0/8", "::1/128"}, BareNewline: "normalize",
@@ -286,15 +291,7 @@ func (c *Config) validate(path, src string) error {
 	if c.MaxMessageSize < 1024 {
 		bad("max_message_size", "%d bytes is too small; the default is %d", c.MaxMessageSize, defaults().MaxMessageSize)
 	}
-	if c.MTA.LocalRetryMax.D() < time.Second {
-		bad("mta.local_retry_max", "must be at least \"1s\"")
-	}
-	if c.MTA.RetryMin.D() < time.Second || c.MTA.RetryMax < c.MTA.RetryMin {
-		bad("mta.retry_min", "must be at least \"1s\" and at most mta.retry_max")
-	}
-	if c.MTA.QueueLifetime.D() < time.Second {
-		bad("mta.queue_lifetime", "must be at least \"1s\"; the default is \"5d\"")
-	}
+	c.validateRetries(bad)
 	if c.MDA.Quota < 0 || c.MDA.QuotaGrace.D() < time.Second {
 		bad("mda.quota", "quota is bytes per mailbox (0: none) and quota_grace at least \"1s\"; the default grace is \"1d\"")
 	}
@@ -352,4 +349,20 @@ func (c *Config) CertFiles() (cert, key string, generated bool) {
 	}
 	dir := filepath.Join(c.StateDir, "tls")
 	return filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), true
+}
+
+// validateRetries checks the MTA's retry schedule and its delay warning.
+func (c *Config) validateRetries(bad func(key, format string, args ...any)) {
+	if c.MTA.LocalRetryMax.D() < time.Second {
+		bad("mta.local_retry_max", "must be at least \"1s\"")
+	}
+	if c.MTA.RetryMin.D() < time.Second || c.MTA.RetryMax < c.MTA.RetryMin {
+		bad("mta.retry_min", "must be at least \"1s\" and at most mta.retry_max")
+	}
+	if c.MTA.QueueLifetime.D() < time.Second {
+		bad("mta.queue_lifetime", "must be at least \"1s\"; the default is \"5d\"")
+	}
+	if c.MTA.DelayWarning.D() < 0 {
+		bad("mta.delay_warning", "must be a duration such as \"4h\" (the default), or \"0\" for no delay warnings")
+	}
 }

@@ -20,14 +20,17 @@ import (
 
 // Actions of a recipient in a delivery status notification (RFC 3464 §2.3.3).
 const (
-	ActionFailed  = "failed"  // given up: a 5xx reply, or the queue lifetime ran out
-	ActionDelayed = "delayed" // still being retried: a delay warning
+	ActionFailed    = "failed"    // given up: a 5xx reply, or the queue lifetime ran out
+	ActionDelayed   = "delayed"   // still being retried: a delay warning
+	ActionDelivered = "delivered" // written into the recipient's mailbox
+	ActionRelayed   = "relayed"   // handed to a next hop that does not report (no DSN)
 )
 
-// Recipient is one recipient a bounce reports on.
+// Recipient is one recipient a report is about.
 type Recipient struct {
 	Address string
-	Action  string // ActionFailed or ActionDelayed
+	ORcpt   ORcpt  // the ORCPT the client gave, reported as Original-Recipient
+	Action  string // one of the Action constants
 	Status  string // enhanced status code (RFC 3463), e.g. "5.1.1"
 	// RemoteMTA is the host that gave the reply, "" when the failure was
 	// local (the MDA, or no host to try at all).
@@ -38,15 +41,26 @@ type Recipient struct {
 	WillRetryUntil time.Time // optional; for delayed recipients
 }
 
-// Report is what a bounce says about one queued message.
+// Report is what a delivery status notification says about one queued
+// message.
 type Report struct {
 	ReportingMTA   string // this host's name
 	QueueID        string
-	OriginalSender string // the envelope sender; the bounce goes there
+	EnvID          string // MAIL's ENVID, reported as Original-Envelope-Id
+	OriginalSender string // the envelope sender; the report goes there
 	ArrivalDate    time.Time
-	Now            time.Time // the bounce's Date; zero is time.Now()
-	Recipients     []Recipient
+	Now            time.Time // the report's Date; zero is time.Now()
+	// Return is MAIL's RET: ReturnFull returns the whole message (up to
+	// MaxReturnedMessage) when a recipient failed; otherwise, and in
+	// reports without a failure, only its header comes back.
+	Return     string
+	Recipients []Recipient
 }
+
+// MaxReturnedMessage is the largest message returned whole for RET=FULL
+// (Postfix's bounce_size_limit is 50,000 bytes); a larger one comes back
+// as its header only.
+const MaxReturnedMessage = 64 << 10
 
 // maxBounceHeader is how much of the original header a bounce returns.
 const maxBounceHeader = 64 << 10
@@ -60,49 +74,83 @@ func ShouldBounce(sender string) bool { return sender != "" }
 
 var statusCode = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`)
 
-// Build returns a complete message reporting b's recipients to
-// the original sender: a multipart/report (RFC 6522) with a text part
-// for people, a message/delivery-status part for programs (RFC 3464)
-// and the original message's header (text/rfc822-headers), never its
-// body. original is the queued message; only its header is read. The
-// result has CRLF line ends and is 7-bit, so it needs no SMTP extension,
-// unless the sender's own address is not ASCII (then it needs SMTPUTF8,
-// as the original did). It must be sent from the null sender "" (MAIL
-// FROM:<>), to OriginalSender.
+// Build returns a complete message reporting b's recipients to the
+// original sender: a multipart/report (RFC 6522) with a text part for
+// people, a message/delivery-status part for programs (RFC 3464) and the
+// original message from the queue: whole (message/rfc822) when RET=FULL
+// asked for it in a failure report and it is small and 7-bit, else its
+// header (text/rfc822-headers), never its body. The result has CRLF line
+// ends and is 7-bit, so it needs no SMTP extension, unless the sender's
+// own address is not ASCII (then it needs SMTPUTF8, as the original
+// did). It must be sent from the null sender "" (MAIL FROM:<>), to
+// OriginalSender.
 func Build(b Report, original io.Reader) ([]byte, error) {
 	if err := checkBounce(b); err != nil {
-		return nil, fmt.Errorf("bounce for %s: %w", b.QueueID, err)
+		return nil, fmt.Errorf("report for %s: %w", b.QueueID, err)
 	}
 	if b.Now.IsZero() {
 		b.Now = time.Now()
 	}
-	orig, err := ReadHeaderBlock(original, maxBounceHeader)
+	returned, err := returnedPart(b, original)
 	if err != nil {
-		return nil, fmt.Errorf("bounce for %s: read original header: %w", b.QueueID, err)
+		return nil, fmt.Errorf("report for %s: read the original: %w", b.QueueID, err)
 	}
 	var buf bytes.Buffer
 	w, err := message.CreateWriter(&buf, bounceHeader(b).Header)
 	if err != nil {
-		return nil, fmt.Errorf("bounce for %s: %w", b.QueueID, err)
+		return nil, fmt.Errorf("report for %s: %w", b.QueueID, err)
 	}
-	parts := []struct {
-		ctype, desc string
-		body        []byte
-	}{
-		{"text/plain", "Notification", []byte(bounceText(b))},
+	parts := []part{
+		{"text/plain", "Notification", []byte(bounceText(b, returned.ctype == "message/rfc822"))},
 		{"message/delivery-status", "Delivery report", deliveryStatus(b)},
-		{"text/rfc822-headers", "Undelivered Message Headers", orig},
+		returned,
 	}
 	for _, p := range parts {
 		if err := writePart(w, p.ctype, p.desc, p.body); err != nil {
-			return nil, fmt.Errorf("bounce for %s: %s part: %w", b.QueueID, p.ctype, err)
+			return nil, fmt.Errorf("report for %s: %s part: %w", b.QueueID, p.ctype, err)
 		}
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("bounce for %s: %w", b.QueueID, err)
+		return nil, fmt.Errorf("report for %s: %w", b.QueueID, err)
 	}
 	return buf.Bytes(), nil
 }
+
+type part struct {
+	ctype, desc string
+	body        []byte
+}
+
+// returnedPart is what comes back of the original (RFC 3461 §4.3): the
+// whole message for RET=FULL in a failure report, unless it is larger
+// than MaxReturnedMessage or not 7-bit (message/rfc822 may not be
+// encoded, RFC 2046 §5.2.1, and the report must stay 7-bit); otherwise
+// its header.
+func returnedPart(b Report, original io.Reader) (part, error) {
+	failed := anyAction(b, ActionFailed)
+	if b.Return == ReturnFull && failed {
+		whole, err := io.ReadAll(io.LimitReader(original, MaxReturnedMessage+1))
+		if err != nil {
+			return part{}, err
+		}
+		if len(whole) <= MaxReturnedMessage && address.IsASCII(string(whole)) {
+			return part{"message/rfc822", "Undelivered Message", whole}, nil
+		}
+		original = io.MultiReader(bytes.NewReader(whole), original)
+	}
+	header, err := ReadHeaderBlock(original, maxBounceHeader)
+	if err != nil {
+		return part{}, err
+	}
+	desc := "Message Headers"
+	if failed {
+		desc = "Undelivered Message Headers"
+	}
+	return part{"text/rfc822-headers", desc, header}, nil
+}
+
+var knownAction = map[string]bool{ActionFailed: true, ActionDelayed: true,
+	ActionDelivered: true, ActionRelayed: true}
 
 func checkBounce(b Report) error {
 	switch {
@@ -113,15 +161,18 @@ func checkBounce(b Report) error {
 	case len(b.Recipients) == 0:
 		return errors.New("no recipient to report")
 	}
-	if strings.ContainsAny(b.ReportingMTA+b.QueueID+b.OriginalSender, "\r\n") {
+	if strings.ContainsAny(b.ReportingMTA+b.QueueID+b.OriginalSender+b.EnvID, "\r\n") {
 		return errors.New("line break in a name") // it would forge report fields
 	}
 	for _, r := range b.Recipients {
 		if strings.ContainsAny(r.Address+r.RemoteMTA, "\r\n") {
 			return fmt.Errorf("recipient %q: line break in a name", r.Address)
 		}
-		if r.Action != ActionFailed && r.Action != ActionDelayed {
-			return fmt.Errorf("recipient %s: action %q is neither failed nor delayed", r.Address, r.Action)
+		if !knownAction[r.Action] {
+			return fmt.Errorf("recipient %s: action %q is not one of RFC 3464's", r.Address, r.Action)
+		}
+		if strings.ContainsAny(string(r.ORcpt), "\r\n") {
+			return fmt.Errorf("recipient %s: line break in ORCPT", r.Address)
 		}
 		if !statusCode.MatchString(r.Status) {
 			return fmt.Errorf("recipient %s: status %q is not an enhanced status code", r.Address, r.Status)
@@ -144,8 +195,12 @@ func bounceHeader(b Report) mail.Header {
 	h.Set("Auto-Submitted", "auto-replied") // RFC 3834 §5: no auto-reply to this
 	h.GenerateMessageIDWithHostname(b.ReportingMTA)
 	h.SetDate(b.Now)
-	subject := "Undelivered Mail Returned to Sender"
-	if !anyAction(b, ActionFailed) {
+	// Postfix's subjects, which people and filters know.
+	subject := "Successful Mail Delivery Report"
+	switch {
+	case anyAction(b, ActionFailed):
+		subject = "Undelivered Mail Returned to Sender"
+	case anyAction(b, ActionDelayed):
 		subject = "Delayed Mail (still being retried)"
 	}
 	h.SetSubject(subject)
@@ -164,7 +219,7 @@ func anyAction(b Report, action string) bool {
 }
 
 // bounceText is the part for people: what happened to whom, in words.
-func bounceText(b Report) string {
+func bounceText(b Report, whole bool) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "This is the mail system at %s.\r\n", b.ReportingMTA)
 	paragraphs := []struct{ action, intro string }{
@@ -172,6 +227,10 @@ func bounceText(b Report) string {
 			"The mail system has given up on them."},
 		{ActionDelayed, "Your message has not been delivered yet to the recipients below.\r\n" +
 			"The mail system will keep trying; you do not need to send it again."},
+		{ActionDelivered, "Your message was delivered to the mailboxes of the recipients below."},
+		{ActionRelayed, "Your message was passed on to the recipients' mail systems below,\r\n" +
+			"which do not report delivery: no further notice will come from them,\r\n" +
+			"unless they fail to deliver it."},
 	}
 	for _, p := range paragraphs {
 		if !anyAction(b, p.action) {
@@ -184,8 +243,12 @@ func bounceText(b Report) string {
 			}
 		}
 	}
-	s.WriteString("\r\nThe header of your message is attached; its body is not.\r\n" +
-		"For further assistance, please send mail to postmaster.\r\n")
+	if whole {
+		s.WriteString("\r\nYour message is attached.\r\n")
+	} else {
+		s.WriteString("\r\nThe header of your message is attached; its body is not.\r\n")
+	}
+	s.WriteString("For further assistance, please send mail to postmaster.\r\n")
 	return s.String()
 }
 
@@ -205,6 +268,9 @@ func reason(r Recipient) string {
 // group after a blank line.
 func deliveryStatus(b Report) []byte {
 	var s bytes.Buffer
+	if b.EnvID != "" { // RFC 3464 §2.2.1, first of the per-message fields
+		writeField(&s, "Original-Envelope-Id", escapeNonASCII(b.EnvID, false))
+	}
 	writeField(&s, "Reporting-MTA", "dns; "+b.ReportingMTA)
 	if b.QueueID != "" {
 		writeField(&s, "X-Postline-Queue-ID", b.QueueID)
@@ -214,6 +280,9 @@ func deliveryStatus(b Report) []byte {
 	}
 	for _, r := range b.Recipients {
 		s.WriteString("\r\n")
+		if r.ORcpt != "" { // RFC 3464 §2.3.1
+			writeField(&s, "Original-Recipient", originalField(r.ORcpt))
+		}
 		writeField(&s, "Final-Recipient", recipientField(r.Address))
 		writeField(&s, "Action", r.Action)
 		writeField(&s, "Status", r.Status)
@@ -241,6 +310,13 @@ func recipientField(addr string) string {
 		return "rfc822; " + addr
 	}
 	return "utf-8; " + escapeNonASCII(addr, true)
+}
+
+// originalField is ORCPT as the client typed it: its address type and
+// the address, which for utf-8 is escaped as in recipientField.
+func originalField(o ORcpt) string {
+	typ, addr, _ := strings.Cut(string(o), ";")
+	return typ + "; " + escapeNonASCII(addr, typ == "utf-8")
 }
 
 // escapeNonASCII writes each non-ASCII or control character as RFC

@@ -76,7 +76,7 @@ func buildAndParse(t *testing.T, b Report, original string) *parsedBounce {
 			p.text = oneLine(string(body)) // unfolded, for Contains
 		case "message/delivery-status":
 			p.parseStatus(t, body)
-		case "text/rfc822-headers":
+		case "text/rfc822-headers", "message/rfc822":
 			p.headers = string(body)
 		}
 	}
@@ -310,7 +310,9 @@ func TestBounceRefusesBadInput(t *testing.T) {
 		"null sender":    func(b *Report) { b.OriginalSender = "" },
 		"no host":        func(b *Report) { b.ReportingMTA = "" },
 		"no recipient":   func(b *Report) { b.Recipients = nil },
-		"bad action":     func(b *Report) { b.Recipients[0].Action = "delivered" },
+		"bad action":     func(b *Report) { b.Recipients[0].Action = "bounced" },
+		"forged envid":   func(b *Report) { b.EnvID = "x\r\nAction: delivered" },
+		"forged orcpt":   func(b *Report) { b.Recipients[0].ORcpt = "rfc822;x\nStatus: 2.0.0" },
 		"bad status":     func(b *Report) { b.Recipients[0].Status = "550" },
 		"status 3.x.x":   func(b *Report) { b.Recipients[0].Status = "3.1.1" },
 		"status garbage": func(b *Report) { b.Recipients[0].Status = "5.1.1\r\nX: y" },
@@ -333,5 +335,63 @@ func TestShouldBounce(t *testing.T) {
 	}
 	if !ShouldBounce("alice@example.org") {
 		t.Error("a real sender must get a bounce")
+	}
+}
+
+// A success report (RFC 3461 §4.1 NOTIFY=SUCCESS) carries the ENVID and
+// the ORCPT back (RFC 3464 §2.2.1, §2.3.1) and only the header.
+func TestReportDeliveredAndRelayed(t *testing.T) {
+	b := testBounce(
+		Recipient{Address: "bob@example.org", ORcpt: "rfc822;Bob@Example.org", Action: ActionDelivered,
+			Status: "2.0.0", Diagnostic: "250 2.0.0 Ok: delivered as 1234.x"},
+		Recipient{Address: "carol@example.net", Action: ActionRelayed, Status: "2.0.0",
+			RemoteMTA: "mx.example.net", Diagnostic: "250 2.0.0 Ok"})
+	b.EnvID, b.Return = "QQ314159", ReturnFull // FULL is for failures only
+	p := buildAndParse(t, b, testOriginal)
+	if s, _ := p.header.Subject(); s != "Successful Mail Delivery Report" {
+		t.Errorf("Subject: %q", s)
+	}
+	if p.types[2] != "text/rfc822-headers" || strings.Contains(string(p.raw), "SECRET BODY") {
+		t.Errorf("a success report returns the header only: parts %v", p.types)
+	}
+	wantField(t, p.message, "Original-Envelope-Id", "QQ314159")
+	wantField(t, p.rcpts[0], "Original-Recipient", "rfc822; Bob@Example.org")
+	wantField(t, p.rcpts[0], "Action", "delivered")
+	wantField(t, p.rcpts[0], "Status", "2.0.0")
+	wantField(t, p.rcpts[1], "Original-Recipient", "")
+	wantField(t, p.rcpts[1], "Action", "relayed")
+	wantField(t, p.rcpts[1], "Remote-MTA", "dns; mx.example.net")
+	for _, s := range []string{"delivered to the mailboxes", "passed on to the recipients' mail systems"} {
+		if !strings.Contains(p.text, s) {
+			t.Errorf("text lacks %q: %s", s, p.text)
+		}
+	}
+}
+
+// RET=FULL returns a failed message whole, as message/rfc822, unless it
+// is too large or 8-bit; RET=HDRS (and no RET) the header only.
+func TestReportReturnsWholeMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name, ret, original, wantType string
+	}{
+		{"full", ReturnFull, testOriginal, "message/rfc822"},
+		{"headers", ReturnHeaders, testOriginal, "text/rfc822-headers"},
+		{"default", "", testOriginal, "text/rfc822-headers"},
+		{"too large", ReturnFull, testOriginal + strings.Repeat("x\r\n", MaxReturnedMessage/3), "text/rfc822-headers"},
+		{"8-bit", ReturnFull, testOriginal + "Grüße\r\n", "text/rfc822-headers"},
+	} {
+		b := testBounce(remoteFailure())
+		b.Return = tc.ret
+		p := buildAndParse(t, b, tc.original)
+		if p.types[2] != tc.wantType {
+			t.Errorf("%s: returned part %s, want %s", tc.name, p.types[2], tc.wantType)
+		}
+		whole := tc.wantType == "message/rfc822"
+		if strings.Contains(p.headers, "SECRET BODY") != whole || !strings.Contains(p.headers, "Subject: lunch?") {
+			t.Errorf("%s: returned %q", tc.name, p.headers)
+		}
+		if strings.Contains(p.text, "Your message is attached.") != whole {
+			t.Errorf("%s: text says %q", tc.name, p.text)
+		}
 	}
 }

@@ -88,6 +88,52 @@ func TestPostfixInterop(t *testing.T) {
 			t.Errorf("our MTA queued something after the message from someone@remote.test: %v", queued)
 		}
 	})
+
+	// RFC 3461 both ways: Postfix's DSN request reaches our MTA, which
+	// reports the delivery; ours reaches Postfix, which reports itself.
+	t.Run("Postfix asks us for a success report", func(t *testing.T) {
+		msg := "From: user@remote.test\nTo: demo@example.test\nSubject: dsn from postfix\n\nreport it\n"
+		pf.Sendmail(t, "user@remote.test", msg, "-N", "success,delay", "-V", "pf-envid-1", demoUser)
+		report := findMessage(t, pf.WaitMailbox(t, "user@remote.test", 2, 15*time.Second), "pf-envid-1")
+		b := parseBounce(t, report)
+		wantFields(t, b.PerMessage, map[string]string{"Original-Envelope-Id": "pf-envid-1",
+			"Reporting-MTA": "dns; mail.example.test"})
+		wantFields(t, b.Recipient(t, demoUser), map[string]string{"Action": "delivered", "Status": "2.0.0",
+			"Original-Recipient": "rfc822; " + demoUser})
+	})
+
+	t.Run("our MTA passes the request on to Postfix", func(t *testing.T) {
+		id := submitWith(t, s, demoUser, &smtp.MailOptions{EnvelopeID: "pl-envid-2", Return: smtp.DSNReturnHeaders},
+			func(string) *smtp.RcptOptions {
+				return &smtp.RcptOptions{Notify: []smtp.DSNNotify{smtp.DSNNotifySuccess}}
+			}, relayMessage("dsn to postfix", "user@remote.test"), "user@remote.test")
+		report := findMessage(t, s.WaitForMail(demoUser, 3, 15*time.Second), "pl-envid-2")
+		b := parseBounce(t, report)
+		wantFields(t, b.PerMessage, map[string]string{"Original-Envelope-Id": "pl-envid-2",
+			"Reporting-MTA": "dns; postfix.remote.test"})
+		wantFields(t, b.Recipient(t, "user@remote.test"), map[string]string{"Action": "delivered", "Status": "2.0.0"})
+		pf.WaitLog(t, "sender delivery status notification", 10*time.Second)
+		for _, ev := range logEvents(s, "success report queued") {
+			if ev["queue_id"] == id {
+				t.Errorf("our MTA reported a delivery Postfix reports itself: %v", ev)
+			}
+		}
+	})
+}
+
+// findMessage returns the one message among msgs that contains s.
+func findMessage(t *testing.T, msgs [][]byte, s string) []byte {
+	t.Helper()
+	var found [][]byte
+	for _, m := range msgs {
+		if bytes.Contains(m, []byte(s)) {
+			found = append(found, m)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d messages contain %q, want 1", len(found), s)
+	}
+	return found[0]
 }
 
 func hostOf(addr string) string {
@@ -298,10 +344,11 @@ func (pf *postfixInstance) WaitLog(t *testing.T, substr string, timeout time.Dur
 }
 
 // Sendmail injects msg the way local programs do: Postfix's sendmail,
-// postdrop and pickup.
-func (pf *postfixInstance) Sendmail(t *testing.T, from, msg string, rcpts ...string) {
+// postdrop and pickup. args are sendmail's options (e.g. "-N", "success")
+// and then the recipients.
+func (pf *postfixInstance) Sendmail(t *testing.T, from, msg string, args ...string) {
 	t.Helper()
-	cmd := exec.Command("/usr/sbin/sendmail", append([]string{"-C", pf.Dir, "-f", from, "--"}, rcpts...)...)
+	cmd := exec.Command("/usr/sbin/sendmail", append([]string{"-C", pf.Dir, "-f", from}, args...)...)
 	cmd.Stdin = strings.NewReader(msg)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("postfix sendmail: %v\n%s", err, out)

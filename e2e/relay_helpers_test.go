@@ -54,7 +54,7 @@ func newRelayNet(t *testing.T) *relayNet {
 // relayConfig is the [mta] part of a relay test's stack; empty fields
 // keep the defaults written here (retries after 1 s, then 2 s).
 type relayConfig struct {
-	RetryMin, RetryMax, QueueLifetime string
+	RetryMin, RetryMax, QueueLifetime, DelayWarning string
 }
 
 // Stack starts a postline whose MTA asks this DNS and dials this port.
@@ -64,6 +64,9 @@ func (n *relayNet) Stack(c relayConfig) *Stack {
 		n.DNS.Addr, n.Port, orDefault(c.RetryMin, "1s"), orDefault(c.RetryMax, "2s"))
 	if c.QueueLifetime != "" {
 		mta += fmt.Sprintf("queue_lifetime = %q\n", c.QueueLifetime)
+	}
+	if c.DelayWarning != "" {
+		mta += fmt.Sprintf("delay_warning = %q\n", c.DelayWarning)
 	}
 	return StartStackWith(n.t, StackConfig{MTA: mta})
 }
@@ -161,6 +164,8 @@ type sinkOptions struct {
 	// MessagesPerConn, when set, answers the next MAIL on a connection
 	// that has had that many with 421 and closes it, as big providers do.
 	MessagesPerConn int
+	// DSN offers the DSN extension (RFC 3461).
+	DSN bool
 }
 
 // sink is an SMTP server standing in for another domain's MX host. It
@@ -185,6 +190,10 @@ type sinkMsg struct {
 	Data []byte
 	Helo string
 	TLS  *tls.ConnectionState // nil in plaintext
+	// The DSN parameters (with sinkOptions.DSN): MAIL's, and each
+	// accepted recipient's.
+	Mail smtp.MailOptions
+	Rcpt map[string]smtp.RcptOptions
 }
 
 func serveSink(t *testing.T, l net.Listener, opts sinkOptions) *sink {
@@ -197,6 +206,7 @@ func serveSink(t *testing.T, l net.Listener, opts sinkOptions) *sink {
 		return &sinkSession{s: s, c: c}, nil
 	}))
 	srv.Domain = "sink.remote.test"
+	srv.EnableDSN = opts.DSN
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
 	srv.EnableSMTPUTF8 = true
 	if opts.StartTLS {
@@ -280,10 +290,12 @@ type sinkSession struct {
 	from  string
 	to    []string
 	mails int
+	mail  smtp.MailOptions
+	rcpt  map[string]smtp.RcptOptions
 }
 
-func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
-	ss.from, ss.to = from, nil
+func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
+	ss.from, ss.to, ss.mail, ss.rcpt = from, nil, *opts, map[string]smtp.RcptOptions{}
 	if ss.mails++; ss.s.opts.MessagesPerConn > 0 && ss.mails > ss.s.opts.MessagesPerConn {
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
 			Message: "too many messages on this connection, closing"} // go-smtp (patched) closes after a 421
@@ -291,7 +303,7 @@ func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
-func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (ss *sinkSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	r := ss.s.reply(to)
 	switch r.action {
 	case sinkRefuse:
@@ -304,6 +316,7 @@ func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return errors.New("test over")
 	}
 	ss.to = append(ss.to, to)
+	ss.rcpt[to] = *opts
 	return nil
 }
 
@@ -312,7 +325,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	m := sinkMsg{From: ss.from, To: ss.to, Data: b, Helo: ss.c.Hostname()}
+	m := sinkMsg{From: ss.from, To: ss.to, Data: b, Helo: ss.c.Hostname(), Mail: ss.mail, Rcpt: ss.rcpt}
 	if state, ok := ss.c.TLSConnectionState(); ok {
 		m.TLS = &state
 	}
@@ -389,6 +402,14 @@ func submitRelay(t *testing.T, s *Stack, msg string, rcpts ...string) string {
 // auto-replier would, and returns its queue ID.
 func submitNullSender(t *testing.T, s *Stack, msg string, rcpts ...string) string {
 	t.Helper()
+	return submitWith(t, s, "", nil, nil, msg, rcpts...)
+}
+
+// submitWith submits msg as demo from from with MAIL options mail and
+// each recipient's options rcpt(r) (nil: none), and returns its queue ID.
+func submitWith(t *testing.T, s *Stack, from string, mail *smtp.MailOptions,
+	rcpt func(string) *smtp.RcptOptions, msg string, rcpts ...string) string {
+	t.Helper()
 	c, err := smtp.DialStartTLS(s.Submission, &tls.Config{InsecureSkipVerify: true, ServerName: "mail.example.test"})
 	if err != nil {
 		t.Fatal(err)
@@ -397,11 +418,15 @@ func submitNullSender(t *testing.T, s *Stack, msg string, rcpts ...string) strin
 	if err := c.Auth(sasl.NewPlainClient("", demoUser, demoPassword)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Mail("", nil); err != nil {
-		t.Fatalf("MAIL FROM:<>: %v", err)
+	if err := c.Mail(from, mail); err != nil {
+		t.Fatalf("MAIL FROM:<%s>: %v", from, err)
 	}
 	for _, r := range rcpts {
-		if err := c.Rcpt(r, nil); err != nil {
+		var opts *smtp.RcptOptions
+		if rcpt != nil {
+			opts = rcpt(r)
+		}
+		if err := c.Rcpt(r, opts); err != nil {
 			t.Fatalf("RCPT TO:<%s>: %v", r, err)
 		}
 	}
@@ -473,7 +498,7 @@ type bounceReport struct {
 	Text       string               // the text/plain part
 	PerMessage textproto.MIMEHeader // the report's first field group
 	Recipients []textproto.MIMEHeader
-	Original   string // the text/rfc822-headers part
+	Original   string // the text/rfc822-headers (or message/rfc822) part
 }
 
 // parseBounce parses a bounce as delivered to the Maildir.
@@ -512,7 +537,7 @@ func parseBounce(t *testing.T, raw []byte) *bounceReport {
 				t.Fatalf("delivery-status has %d field groups, want 2 or more:\n%s", len(groups), body)
 			}
 			b.PerMessage, b.Recipients = groups[0], groups[1:]
-		case "text/rfc822-headers":
+		case "text/rfc822-headers", "message/rfc822":
 			b.Original = string(body)
 		}
 	}

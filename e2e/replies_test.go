@@ -15,15 +15,7 @@ func TestPlainReplies(t *testing.T) {
 	t.Parallel()
 	s := StartStack(t)
 
-	msa := secDial(t, "", s.Submission)
-	msa.expect("EHLO client.example.net", 250, "")
-	if err := msa.startTLS(secTLS()); err != nil {
-		t.Fatal(err)
-	}
-	msa.expect("EHLO client.example.net", 250, "")
-	if code, text := msa.auth(demoUser, demoPassword); code != 235 || text != "2.7.0 Authentication successful" {
-		t.Errorf("AUTH: got %d %q", code, text)
-	}
+	msa := secLogin(t, s) // checks AUTH's reply too
 	transaction(t, "msa", msa, demoUser, "someone@example.net", "Ok: queued as ")
 
 	mta := secDial(t, "", s.MTA)

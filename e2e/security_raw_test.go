@@ -189,10 +189,9 @@ func secStartData(t *testing.T, s *Stack, rcpt string) *secConn {
 	return c
 }
 
-// secSubmitData opens a submission connection (STARTTLS, AUTH as the
-// demo user) and starts a transaction from demo to rcpt up to the 354 of
-// DATA.
-func secSubmitData(t *testing.T, s *Stack, rcpt string) *secConn {
+// secLogin opens a submission connection: STARTTLS, then AUTH as the
+// demo user, which must be answered 235 2.7.0 Authentication successful.
+func secLogin(t *testing.T, s *Stack) *secConn {
 	t.Helper()
 	c := secDial(t, "", s.Submission)
 	c.expect("EHLO client.example.net", 250, "")
@@ -200,9 +199,18 @@ func secSubmitData(t *testing.T, s *Stack, rcpt string) *secConn {
 		t.Fatal(err)
 	}
 	c.expect("EHLO client.example.net", 250, "")
-	if code, text := c.auth(demoUser, demoPassword); code != 235 {
+	if code, text := c.auth(demoUser, demoPassword); code != 235 || text != "2.7.0 Authentication successful" {
 		t.Fatalf("AUTH: %d %s", code, text)
 	}
+	return c
+}
+
+// secSubmitData opens a submission connection (STARTTLS, AUTH as the
+// demo user) and starts a transaction from demo to rcpt up to the 354 of
+// DATA.
+func secSubmitData(t *testing.T, s *Stack, rcpt string) *secConn {
+	t.Helper()
+	c := secLogin(t, s)
 	c.expect("MAIL FROM:<"+demoUser+">", 250, "2.1.0")
 	c.expect("RCPT TO:<"+rcpt+">", 250, "2.1.5")
 	c.expect("DATA", 354, "")

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/mail"
+	"postline/dsn"
 	"postline/reply"
 	"strings"
 	"time"
@@ -87,11 +88,12 @@ type session struct {
 
 	from    string
 	rcpts   []string
-	mta     *smtp.Client     // open from MAIL until the end of the transaction
-	mtaMail smtp.MailOptions // what MAIL FROM gave the MTA, for a new start
-	queueID string           // allocated at MAIL FROM, passed to the MTA
-	txlog   zerolog.Logger   // log with the transaction's queue_id
-	hooks   host.Session     // the plugins' hooks and what they decided
+	rcptDSN []*smtp.RcptOptions // each recipient's DSN parameters, passed on
+	mta     *smtp.Client        // open from MAIL until the end of the transaction
+	mtaMail smtp.MailOptions    // what MAIL FROM gave the MTA, for a new start
+	queueID string              // allocated at MAIL FROM, passed to the MTA
+	txlog   zerolog.Logger      // log with the transaction's queue_id
+	hooks   host.Session        // the plugins' hooks and what they decided
 }
 
 func (s *session) Reset() {
@@ -99,7 +101,7 @@ func (s *session) Reset() {
 		s.mta.Close()
 		s.mta = nil
 	}
-	s.from, s.rcpts, s.queueID = "", nil, ""
+	s.from, s.rcpts, s.rcptDSN, s.queueID = "", nil, nil, ""
 	s.txlog = s.log
 	s.hooks.Reset()
 }
@@ -129,9 +131,13 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if reply := s.hooks.Mail(host.MailInfo{Conn: s.connInfo(), Sender: from, Params: host.MailParams(opts)}, s.txlog); reply != nil {
 		return reply
 	}
+	if p := dsn.CheckMail(opts); p != "" {
+		return reply.BadParam(p)
+	}
 	s.mtaMail = smtp.MailOptions{Auth: &s.user, Params: map[string]string{queue.IDParam: s.queueID}}
 	if opts != nil {
 		s.mtaMail.Body, s.mtaMail.UTF8, s.mtaMail.Size = opts.Body, opts.UTF8, opts.Size
+		s.mtaMail.Return, s.mtaMail.EnvelopeID = opts.Return, opts.EnvelopeID
 	}
 	s.from = from
 	return s.openMTA()
@@ -153,8 +159,8 @@ func (s *session) openMTA() error {
 		c.Close()
 		return s.mtaError("MAIL", err)
 	}
-	for _, rcpt := range s.rcpts {
-		if err := c.Rcpt(rcpt, nil); err != nil {
+	for i, rcpt := range s.rcpts {
+		if err := c.Rcpt(rcpt, s.rcptDSN[i]); err != nil {
 			c.Close()
 			return s.mtaError("RCPT", err)
 		}
@@ -163,17 +169,20 @@ func (s *session) openMTA() error {
 	return nil
 }
 
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if s.mta == nil { // the MTA connection broke earlier in this transaction
 		return reply.MTAUnavailable
+	}
+	if p := dsn.CheckRcpt(opts); p != "" {
+		return reply.BadParam(p)
 	}
 	if reply := s.hooks.Rcpt(host.RcptInfo{Conn: s.connInfo(), Sender: s.from, Recipient: to}, s.txlog); reply != nil {
 		return reply
 	}
-	if err := s.mta.Rcpt(to, nil); err != nil {
+	if err := s.mta.Rcpt(to, opts); err != nil {
 		return s.mtaError("RCPT", err)
 	}
-	s.rcpts = append(s.rcpts, to)
+	s.rcpts, s.rcptDSN = append(s.rcpts, to), append(s.rcptDSN, opts)
 	return nil
 }
 

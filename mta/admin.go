@@ -199,7 +199,7 @@ func (m *Manager) BounceNow(id string) error {
 			Status: adminStatus, Diagnostic: adminDiagnostic})
 		log.Warn().Str("rcpt", r.Address).Msg("returned to sender by the administrator")
 	}
-	m.bounce(log, env, failed, now) // calls m.Add, so m.mu must not be held here
+	m.report(log, env, failed, now) // calls m.Add, so m.mu must not be held here
 	if err := m.Queue.Update(env); err != nil {
 		m.release(e, nil)
 		return err

@@ -30,7 +30,7 @@ func (m *Manager) attempt(ctx context.Context, e *entry) {
 		return
 	}
 	now := time.Now()
-	var failed []dsn.Recipient
+	var notices []dsn.Recipient
 	for group, rcpts := range m.dueGroups(env, now) {
 		out := m.deliverGroup(ctx, env, group, rcpts)
 		if ctx.Err() != nil {
@@ -39,12 +39,12 @@ func (m *Manager) attempt(ctx context.Context, e *entry) {
 		}
 		for _, r := range rcpts {
 			r.Attempts++
-			if f := m.record(log, env, r, out, now); f != nil {
-				failed = append(failed, *f)
+			if n := m.record(log, env, r, out, now); n != nil {
+				notices = append(notices, *n)
 			}
 		}
 	}
-	m.bounce(log, env, failed, now)
+	m.report(log, env, notices, now)
 	if env.Done() {
 		// Straight to removal: a crash before it repeats the attempt,
 		// which the MDA's ledger answers without a second copy, as it
@@ -109,8 +109,9 @@ func (m *Manager) deliverLocal(ctx context.Context, env *queue.Envelope, rcpts [
 }
 
 // record applies one recipient's outcome: delivered; failed for good (a
-// 5xx, or a 4xx once the queue lifetime is over), returned for the
-// bounce; or deferred with a growing backoff.
+// 5xx, or a 4xx once the queue lifetime is over); or deferred with a
+// growing backoff. It returns what the sender is to be told of it, if
+// anything (see notice).
 func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recipient, out Outcome, now time.Time) *dsn.Recipient {
 	reply, answered := out.Results[r.Address]
 	if !answered { // never count silence as delivery
@@ -126,7 +127,7 @@ func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recip
 		r.State, r.LastError = queue.Delivered, ""
 		l.Info().Msg("delivered")
 		m.Metrics.attempted(local, "delivered")
-		return nil
+		return successNotice(l, r, out, local, now)
 	}
 	r.LastError = formatReply(reply)
 	status, final := m.finalStatus(env, r, reply, now)
@@ -134,13 +135,58 @@ func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recip
 		r.NextAttempt = now.Add(m.backoff(r))
 		l.Warn().Str("error", r.LastError).Time("next_attempt", r.NextAttempt).Msg("delivery deferred")
 		m.Metrics.attempted(local, "deferred")
-		return nil
+		return m.delayNotice(l, env, r, reply, out, now)
 	}
 	r.State = queue.Failed
 	m.Metrics.attempted(local, "failed")
 	l.Error().Int("code", reply.Code).Str("error", r.LastError).Msg("delivery failed permanently")
-	return &dsn.Recipient{Address: r.Address, Action: dsn.ActionFailed, Status: status,
-		RemoteMTA: out.RemoteMTA, Diagnostic: formatReply(reply), LastAttempt: now}
+	return notice(l, r, dsn.Recipient{Action: dsn.ActionFailed, Status: status,
+		RemoteMTA: out.RemoteMTA, Diagnostic: formatReply(reply), LastAttempt: now})
+}
+
+// notice fills n in for r and returns it if r's NOTIFY asks for a
+// report of n's action (RFC 3461 §4.1; without NOTIFY, failures and
+// delays are reported).
+func notice(l zerolog.Logger, r *queue.Recipient, n dsn.Recipient) *dsn.Recipient {
+	n.Address, n.ORcpt = r.Address, dsn.ORcpt(r.ORcpt)
+	if !dsn.Notify(r.Notify).Wants(n.Action) {
+		if r.Notify != "" {
+			l.Info().Str("action", n.Action).Str("notify", r.Notify).Msg("not reported: NOTIFY does not ask for it")
+		}
+		return nil
+	}
+	return &n
+}
+
+// successNotice is the report of a delivery that NOTIFY=SUCCESS asked
+// for: "delivered" into a local mailbox; "relayed" to a next hop without
+// DSN; none for a next hop that offered DSN, which was given the request
+// and reports itself (RFC 3461 §5.2.2).
+func successNotice(l zerolog.Logger, r *queue.Recipient, out Outcome, local bool, now time.Time) *dsn.Recipient {
+	if r.Notify == "" || !local && out.DSN {
+		return nil
+	}
+	action := dsn.ActionDelivered
+	if !local {
+		action = dsn.ActionRelayed
+	}
+	return notice(l, r, dsn.Recipient{Action: action, Status: "2.0.0", RemoteMTA: out.RemoteMTA, LastAttempt: now})
+}
+
+// delayNotice is the one delay warning of a recipient still deferred
+// mta.delay_warning after its message arrived (Postfix's
+// delay_warning_time), unless NOTIFY leaves DELAY out. It is decided
+// once per recipient, whatever NOTIFY says, so r.Warned is set either way.
+func (m *Manager) delayNotice(l zerolog.Logger, env *queue.Envelope, r *queue.Recipient,
+	reply *smtp.SMTPError, out Outcome, now time.Time) *dsn.Recipient {
+	wait := m.Config.MTA.DelayWarning.D()
+	if wait <= 0 || r.Warned || now.Sub(env.Received) < wait {
+		return nil
+	}
+	r.Warned = true
+	return notice(l, r, dsn.Recipient{Action: dsn.ActionDelayed, Status: statusOf(reply),
+		RemoteMTA: out.RemoteMTA, Diagnostic: formatReply(reply), LastAttempt: now,
+		WillRetryUntil: env.Received.Add(m.Config.MTA.QueueLifetime.D())})
 }
 
 // finalStatus tells whether a failed attempt ends r's delivery and with

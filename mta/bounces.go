@@ -2,6 +2,7 @@ package mta
 
 import (
 	"bytes"
+	"fmt"
 	"postline/dsn"
 	"time"
 
@@ -11,41 +12,71 @@ import (
 	"postline/queue"
 )
 
-// bounce queues one delivery status notification (RFC 3464) to env's
-// sender for the recipients that failed in this attempt. It is queued
-// before env's new state is written, so a crash in between can repeat a
-// bounce but never lose one.
-func (m *Manager) bounce(log zerolog.Logger, env *queue.Envelope, failed []dsn.Recipient, now time.Time) {
-	if len(failed) == 0 {
+// report queues one delivery status notification (RFC 3464) to env's
+// sender for the recipients of this attempt that have something to
+// report (failed, delayed, delivered or relayed). It is queued before
+// env's new state is written, so a crash in between can repeat a report
+// but never lose one.
+func (m *Manager) report(log zerolog.Logger, env *queue.Envelope, rcpts []dsn.Recipient, now time.Time) {
+	if len(rcpts) == 0 {
 		return
 	}
 	if !dsn.ShouldBounce(env.From) {
-		log.Warn().Int("recipients", len(failed)).Msg("failure of a message from <> dropped, not bounced")
+		log.Warn().Int("recipients", len(rcpts)).Msg("failure of a message from <> dropped, not bounced")
 		return
 	}
-	orig, err := m.Queue.OpenMessage(env.ID)
+	kind := reportKind(rcpts)
+	msg, err := m.buildReport(env, rcpts, now)
 	if err != nil {
-		log.Error().Err(err).Msg("cannot read message to bounce")
+		log.Error().Err(err).Msg("cannot build " + kind)
 		return
-	}
-	defer orig.Close()
-	msg, err := dsn.Build(dsn.Report{ReportingMTA: m.Config.Hostname, QueueID: env.ID,
-		OriginalSender: env.From, ArrivalDate: env.Received, Now: now, Recipients: failed}, orig)
-	if err != nil {
-		log.Error().Err(err).Msg("cannot build bounce")
-		return
-	}
-	if msg, err = signOwn(m.Config, m.Config.Hostname, msg); err != nil {
-		log.Warn().Err(err).Msg("bounce not signed")
 	}
 	b := &queue.Envelope{ID: queue.NewID(now), From: "", Received: now, Relay: true,
 		SMTPUTF8:   !address.IsASCII(env.From),
 		Recipients: []*queue.Recipient{{Address: env.From, State: queue.Pending}}}
 	if err := m.Queue.Store(b, bytes.NewReader(msg)); err != nil {
-		log.Error().Err(err).Msg("cannot queue bounce")
+		log.Error().Err(err).Msg("cannot queue " + kind)
 		return
 	}
-	log.Info().Str("bounce_id", b.ID).Str("to", env.From).Int("recipients", len(failed)).Msg("bounce queued")
-	m.Metrics.bounced()
+	log.Info().Str("bounce_id", b.ID).Str("to", env.From).Int("recipients", len(rcpts)).Msg(kind + " queued")
+	if kind == "bounce" {
+		m.Metrics.bounced()
+	}
 	m.Add(b)
+}
+
+// reportKind names a report in the log: "bounce" when a recipient
+// failed, else "delay warning" or "success report".
+func reportKind(rcpts []dsn.Recipient) string {
+	kind := "success report"
+	for _, r := range rcpts {
+		switch r.Action {
+		case dsn.ActionFailed:
+			return "bounce"
+		case dsn.ActionDelayed:
+			kind = "delay warning"
+		}
+	}
+	return kind
+}
+
+// buildReport is the report on rcpts, DKIM-signed when the hostname's
+// domain has a key.
+func (m *Manager) buildReport(env *queue.Envelope, rcpts []dsn.Recipient, now time.Time) ([]byte, error) {
+	orig, err := m.Queue.OpenMessage(env.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read the message: %w", err)
+	}
+	defer orig.Close()
+	msg, err := dsn.Build(dsn.Report{ReportingMTA: m.Config.Hostname, QueueID: env.ID, EnvID: env.EnvID,
+		OriginalSender: env.From, ArrivalDate: env.Received, Now: now, Return: env.Return, Recipients: rcpts}, orig)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := signOwn(m.Config, m.Config.Hostname, msg)
+	if err != nil {
+		m.Log.Warn().Err(err).Str("queue_id", env.ID).Msg("report not signed")
+		return msg, nil
+	}
+	return signed, nil
 }

@@ -322,6 +322,11 @@ type SendOptions struct {
 	// SMTPUTF8 says the message needs SMTPUTF8 (RFC 6531): the envelope's
 	// flag. Non-ASCII envelope addresses set it here too.
 	SMTPUTF8 bool
+	// DSN parameters (RFC 3461 §5.2), sent when the server offers DSN:
+	// RET and ENVID on MAIL, each recipient's NOTIFY and ORCPT on RCPT.
+	Return      smtp.DSNReturn
+	EnvID       string
+	RcptOptions map[string]*smtp.RcptOptions
 }
 
 // Result holds each recipient's outcome: nil when the server accepted
@@ -351,12 +356,13 @@ func transact(c *Conn, from string, rcpts []string, data io.Reader, opts SendOpt
 	if reply := checkLimits(c, from, rcpts, &opts); reply != nil {
 		return fillResult(res, rcpts, reply), nil // nothing sent; c is still fine
 	}
-	if err := c.Mail(from, &smtp.MailOptions{Size: opts.Size, UTF8: opts.SMTPUTF8}); err != nil {
+	mail := &smtp.MailOptions{Size: opts.Size, UTF8: opts.SMTPUTF8, Return: opts.Return, EnvelopeID: opts.EnvID}
+	if err := c.Mail(from, mail); err != nil {
 		return fillResult(res, rcpts, ErrorReply(err)), brokenSession(err)
 	}
 	var accepted []string
 	for i, rcpt := range rcpts {
-		err := c.Rcpt(rcpt, nil)
+		err := c.Rcpt(rcpt, opts.RcptOptions[rcpt])
 		if err == nil {
 			accepted = append(accepted, rcpt)
 			continue

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"postline/config"
+	"postline/dsn"
 	"postline/queue"
 )
 
@@ -22,6 +24,10 @@ import (
 type Outcome struct {
 	Results   map[string]*smtp.SMTPError
 	RemoteMTA string
+	// DSN says the host offered the DSN extension and was given the
+	// recipients' requests: reporting success is its job now (RFC 3461
+	// §5.2.2), not a "relayed" report of ours.
+	DSN bool
 }
 
 // RelayFunc delivers env to rcpts, all in one remote domain, reading the
@@ -168,13 +174,31 @@ func (r *Relayer) transact(ctx context.Context, env *queue.Envelope, domain stri
 		return Outcome{}, err
 	}
 	defer data.Close()
-	res, err := Send(ctx, c, env.From, rcpts, data, SendOptions{Size: env.Size, SMTPUTF8: env.SMTPUTF8})
+	res, err := Send(ctx, c, env.From, rcpts, data, sendOptions(env, rcpts))
 	if err != nil {
 		c.Close()
 	} else {
 		r.cache().put(domain, c)
 	}
-	return Outcome{Results: res, RemoteMTA: c.Host}, err
+	offered, _ := c.Extension("DSN")
+	return Outcome{Results: res, RemoteMTA: c.Host, DSN: offered}, err
+}
+
+// sendOptions is what the next hop is told of env besides its addresses.
+func sendOptions(env *queue.Envelope, rcpts []string) SendOptions {
+	opts := SendOptions{Size: env.Size, SMTPUTF8: env.SMTPUTF8,
+		Return: smtp.DSNReturn(env.Return), EnvID: env.EnvID}
+	for _, r := range env.Recipients {
+		if (r.Notify != "" || r.ORcpt != "") && slices.Contains(rcpts, r.Address) {
+			if opts.RcptOptions == nil {
+				opts.RcptOptions = map[string]*smtp.RcptOptions{}
+			}
+			typ, addr := dsn.ORcpt(r.ORcpt).Split()
+			opts.RcptOptions[r.Address] = &smtp.RcptOptions{Notify: dsn.Notify(r.Notify).Values(),
+				OriginalRecipientType: typ, OriginalRecipient: addr}
+		}
+	}
+	return opts
 }
 
 func anyAccepted(out Outcome) bool {

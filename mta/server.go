@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"postline/dsn"
 	"postline/reply"
 	"slices"
 	"strings"
@@ -80,13 +81,14 @@ type session struct {
 	authUser string
 	opts     smtp.MailOptions
 	rcpts    []string
-	refused  int          // recipients refused in this connection
-	queueID  string       // proposed by the MSA on the trusted socket (queue.IDParam)
-	hooks    host.Session // the plugins' hooks and what they decided
+	requests map[string]queue.Recipient // each recipient's DSN request (Notify, ORcpt)
+	refused  int                        // recipients refused in this connection
+	queueID  string                     // proposed by the MSA on the trusted socket (queue.IDParam)
+	hooks    host.Session               // the plugins' hooks and what they decided
 }
 
 func (s *session) Reset() {
-	s.from, s.authUser, s.opts, s.rcpts, s.queueID = "", "", smtp.MailOptions{}, nil, ""
+	s.from, s.authUser, s.opts, s.rcpts, s.requests, s.queueID = "", "", smtp.MailOptions{}, nil, nil, ""
 	s.hooks.Reset()
 }
 
@@ -113,6 +115,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
 	if id := queuedQuestion(opts); s.b.Trusted && id != "" {
 		return s.answerQueued(id)
+	}
+	if p := dsn.CheckMail(opts); p != "" {
+		return reply.BadParam(p)
 	}
 	if from != "" { // "" is the null reverse-path of bounces
 		if _, err := address.Parse(from); err != nil {
@@ -143,7 +148,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if p := dsn.CheckRcpt(opts); p != "" {
+		return reply.BadParam(p)
+	}
 	if strings.EqualFold(to, "postmaster") { // RCPT TO:<Postmaster>, RFC 5321 §4.1.1.3
 		to = s.b.Config.Postmaster()
 	}
@@ -167,7 +175,19 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return reply
 	}
 	s.rcpts = append(s.rcpts, rcpt)
+	s.keepRequest(rcpt, opts)
 	return nil
+}
+
+// keepRequest keeps rcpt's DSN request for its queue entry.
+func (s *session) keepRequest(rcpt string, opts *smtp.RcptOptions) {
+	if opts == nil || len(opts.Notify) == 0 && opts.OriginalRecipient == "" {
+		return
+	}
+	if s.requests == nil {
+		s.requests = map[string]queue.Recipient{}
+	}
+	s.requests[rcpt] = queue.Recipient{Notify: string(dsn.NotifyOf(opts.Notify)), ORcpt: string(dsn.ORcptOf(opts))}
 }
 
 // checkRecipient accepts known local users and postmaster@ each local
@@ -226,7 +246,7 @@ func (s *session) route(addr string) (targets []string, known bool) {
 // each. An alias may forward out of the local domains, which makes the
 // message relayable: the admin set that target, not the client.
 func (s *session) recipients(env *queue.Envelope) {
-	var addrs []string
+	seen := map[string]bool{}
 	for _, rc := range s.rcpts {
 		targets, ok := []string{rc}, false // ok: an alias's targets
 		if s.isLocal(rc) {
@@ -235,18 +255,31 @@ func (s *session) recipients(env *queue.Envelope) {
 			}
 		}
 		for _, t := range targets {
-			if slices.Contains(addrs, t) {
+			if seen[t] {
 				continue
 			}
-			addrs = append(addrs, t)
+			seen[t] = true
 			if ok && !s.isLocal(t) {
 				env.Relay = true
 			}
+			env.Recipients = append(env.Recipients, s.queued(t, rc, ok))
 		}
 	}
-	for _, a := range addrs {
-		env.Recipients = append(env.Recipients, &queue.Recipient{Address: a, State: queue.Pending})
+}
+
+// queued is target's queue entry, reached through the accepted
+// recipient rc (an alias when expanded): it inherits rc's DSN request,
+// and an alias's target reports rc as its original recipient unless the
+// client gave one, as Postfix does (RFC 3461 §4.2).
+func (s *session) queued(target, rc string, expanded bool) *queue.Recipient {
+	r := s.requests[rc]
+	if expanded && r.ORcpt == "" {
+		r.ORcpt = "rfc822;" + rc
+		if !address.IsASCII(rc) {
+			r.ORcpt = "utf-8;" + rc // RFC 6533 §3
+		}
 	}
+	return &queue.Recipient{Address: target, State: queue.Pending, Notify: r.Notify, ORcpt: r.ORcpt}
 }
 
 func (s *session) isLocal(addr string) bool {
@@ -269,6 +302,7 @@ func (s *session) Data(r io.Reader) error {
 	env := &queue.Envelope{
 		ID: s.newID(now), From: s.from, AuthUser: s.authUser, Received: now,
 		Body8Bit: s.opts.Body == smtp.Body8BitMIME, SMTPUTF8: s.opts.UTF8, Relay: s.b.Trusted,
+		Return: string(s.opts.Return), EnvID: s.opts.EnvelopeID,
 	}
 	s.recipients(env)
 	log := s.log.With().Str("queue_id", env.ID).Logger()

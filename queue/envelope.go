@@ -27,6 +27,12 @@ type Recipient struct {
 	Attempts    int       `json:"attempts,omitempty"`
 	NextAttempt time.Time `json:"next_attempt,omitempty"`
 	LastError   string    `json:"last_error,omitempty"`
+	// The client's DSN request for this recipient (RFC 3461 §4.1, §4.2):
+	// NOTIFY as dsn.Notify and ORCPT as dsn.ORcpt, "" when not given.
+	Notify string `json:"notify,omitempty"`
+	ORcpt  string `json:"orcpt,omitempty"`
+	// Warned says the delay warning for this recipient went out.
+	Warned bool `json:"warned,omitempty"`
 }
 
 // Envelope is everything the queue knows about a message besides its bytes.
@@ -47,6 +53,10 @@ type Envelope struct {
 	// Folder is the mailbox folder a filter plugin chose for local
 	// recipients (e.g. "Junk"), "" for the inbox.
 	Folder string `json:"folder,omitempty"`
+	// The client's DSN request for the message (RFC 3461 §4.3, §4.4):
+	// RET ("FULL", "HDRS" or "") and ENVID.
+	Return string `json:"dsn_ret,omitempty"`
+	EnvID  string `json:"dsn_envid,omitempty"`
 
 	Recipients []*Recipient `json:"recipients"`
 }

@@ -90,6 +90,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend, tlsConfi
 	s.MaxMessageBytes = cfg.MaxMessageSize
 	guard.Configure(s, cfg)
 	s.EnableSMTPUTF8 = true
+	s.EnableDSN = true // RFC 3461: the dsn package honours it
 	s.ErrorLog = daemon.StdLogger(log)
 	return s
 }

@@ -197,6 +197,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend) *smtp.Se
 	s.MaxMessageBytes = cfg.MaxMessageSize
 	guard.Configure(s, cfg)
 	s.EnableSMTPUTF8 = true
+	s.EnableDSN = true // RFC 3461: the dsn package honours it
 	// A large message is read 16 KiB per call instead of 4 (bufio's
 	// default); 2,000 idle connections cost 24 MB more for it.
 	s.ReadBufferSize = 16 << 10

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"postline/config"
+	"postline/dsn"
 	"postline/mta"
 	"postline/queue"
 )
@@ -127,14 +128,41 @@ func printShow(w io.Writer, resp *mta.AdminResponse, now time.Time) {
 	if env.Body8Bit || env.SMTPUTF8 {
 		row("body", fmt.Sprintf("8bitmime %v, smtputf8 %v", env.Body8Bit, env.SMTPUTF8))
 	}
+	if env.Return != "" || env.EnvID != "" {
+		row("dsn", strings.TrimSpace(param("RET", env.Return)+param("ENVID", env.EnvID)))
+	}
 	fmt.Fprintln(w, "recipients")
 	for _, r := range env.Recipients {
 		fmt.Fprintf(w, "    %s\n", recipientLine(r, now))
+		if line := dsnLine(r); line != "" {
+			fmt.Fprintf(w, "        dsn: %s\n", line)
+		}
 	}
 	fmt.Fprintln(w)
 	for _, line := range strings.SplitAfter(strings.ReplaceAll(resp.Headers, "\r\n", "\n"), "\n") {
 		fmt.Fprint(w, clean(line))
 	}
+}
+
+// dsnLine is r's DSN request (RFC 3461) and whether its delay warning
+// went out; "" when there is nothing to say.
+func dsnLine(r *queue.Recipient) string {
+	line := param("NOTIFY", r.Notify) + param("ORCPT", r.ORcpt)
+	switch {
+	case r.Warned && dsn.Notify(r.Notify).Wants(dsn.ActionDelayed):
+		line += " delay warning sent"
+	case r.Warned:
+		line += " delay warning not asked for"
+	}
+	return strings.TrimSpace(line)
+}
+
+// param is " NAME=value" for a value that was given, else "".
+func param(name, value string) string {
+	if value == "" {
+		return ""
+	}
+	return " " + name + "=" + clean(value)
 }
 
 func sender(from string) string {
