@@ -89,6 +89,10 @@ type MTA struct {
 	// sender is told, once (RFC 3464 "delayed"; 0: never), as Postfix's
 	// delay_warning_time.
 	DelayWarning Duration `toml:"delay_warning"`
+	// SRS rewrites the envelope sender of mail an alias forwards out of
+	// the local domains (package srs), in SRSDomain ("": see SRSDomain).
+	SRS       bool   `toml:"srs"`
+	SRSDomain string `toml:"srs_domain"`
 	// HopLimit is how many Received: fields a message may carry (554 5.4.6).
 	HopLimit int `toml:"hop_limit"`
 	// Outbound concurrency: deliveries in flight in all, and SMTP
@@ -154,7 +158,7 @@ func defaults() Config {
 		LogLevel:       "info",
 		MTA: MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute), RetryMin: Duration(5 * time.Minute),
 			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour), HopLimit: 50,
-			DelayWarning:  Duration(4 * time.Hour),
+			DelayWarning: Duration(4 * time.Hour), SRS: true,
 			MaxDeliveries: 100, MaxConnectionsPerDomain: 10},
 		MDA: MDA{MailRoot: "/var/mail/postline", QuotaGrace: Duration(24 * time.Hour)},
 		ACME: ACME{Directory: LetsEncrypt, Challenge: "http-01", HTTPListen: ":80", TLSListen: ":443",
@@ -362,7 +366,30 @@ func (c *Config) validateRetries(bad func(key, format string, args ...any)) {
 	if c.MTA.QueueLifetime.D() < time.Second {
 		bad("mta.queue_lifetime", "must be at least \"1s\"; the default is \"5d\"")
 	}
+	if d := c.MTA.SRSDomain; d != "" && !c.IsLocalDomain(d) {
+		bad("mta.srs_domain", "%q is not one of domains; bounces to SRS addresses must be accepted here, so give a local domain or leave it out", d)
+	}
 	if c.MTA.DelayWarning.D() < 0 {
 		bad("mta.delay_warning", "must be a duration such as \"4h\" (the default), or \"0\" for no delay warnings")
 	}
+}
+
+// SRSDomain is the domain of SRS addresses: mta.srs_domain, else the
+// hostname or its nearest parent that is a local domain (mail.example.org
+// gives example.org), else the first local domain. It is always a local
+// domain, so bounces to its addresses are accepted.
+func (c *Config) SRSDomain() string {
+	if c.MTA.SRSDomain != "" {
+		return c.MTA.SRSDomain
+	}
+	for name := c.Hostname; name != ""; {
+		if c.IsLocalDomain(name) {
+			return name
+		}
+		_, name, _ = strings.Cut(name, ".")
+	}
+	if len(c.Domains) > 0 {
+		return c.Domains[0]
+	}
+	return c.Hostname
 }

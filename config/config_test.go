@@ -134,3 +134,22 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestSRSDomain(t *testing.T) {
+	for _, tc := range []struct {
+		hostname, set string
+		domains       []string
+		want          string
+	}{
+		{"mail.example.org", "", []string{"example.org"}, "example.org"},
+		{"example.org", "", []string{"other.example", "example.org"}, "example.org"},
+		{"mx1.mail.example.org", "", []string{"example.org"}, "example.org"},
+		{"mail.elsewhere.example", "", []string{"example.org", "example.net"}, "example.org"},
+		{"mail.example.org", "example.net", []string{"example.org", "example.net"}, "example.net"},
+	} {
+		c := &Config{Hostname: tc.hostname, Domains: tc.domains, MTA: MTA{SRSDomain: tc.set}}
+		if got := c.SRSDomain(); got != tc.want {
+			t.Errorf("hostname %s, domains %v, srs_domain %q: %s, want %s", tc.hostname, tc.domains, tc.set, got, tc.want)
+		}
+	}
+}

@@ -63,7 +63,7 @@ crt = "x"
 	for _, want := range []string{
 		path + `:3: unknown key "smtp_timout"`,
 		"known at the top level: ",
-		path + `:6: unknown key "local_retry": remove it or use one of the keys known in [mta]: delay_warning, dns_server, hop_limit, listen, local_retry_max, max_connections_per_domain, max_deliveries, metrics, queue_lifetime, relayhost, relayhost_auth, relayhost_tls, remote_port, retry_max, retry_min, route, tls_roots, user`,
+		path + `:6: unknown key "local_retry": remove it or use one of the keys known in [mta]: delay_warning, dns_server, hop_limit, listen, local_retry_max, max_connections_per_domain, max_deliveries, metrics, queue_lifetime, relayhost, relayhost_auth, relayhost_tls, remote_port, retry_max, retry_min, route, srs, srs_domain, tls_roots, user`,
 		path + `:8: unknown key "crt"`,
 	} {
 		if !strings.Contains(msg, want) {
@@ -90,6 +90,7 @@ func TestInvalidValues(t *testing.T) {
 		{minimal + "[mta]\nlocal_retry_max = \"500ms\"\n", `:4: mta.local_retry_max: must be at least "1s"`},
 		{minimal + "[mta]\ndelay_warning = \"-1h\"\n", `:4: mta.delay_warning: must be a duration such as "4h" (the default), or "0" for no delay warnings`},
 		{minimal + "[mta]\ndelay_warning = \"soon\"\n", `:4:`},
+		{minimal + "[mta]\nsrs_domain = \"elsewhere.example\"\n", `:4: mta.srs_domain: "elsewhere.example" is not one of domains`},
 		{minimal + "smtp_timeout = \"5 minutes\"\n", `:3:`},
 		{minimal + "log_level = \"verbose\"\n", `:3: log_level: "verbose" is not one of`},
 		{minimal + "max_message_size = \"big\"\n", `:3: max_message_size:`},

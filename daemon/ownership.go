@@ -24,6 +24,7 @@ import (
 //	state_dir, run/       root   root             0711 (each daemon may pass, none may list)
 //	state_dir/tls/        root   root             0700 (keys are loaded before dropping)
 //	state_dir/queue/      mta    mta              0700, files 0600
+//	state_dir/mta/        mta    mta              0700, files 0600
 //	state_dir/mda/        mda    mda              0700, files 0600
 //	mail_root             mda    mda              0700 (Maildirs 0700, files 0600)
 //	run/mta.sock          mta    msa's primary    0660 (0600 when msa and mta are one user)
@@ -96,6 +97,9 @@ func (o *Owners) separated() bool {
 // (mda.Backend.SpoolDir).
 func MDASpoolDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "mda") }
 
+// MTAStateDir holds the MTA's state besides its queue: the SRS secret.
+func MTAStateDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "mta") }
+
 // MSASpoolDir holds the MSA's copy of a message while filter plugins read
 // its body (msa.Backend.SpillDir).
 func MSASpoolDir(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "msa") }
@@ -121,7 +125,7 @@ func (o *Owners) folders(cfg *config.Config, svcs []string) []folder {
 		case "msa":
 			fs = append(fs, folder{MSASpoolDir(cfg), o.MSA, 0o700, true})
 		case "mta":
-			fs = append(fs, folder{cfg.QueueDir(), o.MTA, 0o700, true})
+			fs = append(fs, folder{cfg.QueueDir(), o.MTA, 0o700, true}, folder{MTAStateDir(cfg), o.MTA, 0o700, true})
 		case "mda":
 			fs = append(fs, folder{MDASpoolDir(cfg), o.MDA, 0o700, true},
 				folder{cfg.MDA.MailRoot, o.MDA, 0o700, false})

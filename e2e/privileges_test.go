@@ -76,6 +76,8 @@ func testPrivileges(t *testing.T, group *user.Group, msaU, mtaU, mdaU *user.User
 	checkOwner(t, filepath.Join(state, "mda"), mdaU, mdaU, 0o700)
 	checkOwner(t, filepath.Join(state, "queue"), mtaU, mtaU, 0o700)
 	checkOwner(t, filepath.Join(state, "queue", "log"), mtaU, mtaU, 0o700)
+	checkOwner(t, filepath.Join(state, "mta"), mtaU, mtaU, 0o700)
+	checkOwner(t, filepath.Join(state, "mta", "srs.secret"), mtaU, mtaU, 0o600)
 	root, _ := user.LookupId("0")
 	checkOwner(t, state, root, root, 0o711)
 	checkOwner(t, filepath.Join(state, "run"), root, root, 0o711)

@@ -55,6 +55,9 @@ func newRelayNet(t *testing.T) *relayNet {
 // keep the defaults written here (retries after 1 s, then 2 s).
 type relayConfig struct {
 	RetryMin, RetryMax, QueueLifetime, DelayWarning string
+	// TopLevel and Prepare go to the stack as in StackConfig.
+	TopLevel string
+	Prepare  func(dir string)
 }
 
 // Stack starts a postline whose MTA asks this DNS and dials this port.
@@ -68,7 +71,7 @@ func (n *relayNet) Stack(c relayConfig) *Stack {
 	if c.DelayWarning != "" {
 		mta += fmt.Sprintf("delay_warning = %q\n", c.DelayWarning)
 	}
-	return StartStackWith(n.t, StackConfig{MTA: mta})
+	return StartStackWith(n.t, StackConfig{MTA: mta, TopLevel: c.TopLevel, Prepare: c.Prepare})
 }
 
 func orDefault(s, def string) string {

@@ -14,8 +14,16 @@ import (
 	"postline/queue"
 )
 
-// localGroup is the group key of recipients delivered to the MDA.
-const localGroup = ""
+// group is a set of recipients delivered in one transaction: the local
+// ones to the MDA (domain ""), the others per destination domain, and
+// apart those whose sender is rewritten by SRS.
+type group struct {
+	domain string
+	srs    bool
+}
+
+// localGroup is the group of recipients delivered to the MDA.
+var localGroup = group{}
 
 // attempt delivers e's due recipients, the local ones to the MDA and the
 // others per domain, records each result in the spool and bounces what
@@ -62,29 +70,41 @@ func (m *Manager) attempt(ctx context.Context, e *entry) {
 
 // dueGroups returns env's due recipients: local ones under localGroup,
 // others under their domain (one transaction per destination domain).
-func (m *Manager) dueGroups(env *queue.Envelope, now time.Time) map[string][]*queue.Recipient {
-	groups := map[string][]*queue.Recipient{}
+func (m *Manager) dueGroups(env *queue.Envelope, now time.Time) map[group][]*queue.Recipient {
+	groups := map[group][]*queue.Recipient{}
 	for _, r := range env.Recipients {
 		if r.State != queue.Pending || r.NextAttempt.After(now) || !m.deliverable(env, r) {
 			continue
 		}
-		group := localGroup
+		g := localGroup
 		if !m.isLocal(r.Address) {
-			_, group, _ = splitAddress(r.Address)
+			_, g.domain, _ = splitAddress(r.Address)
+			g.srs = m.rewritesSender(env, r)
 		}
-		groups[group] = append(groups[group], r)
+		groups[g] = append(groups[g], r)
 	}
 	return groups
 }
 
-func (m *Manager) deliverGroup(ctx context.Context, env *queue.Envelope, group string, rcpts []*queue.Recipient) Outcome {
+// rewritesSender reports whether r's mail leaves with an SRS sender: an
+// alias forwarded it out, and SPF would fail for its sender's domain at
+// the destination. Mail from a local domain is ours to send, and <>
+// (a bounce) has no domain to check: neither is rewritten.
+func (m *Manager) rewritesSender(env *queue.Envelope, r *queue.Recipient) bool {
+	return m.SRS != nil && r.Forwarded && env.From != "" && !m.isLocal(env.From)
+}
+
+func (m *Manager) deliverGroup(ctx context.Context, env *queue.Envelope, g group, rcpts []*queue.Recipient) Outcome {
 	addrs := make([]string, len(rcpts))
 	for i, r := range rcpts {
 		addrs[i] = r.Address
 	}
 	open := func() (io.ReadCloser, error) { return m.Queue.OpenMessage(env.ID) }
-	if group != localGroup {
-		return m.Relay(ctx, env, group, addrs, open)
+	if g != localGroup {
+		if g.srs {
+			env = m.forwarded(env)
+		}
+		return m.Relay(ctx, env, g.domain, addrs, open)
 	}
 	res, err := m.deliverLocal(ctx, env, addrs, open)
 	if err != nil {
@@ -92,6 +112,19 @@ func (m *Manager) deliverGroup(ctx context.Context, env *queue.Envelope, group s
 			Message: err.Error()}, "")
 	}
 	return Outcome{Results: res}
+}
+
+// forwarded is env as it leaves for a forward: a copy with its sender
+// rewritten by SRS (RFC 7208 §10.1.3 leaves forwarders this remedy).
+func (m *Manager) forwarded(env *queue.Envelope) *queue.Envelope {
+	sender, err := m.SRS.Rewrite(env.From, time.Now())
+	if err != nil { // a sender the MTA accepted has local@domain: cannot happen
+		m.Log.Warn().Err(err).Str("queue_id", env.ID).Msg("sender not rewritten")
+		return env
+	}
+	c := *env
+	c.From = sender
+	return &c
 }
 
 func (m *Manager) deliverLocal(ctx context.Context, env *queue.Envelope, rcpts []string,

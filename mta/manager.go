@@ -2,6 +2,7 @@ package mta
 
 import (
 	"context"
+	"postline/srs"
 	"sync"
 	"time"
 
@@ -28,6 +29,8 @@ type Manager struct {
 	// Workers bounds concurrent deliveries to the MDA.
 	Workers int
 	Metrics *Metrics // nil: none
+	// SRS rewrites the sender of forwarded mail (nil: off).
+	SRS *srs.Rewriter
 
 	mu       sync.Mutex
 	queued   map[string]*entry

@@ -13,6 +13,7 @@ import (
 	"net"
 	"postline/dsn"
 	"postline/reply"
+	"postline/srs"
 	"slices"
 	"strings"
 	"syscall"
@@ -53,6 +54,8 @@ type Backend struct {
 	// nil skips the look-up.
 	ReverseDNS func(ip string) string
 	Metrics    *Metrics // nil: none
+	// SRS checks the SRS addresses bounces come back to (nil: off).
+	SRS *srs.Rewriter
 }
 
 // NewSession implements smtp.Backend.
@@ -223,6 +226,9 @@ func (s *session) checkRecipient(to string) (string, *smtp.SMTPError) {
 // itself when the base is a user (the MDA files it by the extension);
 // else the domain's catch-all. known is false when none matches.
 func (s *session) route(addr string) (targets []string, known bool) {
+	if s.isSRS(addr) {
+		return s.reverseSRS(addr)
+	}
 	if t, ok := s.b.Aliases.Expand(addr); ok {
 		return t, true
 	}
@@ -239,6 +245,26 @@ func (s *session) route(addr string) (targets []string, known bool) {
 	}
 	_, domain, _ := splitAddress(addr)
 	return s.b.Aliases.CatchAll(domain)
+}
+
+// isSRS reports whether addr is an SRS address of ours (package srs).
+func (s *session) isSRS(addr string) bool {
+	local, domain, _ := splitAddress(addr)
+	return s.b.SRS != nil && strings.EqualFold(domain, s.b.SRS.Domain) && srs.IsSRS(local)
+}
+
+// reverseSRS routes mail to an SRS address of ours, a bounce of mail we
+// forwarded, back to the original sender. One we did not make, or made
+// more than srs.MaxAge ago, is unknown (550 5.1.1): it would make us a
+// relay for anyone who can guess the format.
+func (s *session) reverseSRS(addr string) ([]string, bool) {
+	local, _, _ := splitAddress(addr)
+	orig, err := s.b.SRS.Reverse(local, time.Now())
+	if err != nil {
+		s.log.Info().Str("rcpt", addr).Err(err).Msg("SRS address refused")
+		return nil, false
+	}
+	return []string{orig}, true
 }
 
 // recipients are the message's envelope recipients in the queue: the
@@ -259,10 +285,11 @@ func (s *session) recipients(env *queue.Envelope) {
 				continue
 			}
 			seen[t] = true
+			r := s.queued(t, rc, ok)
 			if ok && !s.isLocal(t) {
-				env.Relay = true
+				env.Relay, r.Forwarded = true, true
 			}
-			env.Recipients = append(env.Recipients, s.queued(t, rc, ok))
+			env.Recipients = append(env.Recipients, r)
 		}
 	}
 }

@@ -33,6 +33,9 @@ type Recipient struct {
 	ORcpt  string `json:"orcpt,omitempty"`
 	// Warned says the delay warning for this recipient went out.
 	Warned bool `json:"warned,omitempty"`
+	// Forwarded marks a recipient an alias sent out of the local
+	// domains: its mail leaves with an SRS sender (package srs).
+	Forwarded bool `json:"forwarded,omitempty"`
 }
 
 // Envelope is everything the queue knows about a message besides its bytes.

@@ -7,7 +7,9 @@ package main
 import (
 	"net"
 	"os"
+	"path/filepath"
 	"postline/reply"
+	"postline/srs"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -47,6 +49,7 @@ func main() {
 	}
 	reg := prometheus.NewRegistry()
 	spool, manager := startQueue(cfg, log, reg)
+	manager.SRS = newSRS(cfg, log)
 
 	public, trusted, publicBackend := newServers(cfg, log, db, aliases, spool, manager)
 	public.TLSConfig = tlsConfig
@@ -119,7 +122,8 @@ func logRecovered(log zerolog.Logger, spool *queue.Spool) {
 func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *users.Aliases, spool *queue.Spool,
 	manager *mta.Manager) (public, trusted *smtp.Server, publicBackend *mta.Backend) {
 	publicBackend = &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager, Log: log,
-		Policy: guard.Policy(cfg), ReverseDNS: daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second), Metrics: manager.Metrics}
+		Policy: guard.Policy(cfg), ReverseDNS: daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second), Metrics: manager.Metrics,
+		SRS: manager.SRS}
 	public = newServer(cfg, log, publicBackend)
 	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager,
 		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true, Metrics: manager.Metrics})
@@ -172,6 +176,20 @@ func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry
 	// longer need: give it back now, not minutes later.
 	debug.FreeOSMemory()
 	return spool, manager
+}
+
+// newSRS returns the rewriter of forwarded mail's senders, with its
+// secret in state_dir/mta/ (made there the first time, as the mta
+// user); nil when mta.srs is off.
+func newSRS(cfg *config.Config, log zerolog.Logger) *srs.Rewriter {
+	if !cfg.MTA.SRS {
+		return nil
+	}
+	secret, err := srs.LoadSecret(filepath.Join(daemon.MTAStateDir(cfg), "srs.secret"))
+	if err != nil {
+		daemon.Fatal(log, "cannot set up SRS", err)
+	}
+	return &srs.Rewriter{Domain: cfg.SRSDomain(), Secret: secret}
 }
 
 // listenAdmin makes the socket of `postline queue`: mode 0600 and, like
