@@ -93,6 +93,9 @@ type MTA struct {
 	// the local domains (package srs), in SRSDomain ("": see SRSDomain).
 	SRS       bool   `toml:"srs"`
 	SRSDomain string `toml:"srs_domain"`
+	// MTASTSPort is where destinations' MTA-STS policies are fetched
+	// with HTTPS: 443 (RFC 8461 §3.3); another port is for tests.
+	MTASTSPort int `toml:"mta_sts_port"`
 	// HopLimit is how many Received: fields a message may carry (554 5.4.6).
 	HopLimit int `toml:"hop_limit"`
 	// Outbound concurrency: deliveries in flight in all, and SMTP
@@ -158,7 +161,7 @@ func defaults() Config {
 		LogLevel:       "info",
 		MTA: MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute), RetryMin: Duration(5 * time.Minute),
 			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour), HopLimit: 50,
-			DelayWarning: Duration(4 * time.Hour), SRS: true,
+			DelayWarning: Duration(4 * time.Hour), SRS: true, MTASTSPort: 443,
 			MaxDeliveries: 100, MaxConnectionsPerDomain: 10},
 		MDA: MDA{MailRoot: "/var/mail/postline", QuotaGrace: Duration(24 * time.Hour)},
 		ACME: ACME{Directory: LetsEncrypt, Challenge: "http-01", HTTPListen: ":80", TLSListen: ":443",
@@ -288,6 +291,9 @@ func (c *Config) validate(path, src string) error {
 	}
 	if c.MTA.RemotePort < 1 || c.MTA.RemotePort > 65535 {
 		bad("mta.remote_port", "%d is not a TCP port (1-65535)", c.MTA.RemotePort)
+	}
+	if c.MTA.MTASTSPort < 1 || c.MTA.MTASTSPort > 65535 {
+		bad("mta.mta_sts_port", "%d is not a TCP port (1-65535); the default, 443, is the one RFC 8461 uses", c.MTA.MTASTSPort)
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls.cert", "set both tls.cert and tls.key, or neither for a self-signed certificate")

@@ -88,6 +88,20 @@ func (s *Server) Add(t testing.TB, zone ...string) {
 	}
 }
 
+// Replace is Add after removing the records that zone's lines name
+// (the same name and type), as a zone update would.
+func (s *Server) Replace(t testing.TB, zone ...string) {
+	t.Helper()
+	s.mu.Lock()
+	for _, line := range zone {
+		if rr, err := dns.NewRR(line); err == nil && rr != nil {
+			delete(s.rrs, strings.ToLower(rr.Header().Name)+"/"+dns.TypeToString[rr.Header().Rrtype])
+		}
+	}
+	s.mu.Unlock()
+	s.Add(t, zone...)
+}
+
 // Fail answers every query about name with rcode and no records, e.g.
 // dns.RcodeServerFailure; dns.RcodeSuccess makes it answer normally again.
 func (s *Server) Fail(name string, rcode int) {

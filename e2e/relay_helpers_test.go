@@ -55,9 +55,9 @@ func newRelayNet(t *testing.T) *relayNet {
 // keep the defaults written here (retries after 1 s, then 2 s).
 type relayConfig struct {
 	RetryMin, RetryMax, QueueLifetime, DelayWarning string
-	// TopLevel and Prepare go to the stack as in StackConfig.
-	TopLevel string
-	Prepare  func(dir string)
+	// MTA, TopLevel and Prepare go to the stack as in StackConfig.
+	MTA, TopLevel string
+	Prepare       func(dir string)
 }
 
 // Stack starts a postline whose MTA asks this DNS and dials this port.
@@ -71,7 +71,7 @@ func (n *relayNet) Stack(c relayConfig) *Stack {
 	if c.DelayWarning != "" {
 		mta += fmt.Sprintf("delay_warning = %q\n", c.DelayWarning)
 	}
-	return StartStackWith(n.t, StackConfig{MTA: mta, TopLevel: c.TopLevel, Prepare: c.Prepare})
+	return StartStackWith(n.t, StackConfig{MTA: mta + c.MTA, TopLevel: c.TopLevel, Prepare: c.Prepare})
 }
 
 func orDefault(s, def string) string {
@@ -160,8 +160,11 @@ type sinkScript func(rcpt string, try int) sinkReply
 func acceptAll(string, int) sinkReply { return rcptOK }
 
 type sinkOptions struct {
-	StartTLS bool       // offer STARTTLS with a self-signed certificate
-	Script   sinkScript // nil accepts everyone
+	StartTLS bool // offer STARTTLS with a self-signed certificate
+	// TLS, when set, is offered with STARTTLS instead (e.g. a certificate
+	// of a test CA).
+	TLS    *tls.Config
+	Script sinkScript // nil accepts everyone
 	// CloseAtConnect drops every connection before the greeting.
 	CloseAtConnect bool
 	// MessagesPerConn, when set, answers the next MAIL on a connection
@@ -214,6 +217,9 @@ func serveSink(t *testing.T, l net.Listener, opts sinkOptions) *sink {
 	srv.EnableSMTPUTF8 = true
 	if opts.StartTLS {
 		srv.TLSConfig = sinkTLSConfig(t)
+	}
+	if opts.TLS != nil {
+		srv.TLSConfig = opts.TLS
 	}
 	go srv.Serve(&countingListener{Listener: l, s: s})
 	t.Cleanup(func() { close(s.closing); srv.Close() })

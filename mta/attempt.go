@@ -156,6 +156,9 @@ func (m *Manager) record(log zerolog.Logger, env *queue.Envelope, r *queue.Recip
 		relay = "mda"
 	}
 	l := log.With().Str("rcpt", r.Address).Int("attempt", r.Attempts).Str("relay", relay).Logger()
+	if out.TLS != "" {
+		r.TLS = out.TLS
+	}
 	if reply == nil {
 		r.State, r.LastError = queue.Delivered, ""
 		l.Info().Msg("delivered")

@@ -286,3 +286,35 @@ func (r *Resolver) HopHosts(ctx context.Context, hop config.NextHop) ([]Host, er
 	}
 	return []Host{{Name: hop.Host, Addrs: addrs}}, nil
 }
+
+// LookupTXT returns name's TXT records, each one string; none and no
+// error when name or its TXT records do not exist (for mtasts.Resolver).
+func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	server, err := r.server()
+	if err != nil {
+		return nil, err
+	}
+	in, err := r.query(ctx, server, name, dns.TypeTXT)
+	if err != nil {
+		return nil, err
+	}
+	if in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
+		return nil, fmt.Errorf("lookup %s TXT: %s", name, dns.RcodeToString[in.Rcode])
+	}
+	var txts []string
+	for _, rr := range in.Answer {
+		if t, ok := rr.(*dns.TXT); ok {
+			txts = append(txts, strings.Join(t.Txt, "")) // RFC 7208 §3.3 style: strings joined
+		}
+	}
+	return txts, nil
+}
+
+// LookupAddrs returns name's A and AAAA addresses (for mtasts.Resolver).
+func (r *Resolver) LookupAddrs(ctx context.Context, name string) ([]netip.Addr, error) {
+	server, err := r.server()
+	if err != nil {
+		return nil, err
+	}
+	return r.lookupAddrs(ctx, server, name)
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"postline/mtasts"
 	"slices"
 	"strconv"
 	"sync"
@@ -28,6 +29,8 @@ type Outcome struct {
 	// recipients' requests: reporting success is its job now (RFC 3461
 	// §5.2.2), not a "relayed" report of ours.
 	DSN bool
+	// TLS says how the session went (describeTLS), "" for none.
+	TLS string
 }
 
 // RelayFunc delivers env to rcpts, all in one remote domain, reading the
@@ -43,6 +46,8 @@ type Relayer struct {
 	Dialer   *Dialer
 	Self     func(netip.Addr) bool // this host's own addresses
 	Log      zerolog.Logger
+	// STS finds destination domains' MTA-STS policies (nil: none).
+	STS *mtasts.Cache
 
 	mu      sync.Mutex
 	perDest map[string]chan struct{} // connection slots per destination domain
@@ -68,7 +73,15 @@ func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string,
 	if len(hosts) == 0 && self {
 		return allSame(rcpts, errLoop, "")
 	}
-	return r.deliverTo(ctx, log, env, destination{key: domain, hosts: hosts, port: r.Config.MTA.RemotePort, dial: r.Dialer.Dial}, rcpts, open)
+	dest, refused := r.withSTS(ctx, log, domain, destination{key: domain, hosts: hosts,
+		port: r.Config.MTA.RemotePort, dial: r.Dialer.Dial, policy: policyOpportunistic})
+	if refused != nil {
+		log.Warn().Str("error", refused.Message).Msg("mta-sts: not delivered")
+		out := allSame(rcpts, refused, "")
+		out.TLS = dest.policy + ", refused"
+		return out
+	}
+	return r.deliverTo(ctx, log, env, dest, rcpts, open)
 }
 
 // relayVia delivers through a next hop: a relayhost or a route.
@@ -82,7 +95,8 @@ func (r *Relayer) relayVia(ctx context.Context, log zerolog.Logger, env *queue.E
 	dial := func(ctx context.Context, host, addr string) (*Conn, error) {
 		return r.Dialer.DialHop(ctx, hop, host, addr)
 	}
-	return r.deliverTo(ctx, log, env, destination{key: "next hop " + hop.Host, hosts: hosts, port: hop.Port, dial: dial}, rcpts, open)
+	return r.deliverTo(ctx, log, env, destination{key: "next hop " + hop.Host, hosts: hosts, port: hop.Port,
+		dial: dial, policy: policyNextHop}, rcpts, open)
 }
 
 // destination is where deliverTo tries: the hosts of a domain or of a
@@ -92,6 +106,10 @@ type destination struct {
 	hosts []Host
 	port  int
 	dial  func(ctx context.Context, host, addr string) (*Conn, error)
+	// policy names the TLS rules dial follows; testing is an MTA-STS
+	// policy in testing mode, whose refusals are only logged.
+	policy  string
+	testing *mtasts.Policy
 }
 
 // deliverTo runs the transaction with the first host of dest that takes
@@ -108,7 +126,7 @@ func (r *Relayer) deliverTo(ctx context.Context, log zerolog.Logger, env *queue.
 		// A reused session may have been closed by the server meanwhile
 		// (e.g. one message per connection): unless it took the message
 		// for someone, send again over a fresh connection.
-		if out, err := r.transact(ctx, env, dest.key, c, rcpts, open); err == nil || anyAccepted(out) {
+		if out, err := r.transact(ctx, env, dest, c, rcpts, open); err == nil || anyAccepted(out) {
 			return out
 		}
 	}
@@ -124,7 +142,9 @@ func (r *Relayer) deliverTo(ctx context.Context, log zerolog.Logger, env *queue.
 			log.Info().Str("host", h.Name).Str("addr", addr).Err(err).Msg("host not usable, trying the next")
 		}
 	}
-	return allSame(rcpts, deferral(last), "")
+	out := allSame(rcpts, deferral(last), "")
+	out.TLS = dest.policy + ", no host usable"
+	return out
 }
 
 // deferral is the reply when no host took the transaction: temporary
@@ -156,8 +176,11 @@ func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelo
 	if c.TLSFallback != nil {
 		ev = ev.AnErr("tls_failed", c.TLSFallback)
 	}
-	ev.Msg("connected")
-	out, err := r.transact(ctx, env, dest.key, c, rcpts, open)
+	ev.Str("policy", dest.policy).Msg("connected")
+	if dest.testing != nil {
+		checkTesting(log, dest.testing, c)
+	}
+	out, err := r.transact(ctx, env, dest, c, rcpts, open)
 	if out.Results == nil { // the message could not even be read
 		return out, err
 	}
@@ -166,7 +189,7 @@ func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelo
 
 // transact runs one transaction on c, then parks c for the next message
 // to the same domain, or closes it if the session broke.
-func (r *Relayer) transact(ctx context.Context, env *queue.Envelope, domain string, c *Conn,
+func (r *Relayer) transact(ctx context.Context, env *queue.Envelope, dest destination, c *Conn,
 	rcpts []string, open func() (io.ReadCloser, error)) (Outcome, error) {
 	data, err := open()
 	if err != nil {
@@ -178,10 +201,10 @@ func (r *Relayer) transact(ctx context.Context, env *queue.Envelope, domain stri
 	if err != nil {
 		c.Close()
 	} else {
-		r.cache().put(domain, c)
+		r.cache().put(dest.key, c)
 	}
 	offered, _ := c.Extension("DSN")
-	return Outcome{Results: res, RemoteMTA: c.Host, DSN: offered}, err
+	return Outcome{Results: res, RemoteMTA: c.Host, DSN: offered, TLS: describeTLS(dest.policy, c)}, err
 }
 
 // sendOptions is what the next hop is told of env besides its addresses.

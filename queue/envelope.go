@@ -36,6 +36,9 @@ type Recipient struct {
 	// Forwarded marks a recipient an alias sent out of the local
 	// domains: its mail leaves with an SRS sender (package srs).
 	Forwarded bool `json:"forwarded,omitempty"`
+	// TLS is how the last session with a remote host went: the TLS
+	// policy that applied and the certificate check (mta's describeTLS).
+	TLS string `json:"tls,omitempty"`
 }
 
 // Envelope is everything the queue knows about a message besides its bytes.

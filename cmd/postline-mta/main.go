@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"postline/mtasts"
 	"postline/reply"
 	"postline/srs"
 	"runtime/debug"
@@ -164,9 +165,11 @@ func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry
 	if err != nil {
 		daemon.Fatal(log, "cannot read mta.tls_roots", err)
 	}
-	relayer := &mta.Relayer{Config: cfg, Log: log, Self: mta.SelfAddrs(cfg),
-		Resolver: &mta.Resolver{Server: cfg.MTA.DNSServer},
-		Dialer:   &mta.Dialer{Hostname: cfg.Hostname, RootCAs: roots}}
+	resolver := &mta.Resolver{Server: cfg.MTA.DNSServer}
+	relayer := &mta.Relayer{Config: cfg, Log: log, Self: mta.SelfAddrs(cfg), Resolver: resolver,
+		Dialer: &mta.Dialer{Hostname: cfg.Hostname, RootCAs: roots},
+		STS: &mtasts.Cache{Dir: filepath.Join(daemon.MTAStateDir(cfg), "mta-sts"), Log: log,
+			Fetcher: &mtasts.Fetcher{Resolver: resolver, Roots: roots, Port: cfg.MTA.MTASTSPort}}}
 	manager.Relay = relayer.Relay
 	for _, env := range envs {
 		manager.Add(env)

@@ -137,6 +137,9 @@ func printShow(w io.Writer, resp *mta.AdminResponse, now time.Time) {
 		if line := dsnLine(r); line != "" {
 			fmt.Fprintf(w, "        dsn: %s\n", line)
 		}
+		if r.TLS != "" {
+			fmt.Fprintf(w, "        tls: %s\n", clean(r.TLS))
+		}
 	}
 	fmt.Fprintln(w)
 	for _, line := range strings.SplitAfter(strings.ReplaceAll(resp.Headers, "\r\n", "\n"), "\n") {
