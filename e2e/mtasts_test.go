@@ -153,6 +153,11 @@ func TestMTASTSOutbound(t *testing.T) {
 	if out := s.Postline("", "queue", "show", bad); !strings.Contains(out, "        tls: mta-sts, no host usable\n") {
 		t.Errorf("queue show lacks the TLS policy:\n%s", out)
 	}
+	// "TLS-Required: No" (RFC 8689 §5) waives the policy for its message.
+	submitRelay(t, s, "TLS-Required: No\r\n"+relayMessage("waived", "user@badcert.test"), "user@badcert.test")
+	if got := mx["badcert.test"].WaitMessages(t, 1, 10*time.Second)[0]; !strings.Contains(string(got.Data), "Subject: waived") {
+		t.Errorf("badcert.test got %q", got.Data)
+	}
 
 	// The policy host goes down as the id changes; meanwhile the
 	// domain gets a preferred MX outside its policy. The cached policy

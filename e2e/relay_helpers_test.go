@@ -170,8 +170,9 @@ type sinkOptions struct {
 	// MessagesPerConn, when set, answers the next MAIL on a connection
 	// that has had that many with 421 and closes it, as big providers do.
 	MessagesPerConn int
-	// DSN offers the DSN extension (RFC 3461).
-	DSN bool
+	// DSN offers the DSN extension (RFC 3461), RequireTLS REQUIRETLS
+	// (RFC 8689, after STARTTLS).
+	DSN, RequireTLS bool
 }
 
 // sink is an SMTP server standing in for another domain's MX host. It
@@ -213,6 +214,7 @@ func serveSink(t *testing.T, l net.Listener, opts sinkOptions) *sink {
 	}))
 	srv.Domain = "sink.remote.test"
 	srv.EnableDSN = opts.DSN
+	srv.EnableREQUIRETLS = opts.RequireTLS
 	srv.ReadTimeout, srv.WriteTimeout = 30*time.Second, 30*time.Second
 	srv.EnableSMTPUTF8 = true
 	if opts.StartTLS {

@@ -138,6 +138,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil {
 		s.mtaMail.Body, s.mtaMail.UTF8, s.mtaMail.Size = opts.Body, opts.UTF8, opts.Size
 		s.mtaMail.Return, s.mtaMail.EnvelopeID = opts.Return, opts.EnvelopeID
+		if opts.RequireTLS { // the session is TLS: AUTH needs it
+			s.mtaMail.Params[queue.RequireTLSParam] = "yes"
+		}
 	}
 	s.from = from
 	return s.openMTA()

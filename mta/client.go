@@ -327,6 +327,9 @@ type SendOptions struct {
 	Return      smtp.DSNReturn
 	EnvID       string
 	RcptOptions map[string]*smtp.RcptOptions
+	// RequireTLS passes REQUIRETLS on (RFC 8689 §4.2.1); the session was
+	// checked to offer it.
+	RequireTLS bool
 }
 
 // Result holds each recipient's outcome: nil when the server accepted
@@ -356,7 +359,8 @@ func transact(c *Conn, from string, rcpts []string, data io.Reader, opts SendOpt
 	if reply := checkLimits(c, from, rcpts, &opts); reply != nil {
 		return fillResult(res, rcpts, reply), nil // nothing sent; c is still fine
 	}
-	mail := &smtp.MailOptions{Size: opts.Size, UTF8: opts.SMTPUTF8, Return: opts.Return, EnvelopeID: opts.EnvID}
+	mail := &smtp.MailOptions{Size: opts.Size, UTF8: opts.SMTPUTF8, Return: opts.Return, EnvelopeID: opts.EnvID,
+		RequireTLS: opts.RequireTLS}
 	if err := c.Mail(from, mail); err != nil {
 		return fillResult(res, rcpts, ErrorReply(err)), brokenSession(err)
 	}

@@ -19,7 +19,13 @@ import (
 // authenticated: the password never goes out in the clear. Without, on
 // implicit TLS if asked, else as to any MX host.
 func (d *Dialer) DialHop(ctx context.Context, hop config.NextHop, host, addr string) (*Conn, error) {
-	if hop.Auth == nil && !hop.Implicit {
+	return d.dialHop(ctx, hop, host, addr, hop.Auth != nil)
+}
+
+// dialHop is DialHop, with verified TLS also without credentials when
+// verified is set (a REQUIRETLS message).
+func (d *Dialer) dialHop(ctx context.Context, hop config.NextHop, host, addr string, verified bool) (*Conn, error) {
+	if !verified && !hop.Implicit {
 		return d.Dial(ctx, host, addr)
 	}
 	mode := tlsVerify

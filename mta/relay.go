@@ -73,13 +73,17 @@ func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string,
 	if len(hosts) == 0 && self {
 		return allSame(rcpts, errLoop, "")
 	}
-	dest, refused := r.withSTS(ctx, log, domain, destination{key: domain, hosts: hosts,
-		port: r.Config.MTA.RemotePort, dial: r.Dialer.Dial, policy: policyOpportunistic})
+	dest, refused := r.withSTS(ctx, log, env, domain, destination{key: domain, hosts: hosts,
+		port: r.Config.MTA.RemotePort, dial: r.Dialer.Dial, verifiedDial: r.Dialer.DialVerified,
+		policy: policyOpportunistic}, open)
 	if refused != nil {
 		log.Warn().Str("error", refused.Message).Msg("mta-sts: not delivered")
 		out := allSame(rcpts, refused, "")
 		out.TLS = dest.policy + ", refused"
 		return out
+	}
+	if env.RequireTLS {
+		dest = requireTLS(dest)
 	}
 	return r.deliverTo(ctx, log, env, dest, rcpts, open)
 }
@@ -95,8 +99,15 @@ func (r *Relayer) relayVia(ctx context.Context, log zerolog.Logger, env *queue.E
 	dial := func(ctx context.Context, host, addr string) (*Conn, error) {
 		return r.Dialer.DialHop(ctx, hop, host, addr)
 	}
-	return r.deliverTo(ctx, log, env, destination{key: "next hop " + hop.Host, hosts: hosts, port: hop.Port,
-		dial: dial, policy: policyNextHop}, rcpts, open)
+	verified := func(ctx context.Context, host, addr string) (*Conn, error) {
+		return r.Dialer.dialHop(ctx, hop, host, addr, true)
+	}
+	dest := destination{key: "next hop " + hop.Host, hosts: hosts, port: hop.Port,
+		dial: dial, verifiedDial: verified, policy: policyNextHop}
+	if env.RequireTLS {
+		dest = requireTLS(dest)
+	}
+	return r.deliverTo(ctx, log, env, dest, rcpts, open)
 }
 
 // destination is where deliverTo tries: the hosts of a domain or of a
@@ -110,6 +121,10 @@ type destination struct {
 	// policy in testing mode, whose refusals are only logged.
 	policy  string
 	testing *mtasts.Policy
+	// verifiedDial is dial with verified TLS required, for policies
+	// that require it; requireTLS marks a REQUIRETLS message's route.
+	verifiedDial func(ctx context.Context, host, addr string) (*Conn, error)
+	requireTLS   bool
 }
 
 // deliverTo runs the transaction with the first host of dest that takes
@@ -142,7 +157,11 @@ func (r *Relayer) deliverTo(ctx context.Context, log zerolog.Logger, env *queue.
 			log.Info().Str("host", h.Name).Str("addr", addr).Err(err).Msg("host not usable, trying the next")
 		}
 	}
-	out := allSame(rcpts, deferral(last), "")
+	reply := deferral(last)
+	if dest.requireTLS && last != nil && isRequireTLSFailure(last) {
+		reply = last // no host meets REQUIRETLS (RFC 8689 §4.2.1): bounce, do not wait
+	}
+	out := allSame(rcpts, reply, "")
 	out.TLS = dest.policy + ", no host usable"
 	return out
 }
@@ -210,7 +229,7 @@ func (r *Relayer) transact(ctx context.Context, env *queue.Envelope, dest destin
 // sendOptions is what the next hop is told of env besides its addresses.
 func sendOptions(env *queue.Envelope, rcpts []string) SendOptions {
 	opts := SendOptions{Size: env.Size, SMTPUTF8: env.SMTPUTF8,
-		Return: smtp.DSNReturn(env.Return), EnvID: env.EnvID}
+		Return: smtp.DSNReturn(env.Return), EnvID: env.EnvID, RequireTLS: env.RequireTLS}
 	for _, r := range env.Recipients {
 		if (r.Notify != "" || r.ORcpt != "") && slices.Contains(rcpts, r.Address) {
 			if opts.RcptOptions == nil {

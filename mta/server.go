@@ -8,6 +8,7 @@
 package mta
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -97,6 +98,13 @@ func (s *session) Reset() {
 
 func (s *session) Logout() error { return nil }
 
+// tls reports whether the session runs over TLS (after STARTTLS go-smtp
+// makes a new session on the TLS connection).
+func (s *session) tls() bool {
+	_, ok := s.conn.(*tls.Conn)
+	return ok
+}
+
 // AuthMechanisms advertises AUTH only on the trusted socket, so that
 // go-smtp's client in the MSA sends the submitter as AUTH= (RFC 4954 §5).
 // EXTERNAL is honest there: the socket's file permissions authenticate.
@@ -121,6 +129,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if p := dsn.CheckMail(opts); p != "" {
 		return reply.BadParam(p)
+	}
+	if opts != nil && opts.RequireTLS && !s.tls() {
+		return reply.RequireTLSNeedsTLS
 	}
 	if from != "" { // "" is the null reverse-path of bounces
 		if _, err := address.Parse(from); err != nil {
@@ -330,6 +341,7 @@ func (s *session) Data(r io.Reader) error {
 		ID: s.newID(now), From: s.from, AuthUser: s.authUser, Received: now,
 		Body8Bit: s.opts.Body == smtp.Body8BitMIME, SMTPUTF8: s.opts.UTF8, Relay: s.b.Trusted,
 		Return: string(s.opts.Return), EnvID: s.opts.EnvelopeID,
+		RequireTLS: s.opts.RequireTLS || s.b.Trusted && s.opts.Params[queue.RequireTLSParam] != "",
 	}
 	s.recipients(env)
 	log := s.log.With().Str("queue_id", env.ID).Logger()

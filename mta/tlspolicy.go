@@ -3,11 +3,15 @@ package mta
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
+	"postline/dsn"
 	"postline/mtasts"
+	"postline/queue"
 )
 
 // TLS policies a relay runs under, as the log and `postline queue show`
@@ -34,12 +38,21 @@ func (d *Dialer) DialVerified(ctx context.Context, host, addr string) (*Conn, er
 // that fails is skipped, never tried in plaintext), and none listed
 // defers; in testing mode everything as before, and the log says what
 // enforce would have refused.
-func (r *Relayer) withSTS(ctx context.Context, log zerolog.Logger, domain string, dest destination) (destination, *smtp.SMTPError) {
+//
+// A message whose header says "TLS-Required: No" (RFC 8689 §5) waives
+// the policy, unless it was sent with REQUIRETLS, which overrides it.
+func (r *Relayer) withSTS(ctx context.Context, log zerolog.Logger, env *queue.Envelope, domain string,
+	dest destination, open func() (io.ReadCloser, error)) (destination, *smtp.SMTPError) {
 	if r.STS == nil {
 		return dest, nil
 	}
 	cached := r.STS.Policy(ctx, domain)
 	if cached == nil {
+		return dest, nil
+	}
+	if !env.RequireTLS && tlsRequiredNo(open) {
+		log.Info().Str("mode", cached.Policy.Mode).Msg("mta-sts policy waived by the message's TLS-Required: No")
+		dest.policy += ", TLS-Required: No"
 		return dest, nil
 	}
 	p := cached.Policy
@@ -62,8 +75,69 @@ func (r *Relayer) withSTS(ctx context.Context, log zerolog.Logger, domain string
 	}
 	// Sessions kept for the next message are per policy, so a session
 	// opened before the policy was known is not reused under it.
-	dest.hosts, dest.key, dest.dial = listed, domain+" mta-sts", r.Dialer.DialVerified
+	dest.hosts, dest.key, dest.dial = listed, domain+" mta-sts", dest.verifiedDial
 	return dest, nil
+}
+
+// requireTLS makes dest fit for a REQUIRETLS message (RFC 8689 §4.2.1):
+// verified TLS, and a next hop that offers REQUIRETLS. A host that does
+// not meet them is left without the message, never sent it in
+// plaintext: 550 5.7.10 (encryption needed) for TLS that fails or does
+// not verify, 550 5.7.30 ("REQUIRETLS support required", RFC 8689 §7)
+// for a host without the extension.
+func requireTLS(dest destination) destination {
+	verified := dest.verifiedDial
+	dest.dial = func(ctx context.Context, host, addr string) (*Conn, error) {
+		c, err := verified(ctx, host, addr)
+		if err != nil {
+			if reply := ErrorReply(err); reply.EnhancedCode == (smtp.EnhancedCode{4, 7, 10}) {
+				return nil, fmt.Errorf("mta: %s[%s]: %w", host, addr, errRequireTLS(10, reply.Message))
+			}
+			return nil, err
+		}
+		if ok, _ := c.Extension("REQUIRETLS"); !ok {
+			c.Close()
+			return nil, fmt.Errorf("mta: %s[%s]: %w", host, addr, errRequireTLS(30, "the server does not offer REQUIRETLS"))
+		}
+		return c, nil
+	}
+	dest.key += " requiretls"
+	dest.policy += ", requiretls"
+	dest.requireTLS = true
+	return dest
+}
+
+// errRequireTLS is the permanent failure 5.7.detail of a REQUIRETLS
+// message that a host cannot take as it asks.
+func errRequireTLS(detail int, why string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, detail}, Message: "REQUIRETLS: " + why}
+}
+
+// isRequireTLSFailure reports whether reply is errRequireTLS's.
+func isRequireTLSFailure(reply *smtp.SMTPError) bool {
+	e := reply.EnhancedCode
+	return reply.Code == 550 && e[0] == 5 && e[1] == 7 && (e[2] == 10 || e[2] == 30)
+}
+
+// tlsRequiredNo reports whether the message's header has
+// "TLS-Required: No" (RFC 8689 §5).
+func tlsRequiredNo(open func() (io.ReadCloser, error)) bool {
+	f, err := open()
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	header, err := dsn.ReadHeaderBlock(f, 64<<10)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(header), "\r\n") {
+		name, value, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(name), "TLS-Required") && strings.EqualFold(strings.TrimSpace(value), "No") {
+			return true
+		}
+	}
+	return false
 }
 
 // checkTesting logs what an MTA-STS policy in testing mode would have

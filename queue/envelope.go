@@ -63,6 +63,9 @@ type Envelope struct {
 	// RET ("FULL", "HDRS" or "") and ENVID.
 	Return string `json:"dsn_ret,omitempty"`
 	EnvID  string `json:"dsn_envid,omitempty"`
+	// RequireTLS is MAIL's REQUIRETLS (RFC 8689): relay only over
+	// verified TLS to next hops that offer REQUIRETLS, else bounce.
+	RequireTLS bool `json:"requiretls,omitempty"`
 
 	Recipients []*Recipient `json:"recipients"`
 }
@@ -143,6 +146,11 @@ const FolderParam = "X-POSTLINE-FOLDER"
 // broke after the end of DATA: MAIL is answered 250 if so, 550 if not,
 // and no transaction follows.
 const QueuedParam = "X-POSTLINE-QUEUED"
+
+// RequireTLSParam is the MAIL FROM parameter with which the MSA passes a
+// submission's REQUIRETLS to the MTA over the trusted socket, which has
+// no TLS and so cannot offer the extension itself (RFC 8689 §4.1).
+const RequireTLSParam = "X-POSTLINE-REQUIRETLS"
 
 // ValidID reports whether id has the shape NewID produces, so an ID from
 // outside (an admin command, a file name) can be used as a path safely.

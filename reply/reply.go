@@ -67,7 +67,9 @@ var (
 	HeaderFromNotOwn = New(553, 5, 7, 1, "From header address not owned by the authenticated user")
 	// RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8 on MAIL FROM.
 	NeedSMTPUTF8 = New(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8")
-	NotQueued    = New(550, 5, 0, 0, "not queued")
+	// RFC 8689 §4.1: REQUIRETLS only within a TLS session.
+	RequireTLSNeedsTLS = New(530, 5, 7, 10, "REQUIRETLS needs a TLS session; issue STARTTLS first")
+	NotQueued          = New(550, 5, 0, 0, "not queued")
 )
 
 // BadParam is the reply to a MAIL or RCPT parameter whose value does not

@@ -90,7 +90,8 @@ func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend, tlsConfi
 	s.MaxMessageBytes = cfg.MaxMessageSize
 	guard.Configure(s, cfg)
 	s.EnableSMTPUTF8 = true
-	s.EnableDSN = true // RFC 3461: the dsn package honours it
+	s.EnableDSN = true        // RFC 3461: the dsn package honours it
+	s.EnableREQUIRETLS = true // RFC 8689: offered after STARTTLS only
 	s.ErrorLog = daemon.StdLogger(log)
 	return s
 }

@@ -129,7 +129,7 @@ func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *u
 	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager,
 		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true, Metrics: manager.Metrics})
 	// The queue ID the MSA allocated, a filter's folder, the MSA's question.
-	trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam}
+	trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam, queue.RequireTLSParam}
 	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
 	trusted.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for the headers the MSA adds
 	return public, trusted, publicBackend
@@ -218,7 +218,8 @@ func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend) *smtp.Se
 	s.MaxMessageBytes = cfg.MaxMessageSize
 	guard.Configure(s, cfg)
 	s.EnableSMTPUTF8 = true
-	s.EnableDSN = true // RFC 3461: the dsn package honours it
+	s.EnableDSN = true        // RFC 3461: the dsn package honours it
+	s.EnableREQUIRETLS = true // RFC 8689: offered after STARTTLS only
 	// A large message is read 16 KiB per call instead of 4 (bufio's
 	// default); 2,000 idle connections cost 24 MB more for it.
 	s.ReadBufferSize = 16 << 10

@@ -128,6 +128,9 @@ func printShow(w io.Writer, resp *mta.AdminResponse, now time.Time) {
 	if env.Body8Bit || env.SMTPUTF8 {
 		row("body", fmt.Sprintf("8bitmime %v, smtputf8 %v", env.Body8Bit, env.SMTPUTF8))
 	}
+	if env.RequireTLS {
+		row("requiretls", "yes: only verified TLS to next hops that offer REQUIRETLS, else it bounces")
+	}
 	if env.Return != "" || env.EnvID != "" {
 		row("dsn", strings.TrimSpace(param("RET", env.Return)+param("ENVID", env.EnvID)))
 	}
