@@ -96,6 +96,9 @@ type MTA struct {
 	// MTASTSPort is where destinations' MTA-STS policies are fetched
 	// with HTTPS: 443 (RFC 8461 §3.3); another port is for tests.
 	MTASTSPort int `toml:"mta_sts_port"`
+	// DNSSECResolver ("host:port") is a validating resolver not on
+	// loopback whose AD bit DANE may trust; one on loopback always is.
+	DNSSECResolver string `toml:"dnssec_resolver"`
 	// HopLimit is how many Received: fields a message may carry (554 5.4.6).
 	HopLimit int `toml:"hop_limit"`
 	// Outbound concurrency: deliveries in flight in all, and SMTP
@@ -292,6 +295,9 @@ func (c *Config) validate(path, src string) error {
 	if c.MTA.RemotePort < 1 || c.MTA.RemotePort > 65535 {
 		bad("mta.remote_port", "%d is not a TCP port (1-65535)", c.MTA.RemotePort)
 	}
+	if r := c.MTA.DNSSECResolver; r != "" && !isHostPort(r) {
+		bad("mta.dnssec_resolver", "%q is not host:port; give the validating resolver's address, e.g. \"10.0.0.53:53\"", r)
+	}
 	if c.MTA.MTASTSPort < 1 || c.MTA.MTASTSPort > 65535 {
 		bad("mta.mta_sts_port", "%d is not a TCP port (1-65535); the default, 443, is the one RFC 8461 uses", c.MTA.MTASTSPort)
 	}
@@ -398,4 +404,10 @@ func (c *Config) SRSDomain() string {
 		return c.Domains[0]
 	}
 	return c.Hostname
+}
+
+// isHostPort reports whether s is "host:port" with both parts.
+func isHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	return err == nil && host != "" && port != ""
 }

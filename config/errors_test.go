@@ -63,7 +63,7 @@ crt = "x"
 	for _, want := range []string{
 		path + `:3: unknown key "smtp_timout"`,
 		"known at the top level: ",
-		path + `:6: unknown key "local_retry": remove it or use one of the keys known in [mta]: delay_warning, dns_server, hop_limit, listen, local_retry_max, max_connections_per_domain, max_deliveries, metrics, mta_sts_port, queue_lifetime, relayhost, relayhost_auth, relayhost_tls, remote_port, retry_max, retry_min, route, srs, srs_domain, tls_roots, user`,
+		path + `:6: unknown key "local_retry": remove it or use one of the keys known in [mta]: delay_warning, dns_server, dnssec_resolver, hop_limit, listen, local_retry_max, max_connections_per_domain, max_deliveries, metrics, mta_sts_port, queue_lifetime, relayhost, relayhost_auth, relayhost_tls, remote_port, retry_max, retry_min, route, srs, srs_domain, tls_roots, user`,
 		path + `:8: unknown key "crt"`,
 	} {
 		if !strings.Contains(msg, want) {
@@ -91,6 +91,8 @@ func TestInvalidValues(t *testing.T) {
 		{minimal + "[mta]\ndelay_warning = \"-1h\"\n", `:4: mta.delay_warning: must be a duration such as "4h" (the default), or "0" for no delay warnings`},
 		{minimal + "[mta]\ndelay_warning = \"soon\"\n", `:4:`},
 		{minimal + "[mta]\nsrs_domain = \"elsewhere.example\"\n", `:4: mta.srs_domain: "elsewhere.example" is not one of domains`},
+		{minimal + "[mta]\ndnssec_resolver = \"10.0.0.53\"\n", `:4: mta.dnssec_resolver: "10.0.0.53" is not host:port`},
+		{minimal + "[mta]\nmta_sts_port = 0\n", `:4: mta.mta_sts_port: 0 is not a TCP port`},
 		{minimal + "smtp_timeout = \"5 minutes\"\n", `:3:`},
 		{minimal + "log_level = \"verbose\"\n", `:3: log_level: "verbose" is not one of`},
 		{minimal + "max_message_size = \"big\"\n", `:3: max_message_size:`},

@@ -39,7 +39,7 @@ func TestCheckReportsFileLineAndFix(t *testing.T) {
 	t.Parallel()
 	cases := []struct{ name, config, want string }{
 		{"unknown key", validConfig + "listn = [\"x\"]\n",
-			`bad.toml:6: unknown key "listn": remove it or use one of the keys known in \[mta\]: delay_warning, dns_server, hop_limit, listen, local_retry_max, `},
+			`bad.toml:6: unknown key "listn": remove it or use one of the keys known in \[mta\]: delay_warning, dns_server, dnssec_resolver, hop_limit, listen, local_retry_max, `},
 		{"unknown top-level key", "hostnme = \"x\"\n" + validConfig,
 			`bad.toml:1: unknown key "hostnme": remove it or use one of the keys known at the top level: .*hostname`},
 		{"wrong type", validConfig + "remote_port = \"25\"\n",

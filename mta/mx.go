@@ -17,6 +17,7 @@ import (
 
 	"postline/address"
 	"postline/config"
+	"postline/dane"
 )
 
 // Host is one place to deliver a domain's mail: an MX target, or the
@@ -25,6 +26,10 @@ type Host struct {
 	Name  string // no trailing dot; an address literal ("[192.0.2.1]") as given
 	Pref  uint16
 	Addrs []netip.Addr
+	// Secure says the MX answer and the host's address answers were
+	// DNSSEC-validated by a resolver we trust (Resolver.TrustsAD), so
+	// its TLSA records may be looked up and used (RFC 7672 §2.2).
+	Secure bool
 }
 
 // Resolver finds the hosts to deliver a domain's mail to. It asks one
@@ -40,6 +45,9 @@ type Resolver struct {
 	// Shuffle orders MX hosts of equal preference; nil is math/rand/v2's
 	// Shuffle. Tests pass a seeded one.
 	Shuffle func(n int, swap func(i, j int))
+	// DNSSECResolver is a resolver not on loopback whose validated
+	// answers (the AD bit) are trusted all the same (mta.dnssec_resolver).
+	DNSSECResolver string
 }
 
 // maxMXHosts bounds the DNS work one domain can cause, as Postfix's
@@ -73,7 +81,9 @@ func (r *Resolver) Route(ctx context.Context, domain string) ([]Host, error) {
 	}
 	var usable []Host
 	for _, h := range hosts {
-		if h.Addrs, err = r.lookupAddrs(ctx, server, h.Name); err == nil && len(h.Addrs) > 0 {
+		var secure bool
+		if h.Addrs, secure, err = r.lookupAddrs(ctx, server, h.Name); err == nil && len(h.Addrs) > 0 {
+			h.Secure = h.Secure && secure
 			usable = append(usable, h)
 		}
 	}
@@ -99,15 +109,16 @@ func (r *Resolver) lookupMX(ctx context.Context, server, d string) ([]Host, erro
 	default:
 		return nil, routeError(451, 4, 4, 3, "DNS lookup of MX for %s failed: %s", d, dns.RcodeToString[in.Rcode])
 	}
+	secure := r.validated(in, server)
 	var hosts []Host
 	for _, rr := range in.Answer {
 		if mx, ok := rr.(*dns.MX); ok {
-			hosts = append(hosts, Host{Name: strings.ToLower(strings.TrimSuffix(mx.Mx, ".")), Pref: mx.Preference})
+			hosts = append(hosts, Host{Name: strings.ToLower(strings.TrimSuffix(mx.Mx, ".")), Pref: mx.Preference, Secure: secure})
 		}
 	}
 	if len(hosts) == 0 {
 		// No MX: the domain is its own mail host (implicit MX, RFC 5321 §5.1).
-		return []Host{{Name: d}}, nil
+		return []Host{{Name: d, Secure: secure}}, nil
 	}
 	// RFC 7505 §3: "MX 0 ." alone says the domain accepts no mail at all;
 	// a "." target among real ones is a misconfiguration and skipped.
@@ -145,11 +156,13 @@ func (r *Resolver) order(hosts []Host) []Host {
 	return hosts[:min(len(hosts), maxMXHosts)]
 }
 
-// lookupAddrs returns name's A then AAAA addresses. A name that does not
-// exist or has no address records gives none and no error.
-func (r *Resolver) lookupAddrs(ctx context.Context, server, name string) ([]netip.Addr, error) {
+// lookupAddrs returns name's A then AAAA addresses, and whether every
+// answer was validated (validated). A name that does not exist or has no
+// address records gives none and no error.
+func (r *Resolver) lookupAddrs(ctx context.Context, server, name string) ([]netip.Addr, bool, error) {
 	var addrs []netip.Addr
 	var errs []error
+	secure := true
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		in, err := r.query(ctx, server, name, qtype)
 		if err == nil && in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
@@ -159,6 +172,7 @@ func (r *Resolver) lookupAddrs(ctx context.Context, server, name string) ([]neti
 			errs = append(errs, err)
 			continue
 		}
+		secure = secure && r.validated(in, server)
 		for _, rr := range in.Answer {
 			switch rr := rr.(type) {
 			case *dns.A:
@@ -169,9 +183,31 @@ func (r *Resolver) lookupAddrs(ctx context.Context, server, name string) ([]neti
 		}
 	}
 	if len(addrs) > 0 {
-		return addrs, nil
+		return addrs, secure && len(errs) == 0, nil
 	}
-	return nil, errors.Join(errs...)
+	return nil, false, errors.Join(errs...)
+}
+
+// validated reports whether in carries the AD bit (RFC 4035 §3.2.3) from
+// a resolver trusted to set it (TrustsAD).
+func (r *Resolver) validated(in *dns.Msg, server string) bool {
+	return in.AuthenticatedData && r.TrustsAD(server)
+}
+
+// TrustsAD reports whether server's AD bit is believed: the network
+// between us and a resolver on loopback cannot forge it; for any other,
+// only mta.dnssec_resolver, as Postfix's smtp_dns_support_level =
+// dnssec wants a trusted local resolver (RFC 6698 §4.1).
+func (r *Resolver) TrustsAD(server string) bool {
+	if r.DNSSECResolver != "" && server == r.DNSSECResolver {
+		return true
+	}
+	host, _, err := net.SplitHostPort(server)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func appendAddr(addrs []netip.Addr, ip net.IP) []netip.Addr {
@@ -187,6 +223,9 @@ func appendAddr(addrs []netip.Addr, ip net.IP) []netip.Addr {
 func (r *Resolver) query(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg).SetQuestion(dns.Fqdn(name), qtype)
 	m.SetEdns0(1232, false) // the size DNS Flag Day 2020 settled on
+	// RFC 6840 §5.7: asking with AD gets the validating resolver's
+	// verdict in the answer's AD bit, without the RRSIGs that DO brings.
+	m.AuthenticatedData = true
 	timeout := cmp.Or(r.Timeout, 5*time.Second)
 	in, _, err := (&dns.Client{Net: "udp", Timeout: timeout}).ExchangeContext(ctx, m, server)
 	if err == nil && in.Truncated {
@@ -280,7 +319,7 @@ func (r *Resolver) HopHosts(ctx context.Context, hop config.NextHop) ([]Host, er
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := r.lookupAddrs(ctx, server, hop.Host)
+	addrs, _, err := r.lookupAddrs(ctx, server, hop.Host)
 	if err != nil || len(addrs) == 0 {
 		return nil, routeError(451, 4, 4, 4, "no address for the next hop %s (%v)", hop.Host, err)
 	}
@@ -316,5 +355,34 @@ func (r *Resolver) LookupAddrs(ctx context.Context, name string) ([]netip.Addr, 
 	if err != nil {
 		return nil, err
 	}
-	return r.lookupAddrs(ctx, server, name)
+	addrs, _, err := r.lookupAddrs(ctx, server, name)
+	return addrs, err
+}
+
+// LookupTLSA returns the TLSA records of port on host (RFC 6698 §3:
+// _port._tcp.host) and whether the answer was validated; records of an
+// answer that was not are no DANE policy (RFC 7672 §2.2).
+func (r *Resolver) LookupTLSA(ctx context.Context, port int, host string) ([]dane.Record, bool, error) {
+	server, err := r.server()
+	if err != nil {
+		return nil, false, err
+	}
+	name := fmt.Sprintf("_%d._tcp.%s", port, host)
+	in, err := r.query(ctx, server, name, dns.TypeTLSA)
+	if err != nil {
+		return nil, false, err
+	}
+	if in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
+		return nil, false, routeError(451, 4, 4, 3, "DNS lookup of %s TLSA failed: %s", name, dns.RcodeToString[in.Rcode])
+	}
+	var recs []dane.Record
+	for _, rr := range in.Answer {
+		if t, ok := rr.(*dns.TLSA); ok {
+			rec, err := dane.ParseHex(t.Usage, t.Selector, t.MatchingType, t.Certificate)
+			if err == nil {
+				recs = append(recs, rec)
+			}
+		}
+	}
+	return recs, r.validated(in, server), nil
 }

@@ -321,3 +321,17 @@ func TestWithoutSelf(t *testing.T) {
 		}
 	}
 }
+
+// DANE trusts the AD bit only from a resolver on loopback or the one
+// configured as mta.dnssec_resolver (RFC 6698 §4.1, RFC 7672 §2.2).
+func TestTrustsAD(t *testing.T) {
+	r := &Resolver{DNSSECResolver: "10.0.0.53:53"}
+	for server, want := range map[string]bool{
+		"127.0.0.1:53": true, "127.5.6.7:5353": true, "[::1]:53": true,
+		"10.0.0.53:53": true, "10.0.0.54:53": false, "192.0.2.1:53": false, "bogus": false,
+	} {
+		if got := r.TrustsAD(server); got != want {
+			t.Errorf("TrustsAD(%s) = %v", server, got)
+		}
+	}
+}

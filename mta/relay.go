@@ -73,7 +73,7 @@ func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string,
 	if len(hosts) == 0 && self {
 		return allSame(rcpts, errLoop, "")
 	}
-	dest, refused := r.withSTS(ctx, log, env, domain, destination{key: domain, hosts: hosts,
+	dest, refused := r.withPolicy(ctx, log, env, domain, destination{key: domain, hosts: hosts,
 		port: r.Config.MTA.RemotePort, dial: r.Dialer.Dial, verifiedDial: r.Dialer.DialVerified,
 		policy: policyOpportunistic}, open)
 	if refused != nil {

@@ -33,26 +33,37 @@ func (d *Dialer) DialVerified(ctx context.Context, host, addr string) (*Conn, er
 	return c, nil
 }
 
+// withPolicy applies domain's published TLS policy to dest, its MX
+// hosts: DANE when any host has validated TLSA records, which takes
+// precedence (RFC 8461 §2), else MTA-STS. A message whose header says
+// "TLS-Required: No" (RFC 8689 §5) waives either, unless it was sent
+// with REQUIRETLS, which overrides the header.
+func (r *Relayer) withPolicy(ctx context.Context, log zerolog.Logger, env *queue.Envelope, domain string,
+	dest destination, open func() (io.ReadCloser, error)) (destination, *smtp.SMTPError) {
+	policed, ok := r.withDANE(ctx, log, dest)
+	var refused *smtp.SMTPError
+	if !ok {
+		policed, refused = r.withSTS(ctx, log, domain, dest)
+	}
+	if policed.policy == dest.policy || env.RequireTLS || !tlsRequiredNo(open) {
+		return policed, refused
+	}
+	log.Info().Str("policy", policed.policy).Msg("TLS policy waived by the message's TLS-Required: No")
+	dest.policy += ", TLS-Required: No"
+	return dest, nil
+}
+
 // withSTS narrows dest, domain's MX hosts, by domain's MTA-STS policy:
 // in enforce mode only the hosts it lists, over verified TLS (a host
 // that fails is skipped, never tried in plaintext), and none listed
 // defers; in testing mode everything as before, and the log says what
 // enforce would have refused.
-//
-// A message whose header says "TLS-Required: No" (RFC 8689 §5) waives
-// the policy, unless it was sent with REQUIRETLS, which overrides it.
-func (r *Relayer) withSTS(ctx context.Context, log zerolog.Logger, env *queue.Envelope, domain string,
-	dest destination, open func() (io.ReadCloser, error)) (destination, *smtp.SMTPError) {
+func (r *Relayer) withSTS(ctx context.Context, log zerolog.Logger, domain string, dest destination) (destination, *smtp.SMTPError) {
 	if r.STS == nil {
 		return dest, nil
 	}
 	cached := r.STS.Policy(ctx, domain)
 	if cached == nil {
-		return dest, nil
-	}
-	if !env.RequireTLS && tlsRequiredNo(open) {
-		log.Info().Str("mode", cached.Policy.Mode).Msg("mta-sts policy waived by the message's TLS-Required: No")
-		dest.policy += ", TLS-Required: No"
 		return dest, nil
 	}
 	p := cached.Policy

@@ -165,7 +165,7 @@ func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry
 	if err != nil {
 		daemon.Fatal(log, "cannot read mta.tls_roots", err)
 	}
-	resolver := &mta.Resolver{Server: cfg.MTA.DNSServer}
+	resolver := &mta.Resolver{Server: cfg.MTA.DNSServer, DNSSECResolver: cfg.MTA.DNSSECResolver}
 	relayer := &mta.Relayer{Config: cfg, Log: log, Self: mta.SelfAddrs(cfg), Resolver: resolver,
 		Dialer: &mta.Dialer{Hostname: cfg.Hostname, RootCAs: roots},
 		STS: &mtasts.Cache{Dir: filepath.Join(daemon.MTAStateDir(cfg), "mta-sts"), Log: log,
