@@ -96,6 +96,9 @@ type MTA struct {
 	// MTASTSPort is where destinations' MTA-STS policies are fetched
 	// with HTTPS: 443 (RFC 8461 §3.3); another port is for tests.
 	MTASTSPort int `toml:"mta_sts_port"`
+	// TLSReportPeriod is how often TLS reports (RFC 8460) go out, each
+	// covering the period before ("24h": daily, by UTC day; 0: never).
+	TLSReportPeriod Duration `toml:"tls_report_period"`
 	// DNSSECResolver ("host:port") is a validating resolver not on
 	// loopback whose AD bit DANE may trust; one on loopback always is.
 	DNSSECResolver string `toml:"dnssec_resolver"`
@@ -165,7 +168,8 @@ func defaults() Config {
 		MTA: MTA{RemotePort: 25, LocalRetryMax: Duration(time.Minute), RetryMin: Duration(5 * time.Minute),
 			RetryMax: Duration(4 * time.Hour), QueueLifetime: Duration(5 * 24 * time.Hour), HopLimit: 50,
 			DelayWarning: Duration(4 * time.Hour), SRS: true, MTASTSPort: 443,
-			MaxDeliveries: 100, MaxConnectionsPerDomain: 10},
+			TLSReportPeriod: Duration(24 * time.Hour),
+			MaxDeliveries:   100, MaxConnectionsPerDomain: 10},
 		MDA: MDA{MailRoot: "/var/mail/postline", QuotaGrace: Duration(24 * time.Hour)},
 		ACME: ACME{Directory: LetsEncrypt, Challenge: "http-01", HTTPListen: ":80", TLSListen: ":443",
 			RenewBefore: Duration(30 * 24 * time.Hour)},
@@ -381,19 +385,29 @@ func (c *Config) validateRetries(bad func(key, format string, args ...any)) {
 	if d := c.MTA.SRSDomain; d != "" && !c.IsLocalDomain(d) {
 		bad("mta.srs_domain", "%q is not one of domains; bounces to SRS addresses must be accepted here, so give a local domain or leave it out", d)
 	}
+	if p := c.MTA.TLSReportPeriod.D(); p != 0 && p < time.Second {
+		bad("mta.tls_report_period", "must be \"24h\" (the default, daily reports as RFC 8460 asks), another duration of at least \"1s\", or \"0\" for none")
+	}
 	if c.MTA.DelayWarning.D() < 0 {
 		bad("mta.delay_warning", "must be a duration such as \"4h\" (the default), or \"0\" for no delay warnings")
 	}
 }
 
-// SRSDomain is the domain of SRS addresses: mta.srs_domain, else the
-// hostname or its nearest parent that is a local domain (mail.example.org
-// gives example.org), else the first local domain. It is always a local
-// domain, so bounces to its addresses are accepted.
+// SRSDomain is the domain of SRS addresses: mta.srs_domain, else
+// MailDomain. It is always a local domain, so bounces to its addresses
+// are accepted.
 func (c *Config) SRSDomain() string {
 	if c.MTA.SRSDomain != "" {
 		return c.MTA.SRSDomain
 	}
+	return c.MailDomain()
+}
+
+// MailDomain is the local domain this host speaks for in mail it writes
+// itself (SRS, TLS reports): the hostname or its nearest parent that is
+// a local domain (mail.example.org gives example.org), else the first
+// local domain.
+func (c *Config) MailDomain() string {
 	for name := c.Hostname; name != ""; {
 		if c.IsLocalDomain(name) {
 			return name

@@ -63,7 +63,7 @@ crt = "x"
 	for _, want := range []string{
 		path + `:3: unknown key "smtp_timout"`,
 		"known at the top level: ",
-		path + `:6: unknown key "local_retry": remove it or use one of the keys known in [mta]: delay_warning, dns_server, dnssec_resolver, hop_limit, listen, local_retry_max, max_connections_per_domain, max_deliveries, metrics, mta_sts_port, queue_lifetime, relayhost, relayhost_auth, relayhost_tls, remote_port, retry_max, retry_min, route, srs, srs_domain, tls_roots, user`,
+		path + `:6: unknown key "local_retry": remove it or use one of the keys known in [mta]: delay_warning, dns_server, dnssec_resolver, hop_limit, listen, local_retry_max, max_connections_per_domain, max_deliveries, metrics, mta_sts_port, queue_lifetime, relayhost, relayhost_auth, relayhost_tls, remote_port, retry_max, retry_min, route, srs, srs_domain, tls_report_period, tls_roots, user`,
 		path + `:8: unknown key "crt"`,
 	} {
 		if !strings.Contains(msg, want) {

@@ -31,10 +31,8 @@ func (m *Manager) report(log zerolog.Logger, env *queue.Envelope, rcpts []dsn.Re
 		log.Error().Err(err).Msg("cannot build " + kind)
 		return
 	}
-	b := &queue.Envelope{ID: queue.NewID(now), From: "", Received: now, Relay: true,
-		SMTPUTF8:   !address.IsASCII(env.From),
-		Recipients: []*queue.Recipient{{Address: env.From, State: queue.Pending}}}
-	if err := m.Queue.Store(b, bytes.NewReader(msg)); err != nil {
+	b, err := m.queueOwn(env.From, msg, now)
+	if err != nil {
 		log.Error().Err(err).Msg("cannot queue " + kind)
 		return
 	}
@@ -42,7 +40,19 @@ func (m *Manager) report(log zerolog.Logger, env *queue.Envelope, rcpts []dsn.Re
 	if kind == "bounce" {
 		m.Metrics.bounced()
 	}
-	m.Add(b)
+}
+
+// queueOwn queues msg, mail this host writes itself (a report), from the
+// null sender to: it may go to any domain, and nothing bounces back.
+func (m *Manager) queueOwn(to string, msg []byte, now time.Time) (*queue.Envelope, error) {
+	env := &queue.Envelope{ID: queue.NewID(now), From: "", Received: now, Relay: true, Size: int64(len(msg)),
+		SMTPUTF8:   !address.IsASCII(to),
+		Recipients: []*queue.Recipient{{Address: to, State: queue.Pending}}}
+	if err := m.Queue.Store(env, bytes.NewReader(msg)); err != nil {
+		return nil, err
+	}
+	m.Add(env)
+	return env, nil
 }
 
 // reportKind names a report in the log: "bounce" when a recipient

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/textproto"
+	"postline/tlsrpt"
 	"strings"
 	"time"
 
@@ -181,7 +182,7 @@ func (d *Dialer) startTLS(ctx context.Context, c *Conn, text *textproto.Conn, ra
 	}
 	if !ext["STARTTLS"] {
 		if mode == tlsVerify {
-			return nil, errTLSRequired("offers no STARTTLS")
+			return nil, errTLSRequired("offers no STARTTLS", tlsrpt.StartTLSNotSupported)
 		}
 		return raw, nil
 	}
@@ -191,7 +192,7 @@ func (d *Dialer) startTLS(ctx context.Context, c *Conn, text *textproto.Conn, ra
 	if _, _, err := text.ReadResponse(220); err != nil {
 		var perr *textproto.Error
 		if errors.As(err, &perr) && mode == tlsVerify {
-			return nil, errTLSRequired("refused STARTTLS: " + perr.Error())
+			return nil, errTLSRequired("refused STARTTLS: "+perr.Error(), tlsrpt.StartTLSNotSupported)
 		}
 		if errors.As(err, &perr) {
 			return raw, nil
@@ -214,7 +215,7 @@ func (d *Dialer) handshake(ctx context.Context, c *Conn, raw net.Conn, mode tlsM
 	tc := tls.Client(raw, &tls.Config{ServerName: c.Host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
 	if err := tc.HandshakeContext(ctx); err != nil {
 		if mode != tlsMay {
-			return nil, errTLSRequired("failed the TLS handshake: " + err.Error())
+			return nil, errTLSRequired("failed the TLS handshake: "+err.Error(), tlsrpt.ValidationFailure)
 		}
 		return nil, &errTLS{err}
 	}
@@ -227,16 +228,45 @@ func (d *Dialer) handshake(ctx context.Context, c *Conn, raw net.Conn, mode tlsM
 	}
 	c.Verified = c.VerifyError == nil
 	if mode != tlsMay && !c.Verified {
-		return nil, errTLSRequired("presents a certificate not valid for " + c.Host + ": " + c.VerifyError.Error())
+		return nil, errTLSRequired("presents a certificate not valid for "+c.Host+": "+c.VerifyError.Error(),
+			certificateFailure(c.VerifyError))
 	}
 	return tc, nil
 }
 
-// errTLSRequired defers: a next hop that must be reached over verified
-// TLS (it gets a password) cannot be reached so now (RFC 3463 X.7.10,
-// encryption needed).
-func errTLSRequired(why string) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 10}, Message: "TLS required, and the server " + why}
+// errTLSRequired defers: a host that must be reached over verified TLS
+// (a next hop that gets a password, an MX under DANE or MTA-STS) cannot
+// be reached so now (RFC 3463 X.7.10, encryption needed). resultType is
+// the failure as a TLS report names it (RFC 8460 §4.3).
+func errTLSRequired(why, resultType string) error {
+	return &tlsFailure{resultType: resultType,
+		reply: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 10}, Message: "TLS required, and the server " + why}}
+}
+
+// tlsFailure is a TLS requirement a host failed: the reply that defers
+// the mail, and the result type for TLS reports.
+type tlsFailure struct {
+	reply      *smtp.SMTPError
+	resultType string
+}
+
+func (e *tlsFailure) Error() string { return e.reply.Error() }
+func (e *tlsFailure) Unwrap() error { return e.reply }
+
+// certificateFailure names a verification error as RFC 8460 §4.3 does.
+func certificateFailure(err error) string {
+	var host x509.HostnameError
+	var authority x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &host):
+		return tlsrpt.CertificateHostMismatch
+	case errors.As(err, &authority):
+		return tlsrpt.CertificateNotTrusted
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		return tlsrpt.CertificateExpired
+	}
+	return tlsrpt.ValidationFailure
 }
 
 // ehlo greets with EHLO, or HELO when the server does not know EHLO

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"postline/tlsrpt"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -36,7 +37,7 @@ func (d *Dialer) DialDANE(ctx context.Context, host, addr string, usable []dane.
 // mismatch defers, 4.7.10), the others as before. A TLSA lookup that
 // fails for such a host makes it unusable now, as §2.2 asks: an attacker
 // could otherwise hide the records. ok is false when DANE does not apply.
-func (r *Relayer) withDANE(ctx context.Context, log zerolog.Logger, dest destination) (destination, bool) {
+func (r *Relayer) withDANE(ctx context.Context, log zerolog.Logger, domain string, dest destination) (destination, bool) {
 	tlsa, failed := map[string][]dane.Record{}, map[string]error{}
 	for _, h := range dest.hosts {
 		if !h.Secure {
@@ -69,5 +70,22 @@ func (r *Relayer) withDANE(ctx context.Context, log zerolog.Logger, dest destina
 	}
 	dest.dial, dest.verifiedDial = pick(plain), pick(verified)
 	dest.policy, dest.key = policyDANE, dest.key+" dane"
+	dest.report = daneReport(domain, tlsa)
 	return dest, true
+}
+
+// daneReport is what a TLS report says of the TLSA records of each host
+// that has some (RFC 8460 §4.4: policy-type tlsa, one policy per host).
+func daneReport(domain string, tlsa map[string][]dane.Record) func(string) *tlsrpt.Session {
+	return func(host string) *tlsrpt.Session {
+		recs, ok := tlsa[host]
+		if !ok {
+			return nil
+		}
+		var strs []string
+		for _, r := range recs {
+			strs = append(strs, fmt.Sprintf("%d %d %d %x", r.Usage, r.Selector, r.MatchingType, r.Data))
+		}
+		return &tlsrpt.Session{PolicyType: tlsrpt.PolicyTLSA, PolicyDomain: domain, PolicyStrings: strs, MXHosts: []string{host}}
+	}
 }

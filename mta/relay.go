@@ -2,10 +2,12 @@ package mta
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"postline/mtasts"
+	"postline/tlsrpt"
 	"slices"
 	"strconv"
 	"sync"
@@ -48,6 +50,9 @@ type Relayer struct {
 	Log      zerolog.Logger
 	// STS finds destination domains' MTA-STS policies (nil: none).
 	STS *mtasts.Cache
+	// Reports keeps the TLS sessions made under a policy for the TLS
+	// reports (nil: none).
+	Reports *tlsrpt.Store
 
 	mu      sync.Mutex
 	perDest map[string]chan struct{} // connection slots per destination domain
@@ -125,6 +130,9 @@ type destination struct {
 	// that require it; requireTLS marks a REQUIRETLS message's route.
 	verifiedDial func(ctx context.Context, host, addr string) (*Conn, error)
 	requireTLS   bool
+	// report is what a TLS report says of the policy a session with
+	// host runs under (nil: none).
+	report func(host string) *tlsrpt.Session
 }
 
 // deliverTo runs the transaction with the first host of dest that takes
@@ -186,6 +194,10 @@ func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelo
 	rcpts []string, open func() (io.ReadCloser, error)) (Outcome, error) {
 	c, err := dest.dial(ctx, host, addr)
 	if err != nil {
+		var tf *tlsFailure
+		if errors.As(err, &tf) {
+			r.recordSession(log, dest, host, addr, nil, tf.resultType)
+		}
 		return Outcome{}, err
 	}
 	ev := log.Info().Str("host", host).Str("addr", addr).Bool("tls", c.TLS).Str("tls_version", c.TLSVersion)
@@ -196,9 +208,11 @@ func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelo
 		ev = ev.AnErr("tls_failed", c.TLSFallback)
 	}
 	ev.Str("policy", dest.policy).Msg("connected")
+	failure := ""
 	if dest.testing != nil {
-		checkTesting(log, dest.testing, c)
+		failure = checkTesting(log, dest.testing, c)
 	}
+	r.recordSession(log, dest, host, addr, c, failure)
 	out, err := r.transact(ctx, env, dest, c, rcpts, open)
 	if out.Results == nil { // the message could not even be read
 		return out, err

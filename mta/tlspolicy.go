@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"postline/tlsrpt"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
@@ -40,7 +43,7 @@ func (d *Dialer) DialVerified(ctx context.Context, host, addr string) (*Conn, er
 // with REQUIRETLS, which overrides the header.
 func (r *Relayer) withPolicy(ctx context.Context, log zerolog.Logger, env *queue.Envelope, domain string,
 	dest destination, open func() (io.ReadCloser, error)) (destination, *smtp.SMTPError) {
-	policed, ok := r.withDANE(ctx, log, dest)
+	policed, ok := r.withDANE(ctx, log, domain, dest)
 	var refused *smtp.SMTPError
 	if !ok {
 		policed, refused = r.withSTS(ctx, log, domain, dest)
@@ -67,6 +70,7 @@ func (r *Relayer) withSTS(ctx context.Context, log zerolog.Logger, domain string
 		return dest, nil
 	}
 	p := cached.Policy
+	dest.report = stsReport(domain, p)
 	if p.Mode == mtasts.Testing {
 		dest.policy, dest.testing = policySTSTesting, p
 		return dest, nil
@@ -152,20 +156,50 @@ func tlsRequiredNo(open func() (io.ReadCloser, error)) bool {
 }
 
 // checkTesting logs what an MTA-STS policy in testing mode would have
-// refused of the session c (§5: report, deliver anyway).
-func checkTesting(log zerolog.Logger, p *mtasts.Policy, c *Conn) {
-	why := ""
+// refused of the session c (§5: report, deliver anyway), and returns it
+// as a TLS report's result type ("" for nothing).
+func checkTesting(log zerolog.Logger, p *mtasts.Policy, c *Conn) string {
+	var why, resultType string
 	switch {
 	case !p.Allows(c.Host):
-		why = "the MX host is not in the policy"
+		why, resultType = "the MX host is not in the policy", tlsrpt.ValidationFailure
 	case !c.TLS:
-		why = "no TLS"
+		why, resultType = "no TLS", tlsrpt.StartTLSNotSupported
 	case !c.Verified:
-		why = "the certificate is not valid for the MX host: " + c.VerifyError.Error()
+		why, resultType = "the certificate is not valid for the MX host: "+c.VerifyError.Error(), certificateFailure(c.VerifyError)
 	default:
-		return
+		return ""
 	}
 	log.Warn().Str("host", c.Host).Str("reason", why).Msg("mta-sts testing: enforce would refuse this session")
+	return resultType
+}
+
+// recordSession keeps the outcome of a session with host under dest's
+// policy for the TLS reports: failure is its RFC 8460 result type, ""
+// for a success; c is nil when the session failed before it began.
+func (r *Relayer) recordSession(log zerolog.Logger, dest destination, host, addr string, c *Conn, failure string) {
+	if r.Reports == nil || dest.report == nil {
+		return
+	}
+	tmpl := dest.report(host)
+	if tmpl == nil {
+		return
+	}
+	s := *tmpl
+	s.Time, s.ReceivingMX, s.Failure = time.Now(), host, failure
+	s.ReceivingIP, _, _ = net.SplitHostPort(addr)
+	if c != nil && c.wire != nil {
+		s.SendingIP, _, _ = net.SplitHostPort(c.wire.LocalAddr().String())
+	}
+	if err := r.Reports.Record(s); err != nil {
+		log.Warn().Err(err).Msg("TLS session not recorded for the TLS report")
+	}
+}
+
+// stsReport is what a TLS report says of domain's MTA-STS policy p.
+func stsReport(domain string, p *mtasts.Policy) func(string) *tlsrpt.Session {
+	s := &tlsrpt.Session{PolicyType: tlsrpt.PolicySTS, PolicyDomain: domain, PolicyStrings: p.Strings(), MXHosts: p.MX}
+	return func(string) *tlsrpt.Session { return s }
 }
 
 // describeTLS is what a session had, for the queue: the policy, then

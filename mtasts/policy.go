@@ -81,6 +81,16 @@ func Parse(body string) (*Policy, error) {
 	return p, nil
 }
 
+// Strings is the policy as lines, as a TLS report names it (RFC 8460
+// §4.4 policy-string).
+func (p *Policy) Strings() []string {
+	lines := []string{"version: STSv1", "mode: " + p.Mode}
+	for _, mx := range p.MX {
+		lines = append(lines, "mx: "+mx)
+	}
+	return append(lines, fmt.Sprintf("max_age: %d", int64(p.MaxAge/time.Second)))
+}
+
 // Allows reports whether the policy lists host as an MX: the same name,
 // or a "*.parent" pattern and host one label below parent (§4.1).
 func (p *Policy) Allows(host string) bool {

@@ -11,6 +11,7 @@ import (
 	"postline/mtasts"
 	"postline/reply"
 	"postline/srs"
+	"postline/tlsrpt"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -49,7 +50,7 @@ func main() {
 		daemon.Fatal(log, "cannot drop privileges", err)
 	}
 	reg := prometheus.NewRegistry()
-	spool, manager := startQueue(cfg, log, reg)
+	spool, manager, reporter := startQueue(cfg, log, reg)
 	manager.SRS = newSRS(cfg, log)
 
 	public, trusted, publicBackend := newServers(cfg, log, db, aliases, spool, manager)
@@ -73,6 +74,10 @@ func main() {
 	reloader := &daemon.Reloader{Config: cfg, Svc: "mta", Log: log, Cert: cert, Plugins: chain}
 	go reloader.Run(ctx)
 	var wg sync.WaitGroup
+	if reporter != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); reporter.Run(ctx) }()
+	}
 	wg.Add(5)
 	go func() { defer wg.Done(); manager.Run(ctx) }()
 	go func() { defer wg.Done(); daemon.ServeMetrics(ctx, log, cfg.MTA.Metrics, reg) }()
@@ -136,8 +141,9 @@ func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *u
 }
 
 // startQueue opens and recovers the spool and returns the manager that
-// delivers its messages, to the MDA and to other hosts.
-func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry) (*queue.Spool, *mta.Manager) {
+// delivers its messages, to the MDA and to other hosts, and the sender
+// of TLS reports (nil when mta.tls_report_period is 0).
+func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry) (*queue.Spool, *mta.Manager, *mta.TLSReporter) {
 	// Concurrent messages share the fsyncs of the spool's folders and
 	// its flushes, made on one folder kept open (durable.Syncfs); the
 	// queue folder is daemon.Prepare's.
@@ -171,6 +177,11 @@ func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry
 		STS: &mtasts.Cache{Dir: filepath.Join(daemon.MTAStateDir(cfg), "mta-sts"), Log: log,
 			Fetcher: &mtasts.Fetcher{Resolver: resolver, Roots: roots, Port: cfg.MTA.MTASTSPort}}}
 	manager.Relay = relayer.Relay
+	var reporter *mta.TLSReporter
+	if period := cfg.MTA.TLSReportPeriod.D(); period > 0 {
+		relayer.Reports = &tlsrpt.Store{Path: filepath.Join(daemon.MTAStateDir(cfg), "tls-sessions.jsonl")}
+		reporter = &mta.TLSReporter{Store: relayer.Reports, Resolver: resolver, Manager: manager, Period: period, Log: log}
+	}
 	for _, env := range envs {
 		manager.Add(env)
 	}
@@ -178,7 +189,7 @@ func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry
 	// Reading a large queue back took memory that its envelopes no
 	// longer need: give it back now, not minutes later.
 	debug.FreeOSMemory()
-	return spool, manager
+	return spool, manager, reporter
 }
 
 // newSRS returns the rewriter of forwarded mail's senders, with its
