@@ -60,6 +60,8 @@ func (p *policyHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 	case down:
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	case strings.HasPrefix(body, "redirect:"):
+		http.Redirect(w, r, strings.TrimPrefix(body, "redirect:"), http.StatusMovedPermanently)
 	default:
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprint(w, body)
@@ -92,7 +94,8 @@ func enforcePolicy(mx ...string) string {
 
 // MTA-STS outbound (RFC 8461): in enforce mode only the listed MX hosts
 // over verified TLS, a bad certificate defers (no plaintext), testing
-// mode delivers and logs, a policy that does not parse counts as none,
+// mode delivers and logs, a policy that does not parse or comes through
+// a redirect counts as none,
 // and a cached policy is used while the policy host is down, also
 // after a restart. `postline queue show` tells the policy and the
 // certificate check.
@@ -100,14 +103,15 @@ func TestMTASTSOutbound(t *testing.T) {
 	t.Parallel()
 	n := newRelayNet(t)
 	ca := newTestCA(t)
-	domains := []string{"enforce.test", "badcert.test", "testing.test", "invalid.test", "cache.test"}
+	domains := []string{"enforce.test", "badcert.test", "testing.test", "invalid.test", "cache.test", "moved.test"}
 	ph := startPolicyHost(t, ca, domains...)
 	good := func(name string) *sink {
 		return n.Sink(sinkOptions{TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, name)}}})
 	}
 	selfSigned := func() *sink { return n.Sink(sinkOptions{StartTLS: true}) }
 	mx := map[string]*sink{"enforce.test": good("mx.enforce.test"), "badcert.test": selfSigned(),
-		"testing.test": selfSigned(), "invalid.test": selfSigned(), "cache.test": good("mx.cache.test")}
+		"testing.test": selfSigned(), "invalid.test": selfSigned(), "cache.test": good("mx.cache.test"),
+		"moved.test": selfSigned()}
 	evil := selfSigned() // the preferred MX of enforce.test and later cache.test, in no policy
 	for _, d := range domains {
 		n.DNS.Add(t, d+". MX 10 mx."+d+".", "mx."+d+". A "+mx[d].IP)
@@ -119,9 +123,11 @@ func TestMTASTSOutbound(t *testing.T) {
 	ph.publish(t, n, "testing.test", "1", "version: STSv1\nmode: testing\nmx: mx.testing.test\nmax_age: 86400\n")
 	ph.publish(t, n, "invalid.test", "1", "version: STSv1\nmode: enforce\nmx: mx.invalid.test\n") // no max_age
 	ph.publish(t, n, "cache.test", "1", enforcePolicy("mx.cache.test"))
+	// RFC 8461 §3.3: a redirect is not followed, even to a valid policy.
+	ph.publish(t, n, "moved.test", "1", "redirect:https://mta-sts.enforce.test/.well-known/mta-sts.txt")
 	s := n.Stack(relayConfig{MTA: fmt.Sprintf("tls_roots = %q\nmta_sts_port = %d\n", ca.File, ph.Port)})
 
-	for _, d := range []string{"enforce.test", "testing.test", "invalid.test", "cache.test"} {
+	for _, d := range []string{"enforce.test", "testing.test", "invalid.test", "cache.test", "moved.test"} {
 		submitRelay(t, s, relayMessage("to "+d, "user@"+d), "user@"+d)
 		if got := mx[d].WaitMessages(t, 1, 10*time.Second)[0]; (d == "enforce.test" || d == "cache.test") && got.TLS == nil {
 			t.Errorf("%s: delivered without TLS", d)
@@ -138,6 +144,9 @@ func TestMTASTSOutbound(t *testing.T) {
 	})
 	waitLogEvent(t, s, "mta-sts policy not fetched", func(ev map[string]any) bool {
 		return ev["domain"] == "invalid.test" && strings.Contains(ev["error"].(string), "max_age")
+	})
+	waitLogEvent(t, s, "mta-sts policy not fetched", func(ev map[string]any) bool {
+		return ev["domain"] == "moved.test" && strings.Contains(ev["error"].(string), "redirects")
 	})
 
 	// A certificate not valid for the MX name defers, and the queue says why.

@@ -21,11 +21,15 @@ func (m *Manager) report(log zerolog.Logger, env *queue.Envelope, rcpts []dsn.Re
 	if len(rcpts) == 0 {
 		return
 	}
+	kind := reportKind(rcpts)
 	if !dsn.ShouldBounce(env.From) {
-		log.Warn().Int("recipients", len(rcpts)).Msg("failure of a message from <> dropped, not bounced")
+		if kind == "bounce" {
+			log.Warn().Int("recipients", len(rcpts)).Msg("failure of a message from <> dropped, not bounced")
+		} else {
+			log.Info().Int("recipients", len(rcpts)).Msg(kind + " for a message from <> dropped")
+		}
 		return
 	}
-	kind := reportKind(rcpts)
 	msg, err := m.buildReport(env, rcpts, now)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot build " + kind)
