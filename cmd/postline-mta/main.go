@@ -74,19 +74,15 @@ func main() {
 	reloader := &daemon.Reloader{Config: cfg, Svc: "mta", Log: log, Cert: cert, Plugins: chain}
 	go reloader.Run(ctx)
 	var wg sync.WaitGroup
+	run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	if reporter != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); reporter.Run(ctx) }()
+		run(func() { reporter.Run(ctx) })
 	}
-	wg.Add(5)
-	go func() { defer wg.Done(); manager.Run(ctx) }()
-	go func() { defer wg.Done(); daemon.ServeMetrics(ctx, log, cfg.MTA.Metrics, reg) }()
-	go func() { defer wg.Done(); admin.Serve(ctx, adminListener) }()
-	go func() {
-		defer wg.Done()
-		daemon.Serve(ctx, log, trusted, []net.Listener{trustedListener}, 30*time.Second)
-	}()
-	go func() { defer wg.Done(); daemon.Serve(ctx, log, public, publicListeners, 30*time.Second) }()
+	run(func() { manager.Run(ctx) })
+	run(func() { daemon.ServeMetrics(ctx, log, cfg.MTA.Metrics, reg) })
+	run(func() { admin.Serve(ctx, adminListener) })
+	run(func() { daemon.Serve(ctx, log, trusted, []net.Listener{trustedListener}, 30*time.Second) })
+	run(func() { daemon.Serve(ctx, log, public, publicListeners, 30*time.Second) })
 	log.Info().Strs("listen", cfg.MTA.Listen).Str("socket", cfg.MTASocket()).
 		Str("admin_socket", cfg.MTAAdminSocket()).Msg("mta ready")
 	if err := daemon.NotifyReady(); err != nil {
@@ -167,6 +163,21 @@ func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry
 	manager := mta.NewManager(cfg, spool, mdaSessions.Deliver, log)
 	mdaSessions.MaxIdle = manager.Workers
 	manager.Metrics = mta.NewMetrics(reg, func() float64 { return float64(manager.Len()) })
+	reporter := startRelay(cfg, log, manager)
+	for _, env := range envs {
+		manager.Add(env)
+	}
+	log.Info().Int("messages", len(envs)).Msg("queue recovered")
+	// Reading a large queue back took memory that its envelopes no
+	// longer need: give it back now, not minutes later.
+	debug.FreeOSMemory()
+	return spool, manager, reporter
+}
+
+// startRelay gives manager its relay to other domains (with their DANE
+// and MTA-STS policies) and returns the sender of TLS reports (nil when
+// mta.tls_report_period is 0).
+func startRelay(cfg *config.Config, log zerolog.Logger, manager *mta.Manager) *mta.TLSReporter {
 	roots, err := cfg.TLSRootPool()
 	if err != nil {
 		daemon.Fatal(log, "cannot read mta.tls_roots", err)
@@ -177,19 +188,12 @@ func startQueue(cfg *config.Config, log zerolog.Logger, reg *prometheus.Registry
 		STS: &mtasts.Cache{Dir: filepath.Join(daemon.MTAStateDir(cfg), "mta-sts"), Log: log,
 			Fetcher: &mtasts.Fetcher{Resolver: resolver, Roots: roots, Port: cfg.MTA.MTASTSPort}}}
 	manager.Relay = relayer.Relay
-	var reporter *mta.TLSReporter
-	if period := cfg.MTA.TLSReportPeriod.D(); period > 0 {
-		relayer.Reports = &tlsrpt.Store{Path: filepath.Join(daemon.MTAStateDir(cfg), "tls-sessions.jsonl")}
-		reporter = &mta.TLSReporter{Store: relayer.Reports, Resolver: resolver, Manager: manager, Period: period, Log: log}
+	period := cfg.MTA.TLSReportPeriod.D()
+	if period == 0 {
+		return nil
 	}
-	for _, env := range envs {
-		manager.Add(env)
-	}
-	log.Info().Int("messages", len(envs)).Msg("queue recovered")
-	// Reading a large queue back took memory that its envelopes no
-	// longer need: give it back now, not minutes later.
-	debug.FreeOSMemory()
-	return spool, manager, reporter
+	relayer.Reports = &tlsrpt.Store{Path: filepath.Join(daemon.MTAStateDir(cfg), "tls-sessions.jsonl")}
+	return &mta.TLSReporter{Store: relayer.Reports, Resolver: resolver, Manager: manager, Period: period, Log: log}
 }
 
 // newSRS returns the rewriter of forwarded mail's senders, with its
