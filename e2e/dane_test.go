@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
 
 	"postline/queue"
@@ -164,7 +165,10 @@ func zone(name string, records ...string) string {
 // record gets the message, even though the domain's MTA-STS policy
 // would refuse that host (DANE first, RFC 8461 §2); a mismatch defers,
 // with no plaintext attempt; an unsigned zone's TLSA records are
-// ignored and delivery is opportunistic.
+// ignored and delivery is opportunistic. In a domain with both, an MX
+// host without TLSA records is still held to the MTA-STS policy; a host
+// whose records are all unusable gets TLS without authentication, which
+// is not enough for REQUIRETLS.
 func TestDANE(t *testing.T) {
 	t.Parallel()
 	n := newRelayNet(t)
@@ -173,16 +177,24 @@ func TestDANE(t *testing.T) {
 	good := n.Sink(sinkOptions{TLS: &tls.Config{Certificates: []tls.Certificate{goodCert}}})
 	bad := n.Sink(sinkOptions{TLS: &tls.Config{Certificates: []tls.Certificate{otherCert}}})
 	plain := n.Sink(sinkOptions{StartTLS: true})
+	mixed1 := n.Sink(sinkOptions{StartTLS: true})                                              // listed by MTA-STS, no TLSA, bad certificate
+	mixed2 := n.Sink(sinkOptions{TLS: &tls.Config{Certificates: []tls.Certificate{goodCert}}}) // DANE
+	unusable := n.Sink(sinkOptions{StartTLS: true, RequireTLS: true})
 	ca := newTestCA(t)
-	ph := startPolicyHost(t, ca, "dane.test")
+	ph := startPolicyHost(t, ca, "dane.test", "mixed.test")
 	ph.set("dane.test", enforcePolicy("mx.elsewhere.test")) // would refuse mx.dane.test
+	ph.set("mixed.test", enforcePolicy("mx1.mixed.test"))
 	tlsa := func(host string) string { return fmt.Sprintf("_%d._tcp.%s TLSA 3 1 1 ", n.Port, host) }
 	u := startUnbound(t, map[string]string{
 		"dane.test": zone("dane.test", "@ MX 10 mx", "mx A "+good.IP, tlsa("mx")+spkiSHA256(t, goodCert),
 			"mta-sts A "+ph.IP, `_mta-sts TXT "v=STSv1; id=1;"`),
 		"danebad.test": zone("danebad.test", "@ MX 10 mx", "mx A "+bad.IP, tlsa("mx")+spkiSHA256(t, goodCert)),
 		"plain.test":   zone("plain.test", "@ MX 10 mx", "mx A "+plain.IP, tlsa("mx")+strings.Repeat("00", 32)),
-	}, "dane.test", "danebad.test")
+		"mixed.test": zone("mixed.test", "@ MX 5 mx1", "@ MX 10 mx2", "mx1 A "+mixed1.IP, "mx2 A "+mixed2.IP,
+			tlsa("mx2")+spkiSHA256(t, goodCert), "mta-sts A "+ph.IP, `_mta-sts TXT "v=STSv1; id=1;"`),
+		"unusable.test": zone("unusable.test", "@ MX 10 mx", "mx A "+unusable.IP,
+			fmt.Sprintf("_%d._tcp.mx TLSA 1 1 1 %s", n.Port, strings.Repeat("00", 32))), // PKIX-EE: unusable for SMTP
+	}, "dane.test", "danebad.test", "mixed.test", "unusable.test")
 	s := StartStackWith(t, StackConfig{MTA: fmt.Sprintf("dns_server = %q\nremote_port = %d\nretry_min = \"1s\"\nretry_max = \"2s\"\n"+
 		"tls_roots = %q\nmta_sts_port = %d\n", u.Addr, n.Port, ca.File, ph.Port)})
 
@@ -191,7 +203,7 @@ func TestDANE(t *testing.T) {
 		t.Error("dane.test: delivered without TLS")
 	}
 	waitLogEvent(t, s, "connected", func(ev map[string]any) bool {
-		return ev["host"] == "mx.dane.test" && ev["policy"] == "dane"
+		return ev["host"] == "mx.dane.test" && ev["policy"] == "dane+mta-sts"
 	})
 
 	mismatch := submitRelay(t, s, relayMessage("danebad", "user@danebad.test"), "user@danebad.test")
@@ -209,4 +221,24 @@ func TestDANE(t *testing.T) {
 	waitLogEvent(t, s, "connected", func(ev map[string]any) bool {
 		return ev["host"] == "mx.plain.test" && ev["policy"] == "opportunistic"
 	})
+
+	// mx1, preferred, has no TLSA and a certificate MTA-STS refuses: skipped.
+	submitRelay(t, s, relayMessage("mixed", "user@mixed.test"), "user@mixed.test")
+	mixed2.WaitMessages(t, 1, 10*time.Second)
+	if got := len(mixed1.Messages()); got != 0 {
+		t.Errorf("the MX host held to MTA-STS took %d messages over an unverified certificate", got)
+	}
+
+	// Unusable records: TLS without authentication, but not for REQUIRETLS.
+	submitRelay(t, s, relayMessage("unusable", "user@unusable.test"), "user@unusable.test")
+	if got := unusable.WaitMessages(t, 1, 10*time.Second)[0]; got.TLS == nil {
+		t.Error("unusable.test: delivered without TLS")
+	}
+	submitWith(t, s, demoUser, &smtp.MailOptions{RequireTLS: true}, nil,
+		relayMessage("unusable requiretls", "user@unusable.test"), "user@unusable.test")
+	b := parseBounce(t, findMessage(t, s.WaitForMail(demoUser, 1, 10*time.Second), "Subject: unusable requiretls"))
+	wantFields(t, b.Recipient(t, "user@unusable.test"), map[string]string{"Action": "failed", "Status": "5.7.10"})
+	if got := len(unusable.Messages()); got != 1 {
+		t.Errorf("unusable.test took %d messages, want only the one without REQUIRETLS", got)
+	}
 }

@@ -79,7 +79,11 @@ func TestStatus(t *testing.T) {
 		t.Fatal("a wrong password was accepted")
 	}
 	syscall.Kill(s.ChildPID("mta"), syscall.SIGKILL)
-	pollLog(s, 10*time.Second, func(log string) bool { return strings.Contains(log, `"child restarted"`) })
+	// Ready again, not only restarted: the queue figures come from the
+	// new MTA's admin socket.
+	waitLogFor(t, s, "the restarted MTA ready", 10*time.Second, func(log string) bool {
+		return strings.Contains(log, `"child restarted"`) && strings.Count(log, `"message":"mta ready"`) >= 2
+	})
 	st = status(t, s)
 	if _, _, problems := st.daemon("msa"); !strings.Contains(problems, "warn authentication failed") {
 		t.Errorf("msa's problems: %q, want the failed authentication", problems)

@@ -195,9 +195,11 @@ func (m *Manager) BounceNow(id string) error {
 			continue
 		}
 		r.State, r.NextAttempt, r.LastError = queue.Failed, time.Time{}, adminDiagnostic
-		failed = append(failed, dsn.Recipient{Address: r.Address, Action: dsn.ActionFailed,
-			Status: adminStatus, Diagnostic: adminDiagnostic})
-		log.Warn().Str("rcpt", r.Address).Msg("returned to sender by the administrator")
+		l := log.With().Str("rcpt", r.Address).Logger()
+		if n := notice(l, r, dsn.Recipient{Action: dsn.ActionFailed, Status: adminStatus, Diagnostic: adminDiagnostic}); n != nil {
+			failed = append(failed, *n) // as NOTIFY asks (RFC 3461 §4.1)
+		}
+		l.Warn().Msg("returned to sender by the administrator")
 	}
 	m.report(log, env, failed, now) // calls m.Add, so m.mu must not be held here
 	if err := m.Queue.Update(env); err != nil {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"postline/dsn"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"postline/address"
 	"postline/queue"
+	"postline/srs"
 )
 
 // report queues one delivery status notification (RFC 3464) to env's
@@ -35,7 +37,9 @@ func (m *Manager) report(log zerolog.Logger, env *queue.Envelope, rcpts []dsn.Re
 		log.Error().Err(err).Msg("cannot build " + kind)
 		return
 	}
-	b, err := m.queueOwn(env.From, msg, now)
+	// RFC 8689 §5: a report on a REQUIRETLS message, which carries its
+	// header or more, travels with REQUIRETLS too.
+	b, err := m.queueOwn(env.From, msg, now, env.RequireTLS)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot queue " + kind)
 		return
@@ -47,10 +51,13 @@ func (m *Manager) report(log zerolog.Logger, env *queue.Envelope, rcpts []dsn.Re
 }
 
 // queueOwn queues msg, mail this host writes itself (a report), from the
-// null sender to: it may go to any domain, and nothing bounces back.
-func (m *Manager) queueOwn(to string, msg []byte, now time.Time) (*queue.Envelope, error) {
+// null sender to: it may go to any domain, and nothing bounces back. A
+// report to one of our SRS addresses (mail we forwarded, sent back to a
+// local user who could not take it) goes to the original sender.
+func (m *Manager) queueOwn(to string, msg []byte, now time.Time, requireTLS bool) (*queue.Envelope, error) {
+	to = m.unSRS(to, now)
 	env := &queue.Envelope{ID: queue.NewID(now), From: "", Received: now, Relay: true, Size: int64(len(msg)),
-		SMTPUTF8:   !address.IsASCII(to),
+		SMTPUTF8: !address.IsASCII(to), RequireTLS: requireTLS,
 		Recipients: []*queue.Recipient{{Address: to, State: queue.Pending}}}
 	if err := m.Queue.Store(env, bytes.NewReader(msg)); err != nil {
 		return nil, err
@@ -93,4 +100,17 @@ func (m *Manager) buildReport(env *queue.Envelope, rcpts []dsn.Recipient, now ti
 		return msg, nil
 	}
 	return signed, nil
+}
+
+// unSRS is the original sender behind addr when addr is a valid SRS
+// address of ours, else addr.
+func (m *Manager) unSRS(addr string, now time.Time) string {
+	local, domain, _ := splitAddress(addr)
+	if m.SRS == nil || !strings.EqualFold(domain, m.SRS.Domain) || !srs.IsSRS(local) {
+		return addr
+	}
+	if orig, err := m.SRS.Reverse(local, now); err == nil {
+		return orig
+	}
+	return addr
 }

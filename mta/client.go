@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"postline/tlsrpt"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -215,7 +216,7 @@ func (d *Dialer) handshake(ctx context.Context, c *Conn, raw net.Conn, mode tlsM
 	tc := tls.Client(raw, &tls.Config{ServerName: c.Host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
 	if err := tc.HandshakeContext(ctx); err != nil {
 		if mode != tlsMay {
-			return nil, errTLSRequired("failed the TLS handshake: "+err.Error(), tlsrpt.ValidationFailure)
+			return nil, errTLSRequired("failed the TLS handshake: "+err.Error(), handshakeFailure(err))
 		}
 		return nil, &errTLS{err}
 	}
@@ -243,8 +244,22 @@ func errTLSRequired(why, resultType string) error {
 		reply: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 10}, Message: "TLS required, and the server " + why}}
 }
 
+// handshakeFailure is the result type of a failed handshake: "" for a
+// network failure (a timeout, a reset), which says nothing of the
+// server's TLS and may pass; validation-failure for the rest (an alert,
+// no shared protocol version or cipher).
+func handshakeFailure(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, context.Canceled) {
+		return ""
+	}
+	return tlsrpt.ValidationFailure
+}
+
 // tlsFailure is a TLS requirement a host failed: the reply that defers
-// the mail, and the result type for TLS reports.
+// the mail, and the result type for TLS reports ("" for a network
+// failure during the handshake, which may pass).
 type tlsFailure struct {
 	reply      *smtp.SMTPError
 	resultType string

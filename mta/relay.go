@@ -154,6 +154,7 @@ func (r *Relayer) deliverTo(ctx context.Context, log zerolog.Logger, env *queue.
 		}
 	}
 	var last *smtp.SMTPError
+	allRequireTLS := true // every host failed REQUIRETLS's conditions
 	for _, h := range dest.hosts {
 		for _, a := range h.Addrs {
 			addr := net.JoinHostPort(a.String(), strconv.Itoa(dest.port))
@@ -162,12 +163,15 @@ func (r *Relayer) deliverTo(ctx context.Context, log zerolog.Logger, env *queue.
 				return out
 			}
 			last = ErrorReply(err)
+			allRequireTLS = allRequireTLS && isRequireTLSFailure(last)
 			log.Info().Str("host", h.Name).Str("addr", addr).Err(err).Msg("host not usable, trying the next")
 		}
 	}
 	reply := deferral(last)
-	if dest.requireTLS && last != nil && isRequireTLSFailure(last) {
-		reply = last // no host meets REQUIRETLS (RFC 8689 §4.2.1): bounce, do not wait
+	if dest.requireTLS && last != nil && allRequireTLS {
+		// No host can meet REQUIRETLS (RFC 8689 §4.2.1): bounce, do not
+		// wait. One that was only unreachable may yet: wait for it.
+		reply = last
 	}
 	out := allSame(rcpts, reply, "")
 	out.TLS = dest.policy + ", no host usable"
@@ -195,7 +199,7 @@ func (r *Relayer) try(ctx context.Context, log zerolog.Logger, env *queue.Envelo
 	c, err := dest.dial(ctx, host, addr)
 	if err != nil {
 		var tf *tlsFailure
-		if errors.As(err, &tf) {
+		if errors.As(err, &tf) && tf.resultType != "" {
 			r.recordSession(log, dest, host, addr, nil, tf.resultType)
 		}
 		return Outcome{}, err

@@ -2,6 +2,7 @@ package mta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -36,17 +37,17 @@ func (d *Dialer) DialVerified(ctx context.Context, host, addr string) (*Conn, er
 	return c, nil
 }
 
-// withPolicy applies domain's published TLS policy to dest, its MX
-// hosts: DANE when any host has validated TLSA records, which takes
-// precedence (RFC 8461 §2), else MTA-STS. A message whose header says
-// "TLS-Required: No" (RFC 8689 §5) waives either, unless it was sent
-// with REQUIRETLS, which overrides the header.
+// withPolicy applies domain's published TLS policies to dest, its MX
+// hosts: DANE for each host with validated TLSA records, which takes
+// precedence (RFC 8461 §2), and the MTA-STS policy for the others. A
+// message whose header says "TLS-Required: No" (RFC 8689 §5) waives
+// both, unless it was sent with REQUIRETLS, which overrides the header.
 func (r *Relayer) withPolicy(ctx context.Context, log zerolog.Logger, env *queue.Envelope, domain string,
 	dest destination, open func() (io.ReadCloser, error)) (destination, *smtp.SMTPError) {
-	policed, ok := r.withDANE(ctx, log, domain, dest)
-	var refused *smtp.SMTPError
-	if !ok {
-		policed, refused = r.withSTS(ctx, log, domain, dest)
+	d := r.lookupDANE(ctx, log, dest)
+	policed, refused := r.withSTS(ctx, log, domain, dest, d)
+	if d != nil {
+		policed = r.applyDANE(policed, domain, d)
 	}
 	if policed.policy == dest.policy || env.RequireTLS || !tlsRequiredNo(open) {
 		return policed, refused
@@ -57,11 +58,12 @@ func (r *Relayer) withPolicy(ctx context.Context, log zerolog.Logger, env *queue
 }
 
 // withSTS narrows dest, domain's MX hosts, by domain's MTA-STS policy:
-// in enforce mode only the hosts it lists, over verified TLS (a host
-// that fails is skipped, never tried in plaintext), and none listed
-// defers; in testing mode everything as before, and the log says what
-// enforce would have refused.
-func (r *Relayer) withSTS(ctx context.Context, log zerolog.Logger, domain string, dest destination) (destination, *smtp.SMTPError) {
+// in enforce mode only the hosts it lists (and those DANE covers, which
+// DANE rules), over verified TLS (a host that fails is skipped, never
+// tried in plaintext), and none left defers; in testing mode everything
+// as before, and the log says what enforce would have refused.
+func (r *Relayer) withSTS(ctx context.Context, log zerolog.Logger, domain string, dest destination,
+	d *daneHosts) (destination, *smtp.SMTPError) {
 	if r.STS == nil {
 		return dest, nil
 	}
@@ -77,7 +79,7 @@ func (r *Relayer) withSTS(ctx context.Context, log zerolog.Logger, domain string
 	}
 	var listed []Host
 	for _, h := range dest.hosts {
-		if p.Allows(h.Name) {
+		if p.Allows(h.Name) || d.covers(h.Name) {
 			listed = append(listed, h)
 		} else {
 			log.Warn().Str("host", h.Name).Strs("policy_mx", p.MX).Msg("mta-sts: MX host not in the policy, skipped")
@@ -105,8 +107,9 @@ func requireTLS(dest destination) destination {
 	dest.dial = func(ctx context.Context, host, addr string) (*Conn, error) {
 		c, err := verified(ctx, host, addr)
 		if err != nil {
-			if reply := ErrorReply(err); reply.EnhancedCode == (smtp.EnhancedCode{4, 7, 10}) {
-				return nil, fmt.Errorf("mta: %s[%s]: %w", host, addr, errRequireTLS(10, reply.Message))
+			var tf *tlsFailure
+			if errors.As(err, &tf) && tf.resultType != "" { // not a network failure, which may pass
+				return nil, fmt.Errorf("mta: %s[%s]: %w", host, addr, errRequireTLS(10, tf.reply.Message))
 			}
 			return nil, err
 		}

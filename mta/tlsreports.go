@@ -49,31 +49,48 @@ func (t *TLSReporter) Send(ctx context.Context, start, end time.Time) {
 		}
 	}
 	for _, domain := range tlsrpt.Domains(sessions) {
-		t.sendDomain(ctx, sessions, domain, start, end)
+		if !t.sendDomain(ctx, sessions, domain, start, end) {
+			t.keep(sessions, domain) // for the next period's report
+		}
+	}
+}
+
+// keep puts domain's sessions back into the store.
+func (t *TLSReporter) keep(sessions []tlsrpt.Session, domain string) {
+	var kept []tlsrpt.Session
+	for _, s := range sessions {
+		if s.PolicyDomain == domain {
+			kept = append(kept, s)
+		}
+	}
+	if err := t.Store.Record(kept...); err != nil {
+		t.Log.Error().Err(err).Str("domain", domain).Msg("TLS sessions of an unsent report lost")
 	}
 }
 
 // sendDomain queues domain's report to each address its record names.
-func (t *TLSReporter) sendDomain(ctx context.Context, sessions []tlsrpt.Session, domain string, start, end time.Time) {
+// It is false when that failed for a reason that may pass (DNS, the
+// queue), so the sessions wait for the next period.
+func (t *TLSReporter) sendDomain(ctx context.Context, sessions []tlsrpt.Session, domain string, start, end time.Time) bool {
 	log := t.Log.With().Str("domain", domain).Logger()
 	txts, err := t.Resolver.LookupTXT(ctx, "_smtp._tls."+domain)
 	if err != nil {
-		log.Warn().Err(err).Msg("TLS report not sent: its record could not be looked up")
-		return
+		log.Warn().Err(err).Msg("TLS report not sent: its record could not be looked up; kept for the next period")
+		return false
 	}
 	ruas := tlsrpt.RUAs(txts)
 	if len(ruas) == 0 {
 		log.Info().Msg("TLS report not sent: the domain asks for none by mail")
-		return
+		return true
 	}
 	cfg := t.Manager.Config
 	own := cfg.MailDomain()
 	report := tlsrpt.Build(sessions, domain, own, "postmaster@"+own, start, end)
-	for _, to := range ruas {
+	for i, to := range ruas {
 		msg, err := tlsrpt.Message(report, domain, "postmaster@"+own, to)
 		if err != nil {
 			log.Error().Err(err).Msg("cannot build the TLS report")
-			return
+			return true // it would fail again
 		}
 		// RFC 8460 §5.3: reports by mail SHOULD be DKIM-signed.
 		if signed, err := signOwn(cfg, own, msg); err != nil {
@@ -81,11 +98,12 @@ func (t *TLSReporter) sendDomain(ctx context.Context, sessions []tlsrpt.Session,
 		} else {
 			msg = signed
 		}
-		env, err := t.Manager.queueOwn(to, msg, time.Now())
+		env, err := t.Manager.queueOwn(to, msg, time.Now(), false)
 		if err != nil {
-			log.Error().Err(err).Msg("cannot queue the TLS report")
-			return
+			log.Error().Err(err).Msg("cannot queue the TLS report; kept for the next period")
+			return i > 0 // kept only when none went out: a second copy would count twice
 		}
 		log.Info().Str("report_id", report.ReportID).Str("to", to).Str("queue_id", env.ID).Msg("TLS report queued")
 	}
+	return true
 }

@@ -25,12 +25,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"postline/address"
 )
 
 // Policy types (§4.4).
@@ -71,11 +74,15 @@ type Store struct {
 	mu sync.Mutex
 }
 
-// Record appends s.
-func (st *Store) Record(s Session) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
+// Record appends sessions.
+func (st *Store) Record(sessions ...Session) error {
+	var b []byte
+	for _, s := range sessions {
+		line, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		b = append(append(b, line...), '\n')
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -87,7 +94,7 @@ func (st *Store) Record(s Session) error {
 		return fmt.Errorf("tlsrpt: %w", err)
 	}
 	defer f.Close()
-	_, err = f.Write(append(b, '\n'))
+	_, err = f.Write(b)
 	return err
 }
 
@@ -138,6 +145,27 @@ func Domains(sessions []Session) []string {
 	return out
 }
 
+// MaxRUAs bounds the addresses one domain's report goes to, so that a
+// record cannot make this host mail a list of strangers every day.
+const MaxRUAs = 5
+
+// mailtoAddress is the address of a "mailto:" URI (RFC 6068): decoded,
+// without "?" header fields, and only when it is a valid address.
+func mailtoAddress(uri string) (string, bool) {
+	u, err := url.Parse(uri)
+	if err != nil || !strings.EqualFold(u.Scheme, "mailto") || u.Opaque == "" {
+		return "", false
+	}
+	addr, err := url.PathUnescape(u.Opaque)
+	if err != nil {
+		return "", false
+	}
+	if _, err := address.Parse(addr); err != nil {
+		return "", false
+	}
+	return addr, true
+}
+
 // RUAs returns the mailto: addresses of the one "v=TLSRPTv1" record
 // among txts (§3); none when there is no such record or several.
 func RUAs(txts []string) []string {
@@ -155,7 +183,7 @@ func RUAs(txts []string) []string {
 				continue
 			}
 			for _, uri := range strings.Split(value, ",") {
-				if addr, ok := strings.CutPrefix(strings.TrimSpace(uri), "mailto:"); ok && strings.Contains(addr, "@") {
+				if addr, ok := mailtoAddress(strings.TrimSpace(uri)); ok && len(found) < MaxRUAs {
 					found = append(found, addr)
 				}
 			}

@@ -17,6 +17,9 @@ func TestRUAs(t *testing.T) {
 		{[]string{"v=spf1 -all", "v=TLSRPTv1; rua=mailto:a@example.org"}, "a@example.org"},
 		{[]string{"v=TLSRPTv1; rua=mailto:a@example.org", "v=TLSRPTv1; rua=mailto:b@example.org"}, ""}, // two records: none
 		{[]string{"v=TLSRPTv1; rua=https://r.example.org/x"}, ""},
+		{[]string{"v=TLSRPTv1; rua=mailto:tls%40example.org?subject=x,mailto:not-an-address,mailto:"}, "tls@example.org"},
+		{[]string{"v=TLSRPTv1; rua=mailto:a@x.org,mailto:b@x.org,mailto:c@x.org,mailto:d@x.org,mailto:e@x.org,mailto:f@x.org"},
+			"a@x.org b@x.org c@x.org d@x.org e@x.org"}, // MaxRUAs
 		{nil, ""},
 	} {
 		if got := strings.Join(RUAs(tc.txts), " "); got != tc.want {

@@ -128,7 +128,7 @@ func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *u
 		SRS: manager.SRS}
 	public = newServer(cfg, log, publicBackend)
 	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager,
-		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true, Metrics: manager.Metrics})
+		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true, Metrics: manager.Metrics, SRS: manager.SRS})
 	// The queue ID the MSA allocated, a filter's folder, the MSA's question.
 	trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam, queue.RequireTLSParam}
 	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
