@@ -12,9 +12,10 @@ import (
 	"errors"
 	"io"
 	"net"
-	"postline/reply"
 	"strings"
 	"time"
+
+	"postline/reply"
 )
 
 // DataPolicy is how message data is checked.

@@ -3,12 +3,13 @@ package guard
 import (
 	"errors"
 	"io"
-	"postline/reply"
 	"strings"
 	"testing"
 	"testing/iotest"
 
 	"github.com/emersion/go-smtp"
+
+	"postline/reply"
 )
 
 func read(t *testing.T, in string, p DataPolicy) (string, error) {

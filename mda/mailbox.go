@@ -3,13 +3,13 @@ package mda
 import (
 	"os"
 	"path/filepath"
-	"postline/reply"
 	"strings"
 
 	"github.com/emersion/go-smtp"
 
 	"postline/address"
 	"postline/config"
+	"postline/reply"
 	"postline/users"
 )
 

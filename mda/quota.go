@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"postline/reply"
 	"strings"
 	"sync"
 	"time"
+
+	"postline/reply"
 )
 
 // usageTTL is how long a mailbox's measured size is trusted; the copies

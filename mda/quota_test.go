@@ -3,10 +3,11 @@ package mda
 import (
 	"os"
 	"path/filepath"
-	"postline/reply"
 	"strings"
 	"testing"
 	"time"
+
+	"postline/reply"
 )
 
 // A mailbox holds at most Limit bytes, counting its Maildir++ folders and

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"postline/reply"
 	"syscall"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"postline/guard"
 	"postline/plugins/host"
 	"postline/queue"
+	"postline/reply"
 )
 
 // Backend is the go-smtp backend of the LMTP server.

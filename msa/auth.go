@@ -2,11 +2,12 @@ package msa
 
 import (
 	"errors"
-	"postline/reply"
-	"postline/users"
 	"time"
 
 	"github.com/emersion/go-sasl"
+
+	"postline/reply"
+	"postline/users"
 )
 
 // loginServer is the obsolete but widespread LOGIN mechanism

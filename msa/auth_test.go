@@ -2,7 +2,6 @@ package msa
 
 import (
 	"errors"
-	"postline/reply"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"postline/config"
+	"postline/reply"
 	"postline/users/userstest"
 )
 

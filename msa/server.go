@@ -14,8 +14,6 @@ import (
 	"io"
 	"net"
 	"net/mail"
-	"postline/dsn"
-	"postline/reply"
 	"strings"
 	"time"
 
@@ -24,9 +22,11 @@ import (
 
 	"postline/address"
 	"postline/config"
+	"postline/dsn"
 	"postline/guard"
 	"postline/plugins/host"
 	"postline/queue"
+	"postline/reply"
 	"postline/users"
 )
 

@@ -3,10 +3,10 @@ package mta
 import (
 	"errors"
 	"fmt"
-	"postline/dsn"
 	"sort"
 	"time"
 
+	"postline/dsn"
 	"postline/queue"
 )
 

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"postline/dsn"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"postline/dsn"
 	"postline/queue"
 )
 

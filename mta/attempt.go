@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"postline/dsn"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
+	"postline/dsn"
 	"postline/lmtp"
 	"postline/queue"
 )

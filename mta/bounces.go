@@ -3,13 +3,13 @@ package mta
 import (
 	"bytes"
 	"fmt"
-	"postline/dsn"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"postline/address"
+	"postline/dsn"
 	"postline/queue"
 	"postline/srs"
 )

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/textproto"
-	"postline/tlsrpt"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"postline/address"
+	"postline/tlsrpt"
 )
 
 // Dialer opens SMTP sessions to other MTAs, with STARTTLS whenever the

@@ -5,13 +5,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"postline/tlsrpt"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
 	"postline/dane"
+	"postline/tlsrpt"
 )
 
 // policyDANE names sessions under RFC 7672's rules.

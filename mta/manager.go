@@ -2,7 +2,6 @@ package mta
 
 import (
 	"context"
-	"postline/srs"
 	"sync"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"postline/config"
 	"postline/lmtp"
 	"postline/queue"
+	"postline/srs"
 )
 
 // DeliverFunc hands a message to the MDA; lmtp.Deliver in production.

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"postline/mtasts"
-	"postline/tlsrpt"
 	"slices"
 	"strconv"
 	"sync"
@@ -18,7 +16,9 @@ import (
 
 	"postline/config"
 	"postline/dsn"
+	"postline/mtasts"
 	"postline/queue"
+	"postline/tlsrpt"
 )
 
 // Outcome is what one delivery attempt to one destination gave: a reply

@@ -12,9 +12,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"postline/dsn"
-	"postline/reply"
-	"postline/srs"
 	"slices"
 	"strings"
 	"syscall"
@@ -26,9 +23,12 @@ import (
 
 	"postline/address"
 	"postline/config"
+	"postline/dsn"
 	"postline/guard"
 	"postline/plugins/host"
 	"postline/queue"
+	"postline/reply"
+	"postline/srs"
 	"postline/users"
 )
 

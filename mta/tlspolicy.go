@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"postline/tlsrpt"
 	"strings"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"postline/dsn"
 	"postline/mtasts"
 	"postline/queue"
+	"postline/tlsrpt"
 )
 
 // TLS policies a relay runs under, as the log and `postline queue show`

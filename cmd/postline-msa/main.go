@@ -7,7 +7,6 @@ package main
 import (
 	"crypto/tls"
 	"net"
-	"postline/reply"
 	"sync"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"postline/daemon"
 	"postline/guard"
 	"postline/msa"
+	"postline/reply"
 )
 
 func main() {

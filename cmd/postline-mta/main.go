@@ -8,10 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"postline/mtasts"
-	"postline/reply"
-	"postline/srs"
-	"postline/tlsrpt"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -27,7 +23,11 @@ import (
 	"postline/guard"
 	"postline/lmtp"
 	"postline/mta"
+	"postline/mtasts"
 	"postline/queue"
+	"postline/reply"
+	"postline/srs"
+	"postline/tlsrpt"
 	"postline/users"
 )
 

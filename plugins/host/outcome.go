@@ -3,10 +3,11 @@ package host
 import (
 	"context"
 	"io"
-	"postline/reply"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
+
+	"postline/reply"
 )
 
 // Outcome is what the connect, mail and rcpt hooks decided about the
