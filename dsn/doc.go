@@ -11,9 +11,10 @@
 // Original-Envelope-Id, Reporting-MTA, Arrival-Date, Original-Recipient,
 // Final-Recipient, Action, Status, Remote-MTA, Diagnostic-Code,
 // Last-Attempt-Date and Will-Retry-Until. Left out: the "expanded" action
-// for aliases with several targets (they inherit NOTIFY instead, as
-// Postfix's aliases do), DSNs for non-SMTP address types, and
-// X-Actual-Recipient-style extension fields.
+// for aliases with several targets (Postfix's local(8)
+// sends it; here the targets inherit NOTIFY and each reports on its
+// own), DSNs for non-SMTP address types, and X-Actual-Recipient-style
+// extension fields.
 //
 // It never sends anything: the MTA decides when a report is due (it
 // asks Notify.Wants) and queues what Build returns.
