@@ -1,6 +1,7 @@
 package dsn
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-smtp"
@@ -53,16 +54,18 @@ func (n Notify) Wants(action string) bool {
 	if n == "" {
 		return action == ActionFailed || action == ActionDelayed
 	}
-	want := map[string]smtp.DSNNotify{
-		ActionFailed: smtp.DSNNotifyFailure, ActionDelayed: smtp.DSNNotifyDelayed,
-		ActionDelivered: smtp.DSNNotifySuccess, ActionRelayed: smtp.DSNNotifySuccess,
-	}[action]
-	for _, v := range strings.Split(string(n), ",") {
-		if smtp.DSNNotify(v) == want {
-			return true
-		}
+	var want smtp.DSNNotify
+	switch action {
+	case ActionFailed:
+		want = smtp.DSNNotifyFailure
+	case ActionDelayed:
+		want = smtp.DSNNotifyDelayed
+	case ActionDelivered, ActionRelayed:
+		want = smtp.DSNNotifySuccess
+	default:
+		return false
 	}
-	return false
+	return slices.Contains(n.Values(), want)
 }
 
 // ORcpt is a recipient's original address (RFC 3461 §4.2) as the queue

@@ -197,16 +197,8 @@ func notifyStrings(v []smtp.DSNNotify) []string {
 // the one report among them, parsed, and its bytes.
 func onlyReport(t *testing.T, s *Stack, want int) (*bounceReport, []byte) {
 	t.Helper()
-	var found [][]byte
-	for _, m := range s.WaitForMail(demoUser, want, 10*time.Second) {
-		if strings.Contains(string(m), "report-type=delivery-status") {
-			found = append(found, m)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%d reports in demo's mailbox, want 1", len(found))
-	}
-	return parseBounce(t, found[0]), found[0]
+	raw := findMessage(t, s.WaitForMail(demoUser, want, 10*time.Second), "report-type=delivery-status")
+	return parseBounce(t, raw), raw
 }
 
 // clearMailbox deletes what address's new/ holds, as a reader would.

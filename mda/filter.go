@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"postline/plugins/host"
+	"postline/reply"
 )
 
 // maxHeaderBlock bounds the header block read from the spooled copy for
@@ -59,7 +60,7 @@ func (s *session) deliverHook(msg io.Reader, rc recipient, log zerolog.Logger) (
 		return nil, "", res.Reply.SMTPError()
 	case host.Discard:
 		log.Info().Str("plugin", res.By).Msg("delivery discarded by plugin")
-		return nil, "", host.Discarded(res.By)
+		return nil, "", reply.Discarded(res.By)
 	}
 	folder := s.folder
 	if res.Folder != "" {

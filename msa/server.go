@@ -239,7 +239,7 @@ func (s *session) data(r io.Reader) error {
 	case err == nil:
 		text = stripEnhancedCode(resp.StatusText)
 	case s.confirmQueued(err):
-		text = "Ok: queued as " + s.queueID
+		text = reply.Queued(s.queueID).Message
 	default:
 		return s.mtaError("end of DATA", err)
 	}

@@ -3,7 +3,6 @@ package mta
 import (
 	"bytes"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -11,7 +10,6 @@ import (
 	"postline/address"
 	"postline/dsn"
 	"postline/queue"
-	"postline/srs"
 )
 
 // report queues one delivery status notification (RFC 3464) to env's
@@ -105,11 +103,7 @@ func (m *Manager) buildReport(env *queue.Envelope, rcpts []dsn.Recipient, now ti
 // unSRS is the original sender behind addr when addr is a valid SRS
 // address of ours, else addr.
 func (m *Manager) unSRS(addr string, now time.Time) string {
-	local, domain, _ := splitAddress(addr)
-	if m.SRS == nil || !strings.EqualFold(domain, m.SRS.Domain) || !srs.IsSRS(local) {
-		return addr
-	}
-	if orig, err := m.SRS.Reverse(local, now); err == nil {
+	if orig, err := m.SRS.ReverseAddress(addr, now); err == nil {
 		return orig
 	}
 	return addr

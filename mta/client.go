@@ -241,7 +241,7 @@ func (d *Dialer) handshake(ctx context.Context, c *Conn, raw net.Conn, mode tlsM
 // the failure as a TLS report names it (RFC 8460 §4.3).
 func errTLSRequired(why, resultType string) error {
 	return &tlsFailure{resultType: resultType,
-		reply: &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 10}, Message: "TLS required, and the server " + why}}
+		reply: routeError(451, 4, 7, 10, "TLS required, and the server %s", why)}
 }
 
 // handshakeFailure is the result type of a failed handshake: "" for a

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
 
 	"postline/dane"
@@ -90,8 +89,7 @@ func (r *Relayer) applyDANE(dest destination, domain string, d *daneHosts) desti
 	pick := func(other func(context.Context, string, string) (*Conn, error), authenticated bool) func(context.Context, string, string) (*Conn, error) {
 		return func(ctx context.Context, host, addr string) (*Conn, error) {
 			if err := d.failed[host]; err != nil {
-				return nil, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 5},
-					Message: "DANE: the TLSA lookup for " + host + " failed: " + err.Error()}
+				return nil, routeError(451, 4, 7, 5, "DANE: the TLSA lookup for %s failed: %v", host, err)
 			}
 			recs, ok := d.tlsa[host]
 			if !ok || authenticated && len(recs) == 0 {

@@ -18,6 +18,7 @@ import (
 	"postline/address"
 	"postline/config"
 	"postline/dane"
+	"postline/reply"
 )
 
 // Host is one place to deliver a domain's mail: an MX target, or the
@@ -301,8 +302,7 @@ func SelfIsBestMX(hosts []Host, hostname string, self func(netip.Addr) bool) boo
 }
 
 func routeError(code, class, subject, detail int, format string, args ...any) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: code, EnhancedCode: smtp.EnhancedCode{class, subject, detail},
-		Message: fmt.Sprintf(format, args...)}
+	return reply.New(code, class, subject, detail, fmt.Sprintf(format, args...))
 }
 
 // HopHosts returns the hosts of a next hop (relayhost or route):
@@ -329,16 +329,9 @@ func (r *Resolver) HopHosts(ctx context.Context, hop config.NextHop) ([]Host, er
 // LookupTXT returns name's TXT records, each one string; none and no
 // error when name or its TXT records do not exist (for mtasts.Resolver).
 func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	server, err := r.server()
+	in, _, err := r.answer(ctx, name, dns.TypeTXT)
 	if err != nil {
 		return nil, err
-	}
-	in, err := r.query(ctx, server, name, dns.TypeTXT)
-	if err != nil {
-		return nil, err
-	}
-	if in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
-		return nil, fmt.Errorf("lookup %s TXT: %s", name, dns.RcodeToString[in.Rcode])
 	}
 	var txts []string
 	for _, rr := range in.Answer {
@@ -363,17 +356,9 @@ func (r *Resolver) LookupAddrs(ctx context.Context, name string) ([]netip.Addr, 
 // _port._tcp.host) and whether the answer was validated; records of an
 // answer that was not are no DANE policy (RFC 7672 §2.2).
 func (r *Resolver) LookupTLSA(ctx context.Context, port int, host string) ([]dane.Record, bool, error) {
-	server, err := r.server()
+	in, validated, err := r.answer(ctx, fmt.Sprintf("_%d._tcp.%s", port, host), dns.TypeTLSA)
 	if err != nil {
 		return nil, false, err
-	}
-	name := fmt.Sprintf("_%d._tcp.%s", port, host)
-	in, err := r.query(ctx, server, name, dns.TypeTLSA)
-	if err != nil {
-		return nil, false, err
-	}
-	if in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
-		return nil, false, routeError(451, 4, 4, 3, "DNS lookup of %s TLSA failed: %s", name, dns.RcodeToString[in.Rcode])
 	}
 	var recs []dane.Record
 	for _, rr := range in.Answer {
@@ -384,5 +369,23 @@ func (r *Resolver) LookupTLSA(ctx context.Context, port int, host string) ([]dan
 			}
 		}
 	}
-	return recs, r.validated(in, server), nil
+	return recs, validated, nil
+}
+
+// answer asks the configured server about name: the answer (a name that
+// does not exist has no records, and no error) and whether it was
+// validated (see validated).
+func (r *Resolver) answer(ctx context.Context, name string, qtype uint16) (*dns.Msg, bool, error) {
+	server, err := r.server()
+	if err != nil {
+		return nil, false, err
+	}
+	in, err := r.query(ctx, server, name, qtype)
+	if err != nil {
+		return nil, false, err
+	}
+	if in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError {
+		return nil, false, routeError(451, 4, 4, 3, "DNS lookup of %s %s failed: %s", name, dns.TypeToString[qtype], dns.RcodeToString[in.Rcode])
+	}
+	return in, r.validated(in, server), nil
 }

@@ -87,9 +87,6 @@ func (r *Relayer) Relay(ctx context.Context, env *queue.Envelope, domain string,
 		out.TLS = dest.policy + ", refused"
 		return out
 	}
-	if env.RequireTLS {
-		dest = requireTLS(dest)
-	}
 	return r.deliverTo(ctx, log, env, dest, rcpts, open)
 }
 
@@ -107,12 +104,8 @@ func (r *Relayer) relayVia(ctx context.Context, log zerolog.Logger, env *queue.E
 	verified := func(ctx context.Context, host, addr string) (*Conn, error) {
 		return r.Dialer.dialHop(ctx, hop, host, addr, true)
 	}
-	dest := destination{key: "next hop " + hop.Host, hosts: hosts, port: hop.Port,
-		dial: dial, verifiedDial: verified, policy: policyNextHop}
-	if env.RequireTLS {
-		dest = requireTLS(dest)
-	}
-	return r.deliverTo(ctx, log, env, dest, rcpts, open)
+	return r.deliverTo(ctx, log, env, destination{key: "next hop " + hop.Host, hosts: hosts, port: hop.Port,
+		dial: dial, verifiedDial: verified, policy: policyNextHop}, rcpts, open)
 }
 
 // destination is where deliverTo tries: the hosts of a domain or of a
@@ -136,9 +129,13 @@ type destination struct {
 }
 
 // deliverTo runs the transaction with the first host of dest that takes
-// it, over a kept session when there is one.
+// it, over a kept session when there is one. A REQUIRETLS message goes
+// by requireTLS's rules, whatever route dest is.
 func (r *Relayer) deliverTo(ctx context.Context, log zerolog.Logger, env *queue.Envelope, dest destination,
 	rcpts []string, open func() (io.ReadCloser, error)) Outcome {
+	if env.RequireTLS {
+		dest = requireTLS(dest)
+	}
 	release, err := r.acquire(ctx, dest.key)
 	if err != nil {
 		return allSame(rcpts, ErrorReply(err), "")

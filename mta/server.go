@@ -237,8 +237,8 @@ func (s *session) checkRecipient(to string) (string, *smtp.SMTPError) {
 // itself when the base is a user (the MDA files it by the extension);
 // else the domain's catch-all. known is false when none matches.
 func (s *session) route(addr string) (targets []string, known bool) {
-	if s.isSRS(addr) {
-		return s.reverseSRS(addr)
+	if orig, err := s.b.SRS.ReverseAddress(addr, time.Now()); !errors.Is(err, srs.ErrNotSRS) {
+		return s.reverseSRS(addr, orig, err)
 	}
 	if t, ok := s.b.Aliases.Expand(addr); ok {
 		return t, true
@@ -258,19 +258,11 @@ func (s *session) route(addr string) (targets []string, known bool) {
 	return s.b.Aliases.CatchAll(domain)
 }
 
-// isSRS reports whether addr is an SRS address of ours (package srs).
-func (s *session) isSRS(addr string) bool {
-	local, domain, _ := splitAddress(addr)
-	return s.b.SRS != nil && strings.EqualFold(domain, s.b.SRS.Domain) && srs.IsSRS(local)
-}
-
-// reverseSRS routes mail to an SRS address of ours, a bounce of mail we
-// forwarded, back to the original sender. One we did not make, or made
-// more than srs.MaxAge ago, is unknown (550 5.1.1): it would make us a
-// relay for anyone who can guess the format.
-func (s *session) reverseSRS(addr string) ([]string, bool) {
-	local, _, _ := splitAddress(addr)
-	orig, err := s.b.SRS.Reverse(local, time.Now())
+// reverseSRS routes mail to addr, an SRS address of ours (a bounce of
+// mail we forwarded), back to orig, the original sender. One we did not
+// make, or made more than srs.MaxAge ago (err), is unknown (550 5.1.1):
+// it would make us a relay for anyone who can guess the format.
+func (s *session) reverseSRS(addr, orig string, err error) ([]string, bool) {
 	if err != nil {
 		s.log.Info().Str("rcpt", addr).Err(err).Msg("SRS address refused")
 		return nil, false
@@ -283,7 +275,6 @@ func (s *session) reverseSRS(addr string) ([]string, bool) {
 // each. An alias may forward out of the local domains, which makes the
 // message relayable: the admin set that target, not the client.
 func (s *session) recipients(env *queue.Envelope) {
-	seen := map[string]bool{}
 	for _, rc := range s.rcpts {
 		targets, ok := []string{rc}, false // ok: an alias's targets
 		if s.isLocal(rc) {
@@ -292,10 +283,9 @@ func (s *session) recipients(env *queue.Envelope) {
 			}
 		}
 		for _, t := range targets {
-			if seen[t] {
+			if slices.ContainsFunc(env.Recipients, func(r *queue.Recipient) bool { return r.Address == t }) {
 				continue
 			}
-			seen[t] = true
 			r := s.queued(t, rc, ok)
 			if ok && !s.isLocal(t) {
 				env.Relay, r.Forwarded = true, true

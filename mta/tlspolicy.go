@@ -87,8 +87,7 @@ func (r *Relayer) withSTS(ctx context.Context, log zerolog.Logger, domain string
 	}
 	dest.policy = policyMTASTS
 	if len(listed) == 0 {
-		return dest, &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 7, 5},
-			Message: fmt.Sprintf("the MTA-STS policy of %s lists none of its MX hosts", domain)}
+		return dest, routeError(451, 4, 7, 5, "the MTA-STS policy of %s lists none of its MX hosts", domain)
 	}
 	// Sessions kept for the next message are per policy, so a session
 	// opened before the policy was known is not reused under it.
@@ -128,7 +127,7 @@ func requireTLS(dest destination) destination {
 // errRequireTLS is the permanent failure 5.7.detail of a REQUIRETLS
 // message that a host cannot take as it asks.
 func errRequireTLS(detail int, why string) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, detail}, Message: "REQUIRETLS: " + why}
+	return routeError(550, 5, 7, detail, "REQUIRETLS: %s", why)
 }
 
 // isRequireTLSFailure reports whether reply is errRequireTLS's.

@@ -72,6 +72,16 @@ func IsSRS(local string) bool {
 	return len(local) > 5 && strings.EqualFold(local[:5], "SRS0=")
 }
 
+// ReverseAddress is Reverse for a whole address: ErrNotSRS unless addr is
+// an SRS address in r.Domain (or r is nil, SRS being off).
+func (r *Rewriter) ReverseAddress(addr string, now time.Time) (string, error) {
+	i := strings.LastIndexByte(addr, '@')
+	if r == nil || i < 0 || !strings.EqualFold(addr[i+1:], r.Domain) {
+		return "", ErrNotSRS
+	}
+	return r.Reverse(addr[:i], now)
+}
+
 // Reverse returns the original sender of the SRS address local (the part
 // before "@r.Domain"), or an error when it was not made here (ErrBadHash)
 // or is older than MaxAge (ErrExpired).

@@ -87,3 +87,21 @@ func TestLoadSecret(t *testing.T) {
 		t.Errorf("short secret: %v", err)
 	}
 }
+
+func TestReverseAddress(t *testing.T) {
+	r := testRewriter()
+	addr, _ := r.Rewrite("alice@example.org", testNow)
+	if got, err := r.ReverseAddress(addr, testNow); err != nil || got != "alice@example.org" {
+		t.Errorf("ReverseAddress(%s) = %q, %v", addr, got, err)
+	}
+	local := strings.TrimSuffix(addr, "@forward.example")
+	var off *Rewriter
+	for _, a := range []string{local + "@elsewhere.example", "bob@forward.example", local} {
+		if _, err := r.ReverseAddress(a, testNow); !errors.Is(err, ErrNotSRS) {
+			t.Errorf("ReverseAddress(%s): %v, want ErrNotSRS", a, err)
+		}
+	}
+	if _, err := off.ReverseAddress(addr, testNow); !errors.Is(err, ErrNotSRS) {
+		t.Errorf("SRS off: %v", err)
+	}
+}

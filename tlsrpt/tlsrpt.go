@@ -27,7 +27,6 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -66,7 +65,7 @@ type Session struct {
 }
 
 // Store keeps sessions in a file (one JSON line each) until a report
-// takes them. A line is appended without a flush: a crash may lose the
+// takes them; the file's folder must exist (the MTA's is made at start). A line is appended without a flush: a crash may lose the
 // last counts of a report, never mail.
 type Store struct {
 	Path string
@@ -86,9 +85,6 @@ func (st *Store) Record(sessions ...Session) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(st.Path), 0o700); err != nil {
-		return fmt.Errorf("tlsrpt: %w", err)
-	}
 	f, err := os.OpenFile(st.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("tlsrpt: %w", err)

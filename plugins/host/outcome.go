@@ -37,12 +37,6 @@ func (o *Outcome) Fold(res Result) *smtp.SMTPError {
 	return nil
 }
 
-// Discarded is the reply to a message a plugin discarded: success, as
-// for Postfix's DISCARD, so the sender does not retry.
-func Discarded(by string) *smtp.SMTPError {
-	return reply.Discarded(by)
-}
-
 // Session is one SMTP session's use of a chain, the same in the MSA and
 // the MTA: it runs the connect, mail, rcpt and data hooks and keeps what
 // they decided for the message under way. With a nil Chain it runs
@@ -100,7 +94,7 @@ func (s *Session) fold(o *Outcome, hook string, res Result, log zerolog.Logger) 
 func (s *Session) Filter(tx TxInfo, r io.Reader, spillDir string, log zerolog.Logger) (*Filtered, error) {
 	if by := s.Tx.DiscardedBy; by != "" {
 		log.Info().Str("plugin", by).Msg("message discarded by plugin")
-		return nil, Discarded(by)
+		return nil, reply.Discarded(by)
 	}
 	f, err := s.Chain.FilterMessage(context.Background(), tx, r, spillDir)
 	if err != nil {
@@ -115,7 +109,7 @@ func (s *Session) Filter(tx TxInfo, r io.Reader, spillDir string, log zerolog.Lo
 	case res.Action == Discard:
 		f.Close()
 		log.Info().Str("plugin", res.By).Msg("message discarded by plugin")
-		return nil, Discarded(res.By)
+		return nil, reply.Discarded(res.By)
 	}
 	if res.Folder != "" {
 		s.Tx.Folder = res.Folder
