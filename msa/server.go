@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 
@@ -217,7 +218,7 @@ func (s *session) data(r io.Reader) error {
 		return dataError(err)
 	}
 	defer f.Close()
-	if err := s.passFolder(); err != nil {
+	if err := s.passOutcome(f.Result.Envelope); err != nil {
 		return err
 	}
 	w, err := s.mta.Data()
@@ -251,14 +252,35 @@ func (s *session) data(r io.Reader) error {
 	return reply.New(250, 2, 0, 0, text)
 }
 
-// passFolder hands a folder the plugins chose to the MTA, which learns
-// it with MAIL FROM: the transaction is started again with it.
-func (s *session) passFolder() error {
-	if s.hooks.Tx.Folder == "" {
+// passOutcome hands the MTA a folder the plugins chose, which it learns
+// with MAIL FROM, and their envelope changes: the transaction is started
+// again with them.
+func (s *session) passOutcome(changes []host.EnvelopeChange) error {
+	if s.hooks.Tx.Folder == "" && len(changes) == 0 {
 		return nil
 	}
-	s.mtaMail.Params[queue.FolderParam] = s.hooks.Tx.Folder
+	if s.hooks.Tx.Folder != "" {
+		s.mtaMail.Params[queue.FolderParam] = s.hooks.Tx.Folder
+	}
+	if len(changes) > 0 {
+		s.changeEnvelope(changes)
+	}
 	return s.openMTA()
+}
+
+// changeEnvelope applies the plugins' envelope changes; recipients that
+// stay keep their DSN parameters, added ones have none. The sender rule
+// is not applied again: a plugin is the admin's.
+func (s *session) changeEnvelope(changes []host.EnvelopeChange) {
+	from, rcpts := host.ApplyEnvelope(changes, s.from, s.rcpts)
+	params := make([]*smtp.RcptOptions, len(rcpts))
+	for i, r := range rcpts {
+		if j := slices.Index(s.rcpts, r); j >= 0 {
+			params[i] = s.rcptDSN[j]
+		}
+	}
+	s.txlog.Info().Str("from", from).Strs("rcpt", rcpts).Msg("envelope changed by plugin")
+	s.from, s.rcpts, s.rcptDSN = from, rcpts, params
 }
 
 // owns reports whether the authenticated user may use addr as a sender:

@@ -30,5 +30,25 @@ func (s *session) filter(r io.Reader, env *queue.Envelope, log zerolog.Logger) (
 		return nil, reply
 	}
 	env.Folder = s.hooks.Tx.Folder
+	if changes := f.Result.Envelope; len(changes) > 0 {
+		s.changeEnvelope(env, changes, log)
+	}
 	return f, nil
+}
+
+// changeEnvelope applies the plugins' envelope changes (a milter's
+// smfi_chgfrom, smfi_addrcpt, smfi_delrcpt) and routes the recipients
+// again. A plugin is the admin's: an added recipient in another domain
+// is relayed, as Postfix relays a milter's.
+func (s *session) changeEnvelope(env *queue.Envelope, changes []host.EnvelopeChange, log zerolog.Logger) {
+	from, rcpts := host.ApplyEnvelope(changes, s.from, s.rcpts)
+	log.Info().Str("from", from).Strs("rcpt", rcpts).Msg("envelope changed by plugin")
+	s.from, s.rcpts, env.From = from, rcpts, from
+	env.Recipients = nil
+	s.recipients(env)
+	for _, r := range env.Recipients {
+		if !s.isLocal(r.Address) {
+			env.Relay = true
+		}
+	}
 }

@@ -53,7 +53,7 @@ func BenchmarkDataBody(b *testing.B) {
 // append to a usual header block.
 func BenchmarkApplyEdits(b *testing.B) {
 	h := []byte(received + dkim + strings.Repeat("X-Filler: some value here\r\n", 20) + "\r\n")
-	edits := []HeaderEdit{{Prepend, "Return-Path", "<a@example.test>"}, {Remove, "x-filler", ""}, {Append, "X-Done", "1"}}
+	edits := []HeaderEdit{{Prepend, "Return-Path", "<a@example.test>", 0}, {Remove, "x-filler", "", 0}, {Append, "X-Done", "1", 0}}
 	for b.Loop() {
 		if _, err := ApplyEdits(h, edits); err != nil {
 			b.Fatal(err)

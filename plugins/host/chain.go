@@ -24,7 +24,6 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/rs/zerolog"
 
-	"postline/plugins"
 	"postline/plugins/pb"
 )
 
@@ -255,8 +254,15 @@ func (c *Chain) Deliver(ctx context.Context, d DeliveryInfo, header []byte) Resu
 // with its ending empty line; body is the rest of the message. The body
 // is streamed in chunks of 64 KiB to each plugin that reads bodies; when
 // more than one does, body must also be an io.Seeker (a spool file, a
-// bytes.Reader): it is rewound to where it stood for each of them.
+// bytes.Reader): it is rewound to where it stood for each of them. A
+// new body a plugin sends back is dropped (FilterMessage keeps it).
 func (c *Chain) Data(ctx context.Context, tx TxInfo, header []byte, body io.Reader) Result {
+	return c.data(ctx, tx, header, body, nil)
+}
+
+// data is Data that keeps a plugin's new body in sink, when sink is not
+// nil; the plugins after it read that body instead of the one received.
+func (c *Chain) data(ctx context.Context, tx TxInfo, header []byte, body io.Reader, sink *bodySink) Result {
 	start := &pb.DataStart{Conn: c.conn(tx.Conn), Sender: tx.Sender, Recipients: tx.Recipients, Header: header, Size: tx.Size}
 	rewind, err := c.rewinder(body)
 	if err != nil {
@@ -265,11 +271,21 @@ func (c *Chain) Data(ctx context.Context, tx TxInfo, header []byte, body io.Read
 	}
 	return c.run(ctx, HookData, tx.Conn.QueueID, func(ctx context.Context, p *proc, rpc pb.FilterClient) (*pb.Verdict, error) {
 		var b io.Reader
-		if !p.headersOnly && body != nil {
+		switch {
+		case p.headersOnly || body == nil:
+		case sink.replaced():
+			if err := sink.rewind(); err != nil {
+				return nil, hostError{err}
+			}
+			b = sink.file
+		default:
 			if err := rewind(); err != nil {
 				return nil, hostError{err}
 			}
 			b = body
+		}
+		if p.rewrites {
+			return rewriteData(ctx, rpc, start, b, sink)
 		}
 		return sendData(ctx, rpc, start, b)
 	})
@@ -298,30 +314,14 @@ func (c *Chain) rewinder(body io.Reader) (func() error, error) {
 	}, nil
 }
 
-// sendData streams one message to one plugin: DataStart, then the body in
-// chunks. A plugin may answer early; its Send then reports io.EOF and the
-// answer waits in CloseAndRecv.
+// sendData streams one message to one plugin and waits for its verdict;
+// an answer that came early waits in CloseAndRecv.
 func sendData(ctx context.Context, rpc pb.FilterClient, start *pb.DataStart, body io.Reader) (*pb.Verdict, error) {
 	stream, err := rpc.Data(ctx)
 	if err != nil {
 		return nil, err
 	}
-	err = stream.Send(&pb.DataChunk{Chunk: &pb.DataChunk_Start{Start: start}})
-	for err == nil && body != nil {
-		// A fresh buffer per chunk: grpc may hold a sent message's bytes.
-		buf := make([]byte, plugins.MaxChunk)
-		n, rerr := io.ReadFull(body, buf)
-		if n > 0 {
-			err = stream.Send(&pb.DataChunk{Chunk: &pb.DataChunk_Body{Body: buf[:n]}})
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return nil, hostError{rerr}
-		}
-	}
-	if err != nil && err != io.EOF {
+	if err := sendChunks(stream, start, body); err != nil {
 		return nil, err
 	}
 	return stream.CloseAndRecv()

@@ -15,7 +15,7 @@ var conn = ConnInfo{ClientIP: "192.0.2.1", ClientPort: 40000, ReverseDNS: "clien
 
 func TestRcptEachVerdict(t *testing.T) {
 	c, _ := startChain(t, "mta", spec("echo", "echo", "mta", map[string]any{"mark": "e", "number": 42}))
-	edits := []HeaderEdit{{Prepend, "X-Echo", "e"}}
+	edits := []HeaderEdit{{Prepend, "X-Echo", "e", 0}}
 	for _, tc := range []struct {
 		rcpt string
 		want Result
@@ -81,12 +81,12 @@ func TestChainOrder(t *testing.T) {
 		return c.Rcpt(context.Background(), RcptInfo{Conn: conn, Recipient: local + "@example.test"})
 	}
 	got := rcpt("junk")
-	want := Result{Folder: "Junk", Edits: []HeaderEdit{{Prepend, "X-Echo", "b"}, {Prepend, "X-Echo", "a"}}}
+	want := Result{Folder: "Junk", Edits: []HeaderEdit{{Prepend, "X-Echo", "b", 0}, {Prepend, "X-Echo", "a", 0}}}
 	if !equalResult(got, want) {
 		t.Errorf("junk: %+v, want %+v", got, want)
 	}
 	got = rcpt("accept")
-	want = Result{Action: Accept, By: "b", Edits: []HeaderEdit{{Prepend, "X-Echo", "b"}}}
+	want = Result{Action: Accept, By: "b", Edits: []HeaderEdit{{Prepend, "X-Echo", "b", 0}}}
 	if !equalResult(got, want) {
 		t.Errorf("accept: %+v, want %+v", got, want)
 	}

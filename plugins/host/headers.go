@@ -1,20 +1,19 @@
 package host
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"slices"
 	"strings"
-
-	"github.com/emersion/go-message/textproto"
 )
 
 // ApplyEdits returns header with edits applied in order: Prepend puts a
 // field at the top (where RFC 5322 §3.6.7 wants trace fields), Append at
 // the end of the header, Remove deletes every field of that name in any
-// letter case, including fields added by earlier edits.
+// letter case, including fields added by earlier edits, Change sets or
+// removes the Index-th field of a name and Insert adds a field after the
+// Index-th field (libmilter's smfi_chgheader and smfi_insheader).
 //
 // header is a header block with its ending empty line; anything after the
 // empty line (a body) is kept as it is. Fields no edit touches are copied
@@ -25,76 +24,113 @@ func ApplyEdits(header []byte, edits []HeaderEdit) ([]byte, error) {
 	if len(edits) == 0 {
 		return header, nil
 	}
-	br := bufio.NewReader(bytes.NewReader(header))
-	h, err := textproto.ReadHeader(br)
+	fields, rest, err := splitFields(header)
 	if err != nil {
 		return nil, fmt.Errorf("plugins: apply header edits: %w", err)
 	}
-	rest, _ := io.ReadAll(br) // a bytes.Reader does not fail
-	e := editor{h: h}
+	lfOnly := bytes.IndexByte(header, '\n') >= 0 && !bytes.Contains(header, []byte("\r\n"))
 	for _, ed := range edits {
-		if err := e.apply(ed); err != nil {
+		if fields, err = applyEdit(fields, ed, lfOnly); err != nil {
 			return nil, fmt.Errorf("plugins: apply header edits: %w", err)
 		}
 	}
 	var b bytes.Buffer
-	if err := textproto.WriteHeader(&b, e.h); err != nil {
-		return nil, fmt.Errorf("plugins: apply header edits: %w", err)
-	}
-	b.Truncate(b.Len() - 2) // the empty line; appended fields go before it
-	for _, f := range e.tail {
+	for _, f := range fields {
 		b.Write(f.raw)
 	}
-	b.WriteString("\r\n")
-	out := b.Bytes()
-	// textproto reads LF-only lines as if they ended in CRLF.
-	if bytes.IndexByte(header, '\n') >= 0 && !bytes.Contains(header, []byte("\r\n")) {
-		out = bytes.ReplaceAll(out, []byte("\r\n"), []byte("\n"))
+	if lfOnly {
+		b.WriteString("\n")
+	} else {
+		b.WriteString("\r\n")
 	}
-	return append(out, rest...), nil
+	return append(b.Bytes(), rest...), nil
 }
 
-// editor holds a header being edited. textproto only inserts at the top,
-// so appended fields wait in tail until the header is written out.
-type editor struct {
-	h    textproto.Header
-	tail []tailField
-}
-
-type tailField struct {
+// field is one header field as it stands in the block, line ends included.
+type field struct {
 	name string
 	raw  []byte
 }
 
-func (e *editor) apply(ed HeaderEdit) error {
-	switch ed.Op {
-	case Prepend, Append:
-		raw, err := formatField(ed.Name, ed.Value)
-		if err != nil {
-			return err
+// splitFields cuts a header block into its fields and returns what
+// follows the empty line that ends it. A line that neither starts a field
+// nor continues one is an error: edits must not guess at a broken header.
+func splitFields(header []byte) ([]field, []byte, error) {
+	var fields []field
+	for rest := header; len(rest) > 0; {
+		end := bytes.IndexByte(rest, '\n') + 1
+		if end == 0 {
+			end = len(rest)
 		}
-		if ed.Op == Prepend {
-			e.h.AddRaw(raw)
-		} else {
-			e.tail = append(e.tail, tailField{ed.Name, raw})
-		}
-	case Remove:
-		for fs := e.h.Fields(); fs.Next(); {
-			if strings.EqualFold(fs.Key(), ed.Name) {
-				fs.Del()
+		line := rest[:end]
+		switch {
+		case len(bytes.TrimRight(line, "\r\n")) == 0:
+			return fields, rest[end:], nil
+		case line[0] == ' ' || line[0] == '\t':
+			if len(fields) == 0 {
+				return nil, nil, errors.New("header starts with a continuation line")
 			}
+			last := &fields[len(fields)-1]
+			last.raw = append(last.raw, line...)
+		case isField(line):
+			name, _, _ := bytes.Cut(line, []byte(":"))
+			fields = append(fields, field{string(bytes.TrimRight(name, " \t")), append([]byte(nil), line...)})
+		default:
+			return nil, nil, fmt.Errorf("malformed header line %q", bytes.TrimRight(line, "\r\n"))
 		}
-		kept := e.tail[:0]
-		for _, f := range e.tail {
-			if !strings.EqualFold(f.name, ed.Name) {
-				kept = append(kept, f)
-			}
-		}
-		e.tail = kept
-	default:
-		return fmt.Errorf("unknown header edit op %d", ed.Op)
+		rest = rest[end:]
 	}
-	return nil
+	return fields, nil, nil
+}
+
+// applyEdit applies one edit to fields.
+func applyEdit(fields []field, ed HeaderEdit, lfOnly bool) ([]field, error) {
+	if ed.Op == Remove {
+		return slices.DeleteFunc(fields, func(f field) bool { return strings.EqualFold(f.name, ed.Name) }), nil
+	}
+	raw, err := formatField(ed.Name, ed.Value)
+	if err != nil {
+		return nil, err
+	}
+	if lfOnly {
+		raw = bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
+	}
+	f := field{ed.Name, raw}
+	switch ed.Op {
+	case Prepend:
+		return slices.Insert(fields, 0, f), nil
+	case Append:
+		return append(fields, f), nil
+	case Insert:
+		return slices.Insert(fields, min(ed.Index, len(fields)), f), nil
+	case Change:
+		return changeField(fields, ed, f), nil
+	}
+	return nil, fmt.Errorf("unknown header edit op %d", ed.Op)
+}
+
+// changeField replaces (or, for an empty value, removes) the Index-th
+// field named ed.Name; past the last one it adds f at the end, as
+// Postfix's and sendmail's smfi_chgheader do.
+func changeField(fields []field, ed HeaderEdit, f field) []field {
+	n := 0
+	for i := range fields {
+		if !strings.EqualFold(fields[i].name, ed.Name) {
+			continue
+		}
+		if n++; n < ed.Index {
+			continue
+		}
+		if ed.Value == "" {
+			return slices.Delete(fields, i, i+1)
+		}
+		fields[i] = f
+		return fields
+	}
+	if ed.Value == "" {
+		return fields
+	}
+	return append(fields, f)
 }
 
 const (

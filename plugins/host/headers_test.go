@@ -14,10 +14,10 @@ const dkim = "DKIM-Signature: v=1; a=rsa-sha256; d=example.test;\r\n  b=abc\r\n"
 func TestApplyEditsKeepsBytes(t *testing.T) {
 	h := received + dkim + "subject:no  space \r\n" + "X-Spam: old\r\n" + "From: A <a@example.test>\r\n" + "x-SPAM:old too\r\n" + "\r\n"
 	edits := []HeaderEdit{
-		{Remove, "x-spam", ""},
-		{Prepend, "Return-Path", "<a@example.test>"},
-		{Append, "X-Checked", "yes"},
-		{Prepend, "X-Top", "1"},
+		{Remove, "x-spam", "", 0},
+		{Prepend, "Return-Path", "<a@example.test>", 0},
+		{Append, "X-Checked", "yes", 0},
+		{Prepend, "X-Top", "1", 0},
 	}
 	got, err := ApplyEdits([]byte(h+"body\r\n"), edits)
 	if err != nil {
@@ -36,8 +36,8 @@ func TestApplyEditsKeepsBytes(t *testing.T) {
 func TestApplyEditsRemoveAfterAddAndOrder(t *testing.T) {
 	h := "Return-Path: <old@example.test>\r\nSubject: x\r\n\r\n"
 	got, err := ApplyEdits([]byte(h), []HeaderEdit{
-		{Append, "X-A", "1"}, {Prepend, "X-B", "2"}, {Remove, "X-A", ""}, {Remove, "return-path", ""},
-		{Prepend, "Return-Path", "<new@example.test>"}, {Append, "X-C", "3"}, {Append, "X-D", "4"},
+		{Append, "X-A", "1", 0}, {Prepend, "X-B", "2", 0}, {Remove, "X-A", "", 0}, {Remove, "return-path", "", 0},
+		{Prepend, "Return-Path", "<new@example.test>", 0}, {Append, "X-C", "3", 0}, {Append, "X-D", "4", 0},
 	})
 	want := "Return-Path: <new@example.test>\r\nX-B: 2\r\nSubject: x\r\nX-C: 3\r\nX-D: 4\r\n\r\n"
 	if err != nil || string(got) != want {
@@ -47,7 +47,7 @@ func TestApplyEditsRemoveAfterAddAndOrder(t *testing.T) {
 
 func TestApplyEditsLFOnly(t *testing.T) {
 	h := "Subject: a\n\tb\nFrom: x\n\n"
-	got, err := ApplyEdits([]byte(h), []HeaderEdit{{Prepend, "X-New", "v"}})
+	got, err := ApplyEdits([]byte(h), []HeaderEdit{{Prepend, "X-New", "v", 0}})
 	if want := "X-New: v\n" + h; err != nil || string(got) != want {
 		t.Errorf("got %q, %v, want %q", got, err, want)
 	}
@@ -56,8 +56,8 @@ func TestApplyEditsLFOnly(t *testing.T) {
 func TestApplyEditsFolding(t *testing.T) {
 	long := "from " + strings.Repeat("word ", 30) + "end"
 	got, err := ApplyEdits([]byte("\r\n"), []HeaderEdit{
-		{Prepend, "Received", long},
-		{Append, "X-Folded", "a\r\n\tb\n c"},
+		{Prepend, "Received", long, 0},
+		{Append, "X-Folded", "a\r\n\tb\n c", 0},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -79,16 +79,47 @@ func TestApplyEditsFolding(t *testing.T) {
 
 func TestApplyEditsRefusesBrokenFields(t *testing.T) {
 	for _, e := range []HeaderEdit{
-		{Prepend, "Bad Name", "v"},
-		{Prepend, "Bad:Name", "v"},
-		{Prepend, "", "v"},
-		{Append, "X-Inject", "v\r\nBcc: victim@example.test"},
-		{Append, "X-Blank", "v\r\n \r\nbody"},
-		{Append, "X-Nul", "v\x00"},
-		{Append, "X-Long", strings.Repeat("x", 1200)},
+		{Prepend, "Bad Name", "v", 0},
+		{Prepend, "Bad:Name", "v", 0},
+		{Prepend, "", "v", 0},
+		{Append, "X-Inject", "v\r\nBcc: victim@example.test", 0},
+		{Append, "X-Blank", "v\r\n \r\nbody", 0},
+		{Append, "X-Nul", "v\x00", 0},
+		{Append, "X-Long", strings.Repeat("x", 1200), 0},
 	} {
 		if _, err := ApplyEdits([]byte("Subject: x\r\n\r\n"), []HeaderEdit{e}); err == nil {
 			t.Errorf("%+v: no error", e)
 		}
+	}
+}
+
+// Change and Insert follow libmilter's smfi_chgheader and smfi_insheader:
+// the index counts fields of that name (any case) from 1, an empty value
+// removes, an index past the last adds at the end; Insert counts every
+// field, 0 being the top.
+func TestApplyEditsChangeInsert(t *testing.T) {
+	h := "A: 1\r\nX-Tag: one\r\nB: 2\r\nx-tag: two\r\n\r\nbody"
+	tests := []struct {
+		edits []HeaderEdit
+		want  string
+	}{
+		{[]HeaderEdit{{Change, "X-Tag", "new", 2}}, "A: 1\r\nX-Tag: one\r\nB: 2\r\nX-Tag: new\r\n\r\nbody"},
+		{[]HeaderEdit{{Change, "x-tag", "", 1}}, "A: 1\r\nB: 2\r\nx-tag: two\r\n\r\nbody"},
+		{[]HeaderEdit{{Change, "X-Tag", "three", 3}}, h[:len(h)-6] + "X-Tag: three\r\n\r\nbody"},
+		{[]HeaderEdit{{Change, "X-Tag", "", 5}}, h},
+		{[]HeaderEdit{{Insert, "Top", "t", 0}}, "Top: t\r\n" + h},
+		{[]HeaderEdit{{Insert, "Mid", "m", 2}}, "A: 1\r\nX-Tag: one\r\nMid: m\r\nB: 2\r\nx-tag: two\r\n\r\nbody"},
+		{[]HeaderEdit{{Insert, "End", "e", 99}}, h[:len(h)-6] + "End: e\r\n\r\nbody"},
+	}
+	for _, tt := range tests {
+		got, err := ApplyEdits([]byte(h), tt.edits)
+		if err != nil || string(got) != tt.want {
+			t.Errorf("%+v:\n got %q, %v\nwant %q", tt.edits, got, err, tt.want)
+		}
+	}
+	lf := "A: 1\nB: 2\n\nbody"
+	got, err := ApplyEdits([]byte(lf), []HeaderEdit{{Change, "B", "3", 1}, {Insert, "C", "x", 1}})
+	if want := "A: 1\nC: x\nB: 3\n\nbody"; err != nil || string(got) != want {
+		t.Errorf("LF-only: got %q, %v; want %q", got, err, want)
 	}
 }

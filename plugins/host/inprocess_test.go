@@ -40,7 +40,7 @@ func TestInProcessFilter(t *testing.T) {
 	tx := TxInfo{Conn: conn, Sender: "a@example.test", Recipients: []string{"b@example.test"}}
 	body := strings.Repeat("0123456789abcdef", 1<<18) // 4 MiB, several chunks
 	got := c.Data(ctx, tx, header("continue"), strings.NewReader(body))
-	want := Result{Action: Continue, Edits: []HeaderEdit{{Prepend, "X-Body-Bytes", fmt.Sprint(len(body))}}}
+	want := Result{Action: Continue, Edits: []HeaderEdit{{Prepend, "X-Body-Bytes", fmt.Sprint(len(body)), 0}}}
 	if !equalResult(got, want) {
 		t.Errorf("Data = %+v, want %+v", got, want)
 	}
@@ -49,7 +49,7 @@ func TestInProcessFilter(t *testing.T) {
 	}
 	d, _ := startChain(t, "mda", Spec{Name: "counter", Daemon: "mda", InProcess: counter{}})
 	got = d.Deliver(ctx, DeliveryInfo{Recipient: "b@example.test", Sender: "a@example.test"}, header("continue"))
-	if want := []HeaderEdit{{Prepend, "X-Rcpt", "b@example.test"}}; !equalResult(got, Result{Action: Continue, Edits: want}) {
+	if want := []HeaderEdit{{Prepend, "X-Rcpt", "b@example.test", 0}}; !equalResult(got, Result{Action: Continue, Edits: want}) {
 		t.Errorf("Deliver = %+v", got)
 	}
 }

@@ -23,10 +23,12 @@ type Filtered struct {
 	// header edits applied. Read it before calling Close.
 	Message io.Reader
 	spill   *os.File
+	body    *bodySink // a new body from a plugin
 }
 
-// Close releases the spilled copy of the message, if one was made.
+// Close releases the spilled copy of the message and any new body.
 func (f *Filtered) Close() error {
+	f.body.Close()
 	if f.spill == nil {
 		return nil
 	}
@@ -59,15 +61,23 @@ func (c *Chain) FilterMessage(ctx context.Context, tx TxInfo, r io.Reader, spill
 	if err != nil {
 		return nil, err
 	}
-	f := &Filtered{spill: spill}
+	f := &Filtered{spill: spill, body: &bodySink{dir: spillDir}}
 	head, bodyAt, synthetic, err := splitSpilled(spill)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	tx.Size = size
-	f.Result = c.Data(ctx, tx, head, io.NewSectionReader(spill, bodyAt, size-bodyAt))
-	f.Message = c.edited(f.Result, head, synthetic, tx, io.NewSectionReader(spill, bodyAt, size-bodyAt))
+	f.Result = c.data(ctx, tx, head, io.NewSectionReader(spill, bodyAt, size-bodyAt), f.body)
+	var body io.Reader = io.NewSectionReader(spill, bodyAt, size-bodyAt)
+	if f.Result.BodyBy != "" {
+		if err := f.body.rewind(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("plugins: read the new body: %w", err)
+		}
+		body = f.body.file
+	}
+	f.Message = c.edited(f.Result, head, synthetic, tx, body)
 	return f, nil
 }
 

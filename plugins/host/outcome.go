@@ -111,6 +111,11 @@ func (s *Session) Filter(tx TxInfo, r io.Reader, spillDir string, log zerolog.Lo
 		log.Info().Str("plugin", res.By).Msg("message discarded by plugin")
 		return nil, reply.Discarded(res.By)
 	}
+	if _, rcpts := ApplyEnvelope(res.Envelope, tx.Sender, tx.Recipients); len(rcpts) == 0 {
+		f.Close() // a message for no one is dropped, as a discard is
+		log.Info().Str("plugin", res.EnvelopeBy).Msg("message discarded: plugins removed every recipient")
+		return nil, reply.Discarded(res.EnvelopeBy)
+	}
 	if res.Folder != "" {
 		s.Tx.Folder = res.Folder
 	}

@@ -41,6 +41,7 @@ type proc struct {
 	log         zerolog.Logger
 	hooks       map[Hook]bool // fixed at the first start
 	headersOnly bool          // fixed at the first start
+	rewrites    bool          // data_replaces_body, fixed at the first start
 
 	mu       sync.Mutex
 	cur      *instance     // the serving process; nil while down
@@ -77,7 +78,7 @@ func newProc(ctx context.Context, spec Spec, opts Options) (*proc, error) {
 		inst.kill()
 		return nil, err
 	}
-	p.headersOnly, p.cur = inst.resp.GetDataHeadersOnly(), inst
+	p.headersOnly, p.rewrites, p.cur = inst.resp.GetDataHeadersOnly(), inst.resp.GetDataReplacesBody(), inst
 	p.log.Info().Int("pid", inst.pid).Bool("in_process", inst.client == nil).Strs("hooks", p.hookNames()).Bool("headers_only", p.headersOnly).
 		Msg("plugin started")
 	p.bg.Go(p.watch)
@@ -278,8 +279,8 @@ func (p *proc) install(inst *instance) {
 	p.restarts++
 	close(p.ready)
 	p.mu.Unlock()
-	if inst.resp.GetDataHeadersOnly() != p.headersOnly {
-		p.log.Warn().Msg("restarted plugin changed its headers-only answer; keeping the first one until the daemon restarts")
+	if inst.resp.GetDataHeadersOnly() != p.headersOnly || inst.resp.GetDataReplacesBody() != p.rewrites {
+		p.log.Warn().Msg("restarted plugin changed its headers-only or replaces-body answer; keeping the first one until the daemon restarts")
 	}
 	p.log.Info().Int("pid", inst.pid).Int("restarts", p.restarts).Msg("plugin restarted")
 }

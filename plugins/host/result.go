@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
+	"postline/address"
 	"postline/plugins/pb"
 
 	"github.com/emersion/go-smtp"
@@ -105,13 +107,51 @@ const (
 	Prepend EditOp = iota + 1 // add at the top of the header
 	Append                    // add at the end of the header
 	Remove                    // remove every field of that name, any case
+	Change                    // set the Index-th field of that name; "" removes it
+	Insert                    // add after the Index-th field of the header, 0 = top
 )
 
 // HeaderEdit is one change to a message's header; apply with ApplyEdits.
 type HeaderEdit struct {
 	Op    EditOp
 	Name  string
-	Value string // Prepend and Append only
+	Value string // not for Remove
+	Index int    // Change (1-based, per name) and Insert (0 = top)
+}
+
+// EnvelopeOp is the kind of an envelope change.
+type EnvelopeOp int
+
+// The envelope changes a data hook may make.
+const (
+	SetSender       EnvelopeOp = iota + 1 // Addr is the new sender, "" for <>
+	AddRecipient                          // Addr is added
+	RemoveRecipient                       // Addr is taken out, any letter case
+)
+
+// EnvelopeChange is one change to the envelope, at the data hook only.
+type EnvelopeChange struct {
+	Op   EnvelopeOp
+	Addr string
+}
+
+// ApplyEnvelope returns sender and rcpts with changes applied in order.
+// A recipient already there is not added twice; rcpts is not modified.
+func ApplyEnvelope(changes []EnvelopeChange, sender string, rcpts []string) (string, []string) {
+	out := append([]string(nil), rcpts...)
+	for _, c := range changes {
+		switch c.Op {
+		case SetSender:
+			sender = c.Addr
+		case AddRecipient:
+			if !slices.ContainsFunc(out, func(r string) bool { return strings.EqualFold(r, c.Addr) }) {
+				out = append(out, c.Addr)
+			}
+		case RemoveRecipient:
+			out = slices.DeleteFunc(out, func(r string) bool { return strings.EqualFold(r, c.Addr) })
+		}
+	}
+	return sender, out
 }
 
 // Result is what a chain of plugins decided for one hook call.
@@ -127,6 +167,14 @@ type Result struct {
 	// Data and Deliver results apply to the message; for the other
 	// hooks the daemon may carry them to the message or ignore them.
 	Edits []HeaderEdit
+	// Envelope are the envelope changes of every plugin that ran at the
+	// data hook, in order (see ApplyEnvelope); other hooks have none.
+	Envelope []EnvelopeChange
+	// EnvelopeBy names the last plugin that changed the envelope.
+	EnvelopeBy string
+	// BodyBy names the last plugin that replaced the body, "" when none
+	// did; the new body is in the Filtered message.
+	BodyBy string
 	// By names the plugin that decided Action, "" for Continue.
 	By string
 }
@@ -137,6 +185,12 @@ func (r Result) Refused() bool { return r.Action == Reject || r.Action == Tempfa
 // add folds one plugin's verdict into r and reports whether the chain stops.
 func (r *Result) add(plugin string, v verdict) bool {
 	r.Edits = append(r.Edits, v.edits...)
+	if len(v.envelope) > 0 {
+		r.Envelope, r.EnvelopeBy = append(r.Envelope, v.envelope...), plugin
+	}
+	if v.replaceBody {
+		r.BodyBy = plugin
+	}
 	switch v.action {
 	case Continue:
 		return false
@@ -151,10 +205,12 @@ func (r *Result) add(plugin string, v verdict) bool {
 // verdict is one plugin's answer, checked: codes in the right class, no
 // line breaks in the reply, only well-formed edits and folder names.
 type verdict struct {
-	action Action
-	reply  Reply
-	folder string
-	edits  []HeaderEdit
+	action      Action
+	reply       Reply
+	folder      string
+	edits       []HeaderEdit
+	envelope    []EnvelopeChange
+	replaceBody bool
 }
 
 var actionProto = map[pb.Verdict_Action]Action{
@@ -192,7 +248,37 @@ func checkVerdict(p *pb.Verdict) (verdict, []string) {
 		}
 		v.edits = append(v.edits, he)
 	}
+	v.envelope = checkEnvelope(p.GetEnvelopeEdits(), &problems)
+	v.replaceBody = p.GetReplaceBody()
 	return v, problems
+}
+
+// checkEnvelope keeps the envelope changes whose addresses are well formed:
+// a plugin must not be able to inject SMTP commands through them.
+func checkEnvelope(e *pb.EnvelopeEdits, problems *[]string) []EnvelopeChange {
+	var out []EnvelopeChange
+	add := func(op EnvelopeOp, addr string) {
+		addr = strings.TrimSuffix(strings.TrimPrefix(addr, "<"), ">")
+		if addr == "" && op == SetSender {
+			out = append(out, EnvelopeChange{op, ""})
+			return
+		}
+		if _, err := address.Parse(addr); err != nil {
+			*problems = append(*problems, fmt.Sprintf("envelope address %q dropped: %v", addr, err))
+			return
+		}
+		out = append(out, EnvelopeChange{op, addr})
+	}
+	if e.GetChangeSender() {
+		add(SetSender, e.GetSender())
+	}
+	for _, r := range e.GetRemoveRecipients() {
+		add(RemoveRecipient, r)
+	}
+	for _, r := range e.GetAddRecipients() {
+		add(AddRecipient, r)
+	}
+	return out
 }
 
 var enhancedRe = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}$`)
@@ -242,19 +328,20 @@ func ValidFolder(f string) bool {
 	return !strings.ContainsFunc(f, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '/' || r == '\\' })
 }
 
+var editProto = map[pb.HeaderEdit_Op]EditOp{
+	pb.HeaderEdit_PREPEND: Prepend, pb.HeaderEdit_APPEND: Append, pb.HeaderEdit_REMOVE: Remove,
+	pb.HeaderEdit_CHANGE: Change, pb.HeaderEdit_INSERT: Insert,
+}
+
 func checkEdit(e *pb.HeaderEdit) (HeaderEdit, error) {
-	var op EditOp
-	switch e.GetOp() {
-	case pb.HeaderEdit_PREPEND:
-		op = Prepend
-	case pb.HeaderEdit_APPEND:
-		op = Append
-	case pb.HeaderEdit_REMOVE:
-		op = Remove
-	default:
+	op, ok := editProto[e.GetOp()]
+	if !ok {
 		return HeaderEdit{}, fmt.Errorf("header edit of %q: unknown op %d, dropped", e.GetName(), e.GetOp())
 	}
-	he := HeaderEdit{Op: op, Name: e.GetName(), Value: e.GetValue()}
+	he := HeaderEdit{Op: op, Name: e.GetName(), Value: e.GetValue(), Index: int(min(e.GetIndex(), 1<<20))}
+	if op == Change && he.Index == 0 {
+		return HeaderEdit{}, fmt.Errorf("header edit of %q: change needs an index from 1, dropped", he.Name)
+	}
 	if _, err := formatField(he.Name, he.Value); err != nil {
 		return HeaderEdit{}, fmt.Errorf("header edit dropped: %w", err)
 	}

@@ -103,6 +103,14 @@ const (
 	HeaderEdit_PREPEND        HeaderEdit_Op = 1 // add the field at the top of the header
 	HeaderEdit_APPEND         HeaderEdit_Op = 2 // add the field at the end of the header
 	HeaderEdit_REMOVE         HeaderEdit_Op = 3 // remove every field with this name (any case)
+	// CHANGE sets the value of the index-th field (1-based) with this name
+	// (any case); an empty value removes that field, and an index past
+	// the last such field adds the field at the end (libmilter's
+	// smfi_chgheader).
+	HeaderEdit_CHANGE HeaderEdit_Op = 4
+	// INSERT adds the field after the index-th field of the header, 0 being
+	// the top (libmilter's smfi_insheader).
+	HeaderEdit_INSERT HeaderEdit_Op = 5
 )
 
 // Enum value maps for HeaderEdit_Op.
@@ -112,12 +120,16 @@ var (
 		1: "PREPEND",
 		2: "APPEND",
 		3: "REMOVE",
+		4: "CHANGE",
+		5: "INSERT",
 	}
 	HeaderEdit_Op_value = map[string]int32{
 		"OP_UNSPECIFIED": 0,
 		"PREPEND":        1,
 		"APPEND":         2,
 		"REMOVE":         3,
+		"CHANGE":         4,
+		"INSERT":         5,
 	}
 )
 
@@ -145,7 +157,7 @@ func (x HeaderEdit_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HeaderEdit_Op.Descriptor instead.
 func (HeaderEdit_Op) EnumDescriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{11, 0}
+	return file_filter_proto_rawDescGZIP(), []int{12, 0}
 }
 
 type Verdict_Action int32
@@ -203,7 +215,7 @@ func (x Verdict_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Verdict_Action.Descriptor instead.
 func (Verdict_Action) EnumDescriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{12, 0}
+	return file_filter_proto_rawDescGZIP(), []int{14, 0}
 }
 
 type ConfigureRequest struct {
@@ -285,8 +297,10 @@ type ConfigureResponse struct {
 	Hooks []Hook `protobuf:"varint,1,rep,packed,name=hooks,proto3,enum=postline.filter.v1.Hook" json:"hooks,omitempty"`
 	// data_headers_only: Data gets the header block but never the body.
 	DataHeadersOnly bool `protobuf:"varint,2,opt,name=data_headers_only,json=dataHeadersOnly,proto3" json:"data_headers_only,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// data_replaces_body: the host calls DataRewrite instead of Data.
+	DataReplacesBody bool `protobuf:"varint,3,opt,name=data_replaces_body,json=dataReplacesBody,proto3" json:"data_replaces_body,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ConfigureResponse) Reset() {
@@ -329,6 +343,13 @@ func (x *ConfigureResponse) GetHooks() []Hook {
 func (x *ConfigureResponse) GetDataHeadersOnly() bool {
 	if x != nil {
 		return x.DataHeadersOnly
+	}
+	return false
+}
+
+func (x *ConfigureResponse) GetDataReplacesBody() bool {
+	if x != nil {
+		return x.DataReplacesBody
 	}
 	return false
 }
@@ -829,6 +850,88 @@ func (*DataChunk_Start) isDataChunk_Chunk() {}
 
 func (*DataChunk_Body) isDataChunk_Chunk() {}
 
+type DataReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Reply:
+	//
+	//	*DataReply_Body
+	//	*DataReply_Verdict
+	Reply         isDataReply_Reply `protobuf_oneof:"reply"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataReply) Reset() {
+	*x = DataReply{}
+	mi := &file_filter_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataReply) ProtoMessage() {}
+
+func (x *DataReply) ProtoReflect() protoreflect.Message {
+	mi := &file_filter_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataReply.ProtoReflect.Descriptor instead.
+func (*DataReply) Descriptor() ([]byte, []int) {
+	return file_filter_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DataReply) GetReply() isDataReply_Reply {
+	if x != nil {
+		return x.Reply
+	}
+	return nil
+}
+
+func (x *DataReply) GetBody() []byte {
+	if x != nil {
+		if x, ok := x.Reply.(*DataReply_Body); ok {
+			return x.Body
+		}
+	}
+	return nil
+}
+
+func (x *DataReply) GetVerdict() *Verdict {
+	if x != nil {
+		if x, ok := x.Reply.(*DataReply_Verdict); ok {
+			return x.Verdict
+		}
+	}
+	return nil
+}
+
+type isDataReply_Reply interface {
+	isDataReply_Reply()
+}
+
+type DataReply_Body struct {
+	Body []byte `protobuf:"bytes,1,opt,name=body,proto3,oneof"` // a piece of the new body
+}
+
+type DataReply_Verdict struct {
+	Verdict *Verdict `protobuf:"bytes,2,opt,name=verdict,proto3,oneof"` // the last message of the stream
+}
+
+func (*DataReply_Body) isDataReply_Reply() {}
+
+func (*DataReply_Verdict) isDataReply_Reply() {}
+
 type DeliverRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Recipient string                 `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`
@@ -844,7 +947,7 @@ type DeliverRequest struct {
 
 func (x *DeliverRequest) Reset() {
 	*x = DeliverRequest{}
-	mi := &file_filter_proto_msgTypes[9]
+	mi := &file_filter_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +959,7 @@ func (x *DeliverRequest) String() string {
 func (*DeliverRequest) ProtoMessage() {}
 
 func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_filter_proto_msgTypes[9]
+	mi := &file_filter_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +972,7 @@ func (x *DeliverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverRequest.ProtoReflect.Descriptor instead.
 func (*DeliverRequest) Descriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{9}
+	return file_filter_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeliverRequest) GetRecipient() string {
@@ -918,7 +1021,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_filter_proto_msgTypes[10]
+	mi := &file_filter_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1033,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_filter_proto_msgTypes[10]
+	mi := &file_filter_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1046,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{10}
+	return file_filter_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Reply) GetCode() uint32 {
@@ -973,14 +1076,16 @@ type HeaderEdit struct {
 	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// value is the field body; a long value may be folded with CRLF followed
 	// by a space or tab.
-	Value         string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// index is for CHANGE and INSERT.
+	Index         uint32 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HeaderEdit) Reset() {
 	*x = HeaderEdit{}
-	mi := &file_filter_proto_msgTypes[11]
+	mi := &file_filter_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1097,7 @@ func (x *HeaderEdit) String() string {
 func (*HeaderEdit) ProtoMessage() {}
 
 func (x *HeaderEdit) ProtoReflect() protoreflect.Message {
-	mi := &file_filter_proto_msgTypes[11]
+	mi := &file_filter_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1110,7 @@ func (x *HeaderEdit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderEdit.ProtoReflect.Descriptor instead.
 func (*HeaderEdit) Descriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{11}
+	return file_filter_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *HeaderEdit) GetOp() HeaderEdit_Op {
@@ -1029,6 +1134,86 @@ func (x *HeaderEdit) GetValue() string {
 	return ""
 }
 
+func (x *HeaderEdit) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// EnvelopeEdits change the message's envelope; they count at the data hook
+// only (as libmilter's smfi_chgfrom, smfi_addrcpt and smfi_delrcpt at the
+// end of the message).
+type EnvelopeEdits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// change_sender replaces the sender with sender ("" is <>).
+	ChangeSender  bool     `protobuf:"varint,1,opt,name=change_sender,json=changeSender,proto3" json:"change_sender,omitempty"`
+	Sender        string   `protobuf:"bytes,2,opt,name=sender,proto3" json:"sender,omitempty"`
+	AddRecipients []string `protobuf:"bytes,3,rep,name=add_recipients,json=addRecipients,proto3" json:"add_recipients,omitempty"`
+	// remove_recipients are matched without regard to letter case.
+	RemoveRecipients []string `protobuf:"bytes,4,rep,name=remove_recipients,json=removeRecipients,proto3" json:"remove_recipients,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *EnvelopeEdits) Reset() {
+	*x = EnvelopeEdits{}
+	mi := &file_filter_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvelopeEdits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvelopeEdits) ProtoMessage() {}
+
+func (x *EnvelopeEdits) ProtoReflect() protoreflect.Message {
+	mi := &file_filter_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvelopeEdits.ProtoReflect.Descriptor instead.
+func (*EnvelopeEdits) Descriptor() ([]byte, []int) {
+	return file_filter_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *EnvelopeEdits) GetChangeSender() bool {
+	if x != nil {
+		return x.ChangeSender
+	}
+	return false
+}
+
+func (x *EnvelopeEdits) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *EnvelopeEdits) GetAddRecipients() []string {
+	if x != nil {
+		return x.AddRecipients
+	}
+	return nil
+}
+
+func (x *EnvelopeEdits) GetRemoveRecipients() []string {
+	if x != nil {
+		return x.RemoveRecipients
+	}
+	return nil
+}
+
 // Verdict is a plugin's answer to one hook call. An empty Verdict is
 // CONTINUE with no header edits.
 type Verdict struct {
@@ -1037,13 +1222,17 @@ type Verdict struct {
 	Reply         *Reply                 `protobuf:"bytes,2,opt,name=reply,proto3" json:"reply,omitempty"`   // REJECT and TEMPFAIL
 	Folder        string                 `protobuf:"bytes,3,opt,name=folder,proto3" json:"folder,omitempty"` // FILE_INTO, e.g. "Junk"
 	HeaderEdits   []*HeaderEdit          `protobuf:"bytes,4,rep,name=header_edits,json=headerEdits,proto3" json:"header_edits,omitempty"`
+	EnvelopeEdits *EnvelopeEdits         `protobuf:"bytes,5,opt,name=envelope_edits,json=envelopeEdits,proto3" json:"envelope_edits,omitempty"` // data hook only
+	// replace_body: the body chunks before this Verdict in a DataRewrite
+	// stream are the new body (data hook only).
+	ReplaceBody   bool `protobuf:"varint,6,opt,name=replace_body,json=replaceBody,proto3" json:"replace_body,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_filter_proto_msgTypes[12]
+	mi := &file_filter_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1244,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_filter_proto_msgTypes[12]
+	mi := &file_filter_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1257,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{12}
+	return file_filter_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Verdict) GetAction() Verdict_Action {
@@ -1099,6 +1288,20 @@ func (x *Verdict) GetHeaderEdits() []*HeaderEdit {
 	return nil
 }
 
+func (x *Verdict) GetEnvelopeEdits() *EnvelopeEdits {
+	if x != nil {
+		return x.EnvelopeEdits
+	}
+	return nil
+}
+
+func (x *Verdict) GetReplaceBody() bool {
+	if x != nil {
+		return x.ReplaceBody
+	}
+	return false
+}
+
 var File_filter_proto protoreflect.FileDescriptor
 
 const file_filter_proto_rawDesc = "" +
@@ -1109,10 +1312,11 @@ const file_filter_proto_rawDesc = "" +
 	"\x06daemon\x18\x02 \x01(\tR\x06daemon\x12\x1a\n" +
 	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x1f\n" +
 	"\vconfig_json\x18\x04 \x01(\fR\n" +
-	"configJson\"o\n" +
+	"configJson\"\x9d\x01\n" +
 	"\x11ConfigureResponse\x12.\n" +
 	"\x05hooks\x18\x01 \x03(\x0e2\x18.postline.filter.v1.HookR\x05hooks\x12*\n" +
-	"\x11data_headers_only\x18\x02 \x01(\bR\x0fdataHeadersOnly\"\x96\x02\n" +
+	"\x11data_headers_only\x18\x02 \x01(\bR\x0fdataHeadersOnly\x12,\n" +
+	"\x12data_replaces_body\x18\x03 \x01(\bR\x10dataReplacesBody\"\x96\x02\n" +
 	"\n" +
 	"Connection\x12\x16\n" +
 	"\x06daemon\x18\x01 \x01(\tR\x06daemon\x12\x1b\n" +
@@ -1153,7 +1357,11 @@ const file_filter_proto_rawDesc = "" +
 	"\tDataChunk\x125\n" +
 	"\x05start\x18\x01 \x01(\v2\x1d.postline.filter.v1.DataStartH\x00R\x05start\x12\x14\n" +
 	"\x04body\x18\x02 \x01(\fH\x00R\x04bodyB\a\n" +
-	"\x05chunk\"\x91\x01\n" +
+	"\x05chunk\"c\n" +
+	"\tDataReply\x12\x14\n" +
+	"\x04body\x18\x01 \x01(\fH\x00R\x04body\x127\n" +
+	"\averdict\x18\x02 \x01(\v2\x1b.postline.filter.v1.VerdictH\x00R\averdictB\a\n" +
+	"\x05reply\"\x91\x01\n" +
 	"\x0eDeliverRequest\x12\x1c\n" +
 	"\trecipient\x18\x01 \x01(\tR\trecipient\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x19\n" +
@@ -1163,24 +1371,36 @@ const file_filter_proto_rawDesc = "" +
 	"\x05Reply\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12#\n" +
 	"\renhanced_code\x18\x02 \x01(\tR\fenhancedCode\x12\x12\n" +
-	"\x04text\x18\x03 \x01(\tR\x04text\"\xa8\x01\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"\xd6\x01\n" +
 	"\n" +
 	"HeaderEdit\x121\n" +
 	"\x02op\x18\x01 \x01(\x0e2!.postline.filter.v1.HeaderEdit.OpR\x02op\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\"=\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\rR\x05index\"U\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aPREPEND\x10\x01\x12\n" +
 	"\n" +
 	"\x06APPEND\x10\x02\x12\n" +
 	"\n" +
-	"\x06REMOVE\x10\x03\"\xab\x02\n" +
+	"\x06REMOVE\x10\x03\x12\n" +
+	"\n" +
+	"\x06CHANGE\x10\x04\x12\n" +
+	"\n" +
+	"\x06INSERT\x10\x05\"\xa0\x01\n" +
+	"\rEnvelopeEdits\x12#\n" +
+	"\rchange_sender\x18\x01 \x01(\bR\fchangeSender\x12\x16\n" +
+	"\x06sender\x18\x02 \x01(\tR\x06sender\x12%\n" +
+	"\x0eadd_recipients\x18\x03 \x03(\tR\raddRecipients\x12+\n" +
+	"\x11remove_recipients\x18\x04 \x03(\tR\x10removeRecipients\"\x98\x03\n" +
 	"\aVerdict\x12:\n" +
 	"\x06action\x18\x01 \x01(\x0e2\".postline.filter.v1.Verdict.ActionR\x06action\x12/\n" +
 	"\x05reply\x18\x02 \x01(\v2\x19.postline.filter.v1.ReplyR\x05reply\x12\x16\n" +
 	"\x06folder\x18\x03 \x01(\tR\x06folder\x12A\n" +
-	"\fheader_edits\x18\x04 \x03(\v2\x1e.postline.filter.v1.HeaderEditR\vheaderEdits\"X\n" +
+	"\fheader_edits\x18\x04 \x03(\v2\x1e.postline.filter.v1.HeaderEditR\vheaderEdits\x12H\n" +
+	"\x0eenvelope_edits\x18\x05 \x01(\v2!.postline.filter.v1.EnvelopeEditsR\renvelopeEdits\x12!\n" +
+	"\freplace_body\x18\x06 \x01(\bR\vreplaceBody\"X\n" +
 	"\x06Action\x12\f\n" +
 	"\bCONTINUE\x10\x00\x12\n" +
 	"\n" +
@@ -1196,13 +1416,14 @@ const file_filter_proto_rawDesc = "" +
 	"\tHOOK_MAIL\x10\x02\x12\r\n" +
 	"\tHOOK_RCPT\x10\x03\x12\r\n" +
 	"\tHOOK_DATA\x10\x04\x12\x10\n" +
-	"\fHOOK_DELIVER\x10\x052\xcc\x03\n" +
+	"\fHOOK_DELIVER\x10\x052\x9d\x04\n" +
 	"\x06Filter\x12X\n" +
 	"\tConfigure\x12$.postline.filter.v1.ConfigureRequest\x1a%.postline.filter.v1.ConfigureResponse\x12J\n" +
 	"\aConnect\x12\".postline.filter.v1.ConnectRequest\x1a\x1b.postline.filter.v1.Verdict\x12D\n" +
 	"\x04Mail\x12\x1f.postline.filter.v1.MailRequest\x1a\x1b.postline.filter.v1.Verdict\x12D\n" +
 	"\x04Rcpt\x12\x1f.postline.filter.v1.RcptRequest\x1a\x1b.postline.filter.v1.Verdict\x12D\n" +
-	"\x04Data\x12\x1d.postline.filter.v1.DataChunk\x1a\x1b.postline.filter.v1.Verdict(\x01\x12J\n" +
+	"\x04Data\x12\x1d.postline.filter.v1.DataChunk\x1a\x1b.postline.filter.v1.Verdict(\x01\x12O\n" +
+	"\vDataRewrite\x12\x1d.postline.filter.v1.DataChunk\x1a\x1d.postline.filter.v1.DataReply(\x010\x01\x12J\n" +
 	"\aDeliver\x12\".postline.filter.v1.DeliverRequest\x1a\x1b.postline.filter.v1.VerdictB\x15Z\x13postline/plugins/pbb\x06proto3"
 
 var (
@@ -1218,7 +1439,7 @@ func file_filter_proto_rawDescGZIP() []byte {
 }
 
 var file_filter_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_filter_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_filter_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_filter_proto_goTypes = []any{
 	(Hook)(0),                 // 0: postline.filter.v1.Hook
 	(HeaderEdit_Op)(0),        // 1: postline.filter.v1.HeaderEdit.Op
@@ -1232,42 +1453,48 @@ var file_filter_proto_goTypes = []any{
 	(*RcptRequest)(nil),       // 9: postline.filter.v1.RcptRequest
 	(*DataStart)(nil),         // 10: postline.filter.v1.DataStart
 	(*DataChunk)(nil),         // 11: postline.filter.v1.DataChunk
-	(*DeliverRequest)(nil),    // 12: postline.filter.v1.DeliverRequest
-	(*Reply)(nil),             // 13: postline.filter.v1.Reply
-	(*HeaderEdit)(nil),        // 14: postline.filter.v1.HeaderEdit
-	(*Verdict)(nil),           // 15: postline.filter.v1.Verdict
-	nil,                       // 16: postline.filter.v1.MailRequest.ParamsEntry
+	(*DataReply)(nil),         // 12: postline.filter.v1.DataReply
+	(*DeliverRequest)(nil),    // 13: postline.filter.v1.DeliverRequest
+	(*Reply)(nil),             // 14: postline.filter.v1.Reply
+	(*HeaderEdit)(nil),        // 15: postline.filter.v1.HeaderEdit
+	(*EnvelopeEdits)(nil),     // 16: postline.filter.v1.EnvelopeEdits
+	(*Verdict)(nil),           // 17: postline.filter.v1.Verdict
+	nil,                       // 18: postline.filter.v1.MailRequest.ParamsEntry
 }
 var file_filter_proto_depIdxs = []int32{
 	0,  // 0: postline.filter.v1.ConfigureResponse.hooks:type_name -> postline.filter.v1.Hook
 	6,  // 1: postline.filter.v1.Connection.tls:type_name -> postline.filter.v1.TLS
 	5,  // 2: postline.filter.v1.ConnectRequest.conn:type_name -> postline.filter.v1.Connection
 	5,  // 3: postline.filter.v1.MailRequest.conn:type_name -> postline.filter.v1.Connection
-	16, // 4: postline.filter.v1.MailRequest.params:type_name -> postline.filter.v1.MailRequest.ParamsEntry
+	18, // 4: postline.filter.v1.MailRequest.params:type_name -> postline.filter.v1.MailRequest.ParamsEntry
 	5,  // 5: postline.filter.v1.RcptRequest.conn:type_name -> postline.filter.v1.Connection
 	5,  // 6: postline.filter.v1.DataStart.conn:type_name -> postline.filter.v1.Connection
 	10, // 7: postline.filter.v1.DataChunk.start:type_name -> postline.filter.v1.DataStart
-	1,  // 8: postline.filter.v1.HeaderEdit.op:type_name -> postline.filter.v1.HeaderEdit.Op
-	2,  // 9: postline.filter.v1.Verdict.action:type_name -> postline.filter.v1.Verdict.Action
-	13, // 10: postline.filter.v1.Verdict.reply:type_name -> postline.filter.v1.Reply
-	14, // 11: postline.filter.v1.Verdict.header_edits:type_name -> postline.filter.v1.HeaderEdit
-	3,  // 12: postline.filter.v1.Filter.Configure:input_type -> postline.filter.v1.ConfigureRequest
-	7,  // 13: postline.filter.v1.Filter.Connect:input_type -> postline.filter.v1.ConnectRequest
-	8,  // 14: postline.filter.v1.Filter.Mail:input_type -> postline.filter.v1.MailRequest
-	9,  // 15: postline.filter.v1.Filter.Rcpt:input_type -> postline.filter.v1.RcptRequest
-	11, // 16: postline.filter.v1.Filter.Data:input_type -> postline.filter.v1.DataChunk
-	12, // 17: postline.filter.v1.Filter.Deliver:input_type -> postline.filter.v1.DeliverRequest
-	4,  // 18: postline.filter.v1.Filter.Configure:output_type -> postline.filter.v1.ConfigureResponse
-	15, // 19: postline.filter.v1.Filter.Connect:output_type -> postline.filter.v1.Verdict
-	15, // 20: postline.filter.v1.Filter.Mail:output_type -> postline.filter.v1.Verdict
-	15, // 21: postline.filter.v1.Filter.Rcpt:output_type -> postline.filter.v1.Verdict
-	15, // 22: postline.filter.v1.Filter.Data:output_type -> postline.filter.v1.Verdict
-	15, // 23: postline.filter.v1.Filter.Deliver:output_type -> postline.filter.v1.Verdict
-	18, // [18:24] is the sub-list for method output_type
-	12, // [12:18] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	17, // 8: postline.filter.v1.DataReply.verdict:type_name -> postline.filter.v1.Verdict
+	1,  // 9: postline.filter.v1.HeaderEdit.op:type_name -> postline.filter.v1.HeaderEdit.Op
+	2,  // 10: postline.filter.v1.Verdict.action:type_name -> postline.filter.v1.Verdict.Action
+	14, // 11: postline.filter.v1.Verdict.reply:type_name -> postline.filter.v1.Reply
+	15, // 12: postline.filter.v1.Verdict.header_edits:type_name -> postline.filter.v1.HeaderEdit
+	16, // 13: postline.filter.v1.Verdict.envelope_edits:type_name -> postline.filter.v1.EnvelopeEdits
+	3,  // 14: postline.filter.v1.Filter.Configure:input_type -> postline.filter.v1.ConfigureRequest
+	7,  // 15: postline.filter.v1.Filter.Connect:input_type -> postline.filter.v1.ConnectRequest
+	8,  // 16: postline.filter.v1.Filter.Mail:input_type -> postline.filter.v1.MailRequest
+	9,  // 17: postline.filter.v1.Filter.Rcpt:input_type -> postline.filter.v1.RcptRequest
+	11, // 18: postline.filter.v1.Filter.Data:input_type -> postline.filter.v1.DataChunk
+	11, // 19: postline.filter.v1.Filter.DataRewrite:input_type -> postline.filter.v1.DataChunk
+	13, // 20: postline.filter.v1.Filter.Deliver:input_type -> postline.filter.v1.DeliverRequest
+	4,  // 21: postline.filter.v1.Filter.Configure:output_type -> postline.filter.v1.ConfigureResponse
+	17, // 22: postline.filter.v1.Filter.Connect:output_type -> postline.filter.v1.Verdict
+	17, // 23: postline.filter.v1.Filter.Mail:output_type -> postline.filter.v1.Verdict
+	17, // 24: postline.filter.v1.Filter.Rcpt:output_type -> postline.filter.v1.Verdict
+	17, // 25: postline.filter.v1.Filter.Data:output_type -> postline.filter.v1.Verdict
+	12, // 26: postline.filter.v1.Filter.DataRewrite:output_type -> postline.filter.v1.DataReply
+	17, // 27: postline.filter.v1.Filter.Deliver:output_type -> postline.filter.v1.Verdict
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_filter_proto_init() }
@@ -1279,13 +1506,17 @@ func file_filter_proto_init() {
 		(*DataChunk_Start)(nil),
 		(*DataChunk_Body)(nil),
 	}
+	file_filter_proto_msgTypes[9].OneofWrappers = []any{
+		(*DataReply_Body)(nil),
+		(*DataReply_Verdict)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_filter_proto_rawDesc), len(file_filter_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,12 +36,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Filter_Configure_FullMethodName = "/postline.filter.v1.Filter/Configure"
-	Filter_Connect_FullMethodName   = "/postline.filter.v1.Filter/Connect"
-	Filter_Mail_FullMethodName      = "/postline.filter.v1.Filter/Mail"
-	Filter_Rcpt_FullMethodName      = "/postline.filter.v1.Filter/Rcpt"
-	Filter_Data_FullMethodName      = "/postline.filter.v1.Filter/Data"
-	Filter_Deliver_FullMethodName   = "/postline.filter.v1.Filter/Deliver"
+	Filter_Configure_FullMethodName   = "/postline.filter.v1.Filter/Configure"
+	Filter_Connect_FullMethodName     = "/postline.filter.v1.Filter/Connect"
+	Filter_Mail_FullMethodName        = "/postline.filter.v1.Filter/Mail"
+	Filter_Rcpt_FullMethodName        = "/postline.filter.v1.Filter/Rcpt"
+	Filter_Data_FullMethodName        = "/postline.filter.v1.Filter/Data"
+	Filter_DataRewrite_FullMethodName = "/postline.filter.v1.Filter/DataRewrite"
+	Filter_Deliver_FullMethodName     = "/postline.filter.v1.Filter/Deliver"
 )
 
 // FilterClient is the client API for Filter service.
@@ -64,6 +65,14 @@ type FilterClient interface {
 	// A plugin that asked for headers only gets no body chunks. A plugin may
 	// answer before reading the whole body; the host then stops sending.
 	Data(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[DataChunk, Verdict], error)
+	// DataRewrite replaces Data for a plugin that said
+	// data_replaces_body: the same chunks go in; the answer is a stream of
+	// any number of body chunks (at most 64 KiB each), then one Verdict.
+	// When that Verdict has replace_body set, the chunks are the message's
+	// new body (the header stays, with the edits); otherwise they are
+	// dropped. The host writes them to disk as they come, so a new body of
+	// any size costs bounded memory.
+	DataRewrite(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DataChunk, DataReply], error)
 	// Deliver runs in the MDA once per recipient, before the Maildir write.
 	Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*Verdict, error)
 }
@@ -129,6 +138,19 @@ func (c *filterClient) Data(ctx context.Context, opts ...grpc.CallOption) (grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Filter_DataClient = grpc.ClientStreamingClient[DataChunk, Verdict]
 
+func (c *filterClient) DataRewrite(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DataChunk, DataReply], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Filter_ServiceDesc.Streams[1], Filter_DataRewrite_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DataChunk, DataReply]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Filter_DataRewriteClient = grpc.BidiStreamingClient[DataChunk, DataReply]
+
 func (c *filterClient) Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*Verdict, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Verdict)
@@ -159,6 +181,14 @@ type FilterServer interface {
 	// A plugin that asked for headers only gets no body chunks. A plugin may
 	// answer before reading the whole body; the host then stops sending.
 	Data(grpc.ClientStreamingServer[DataChunk, Verdict]) error
+	// DataRewrite replaces Data for a plugin that said
+	// data_replaces_body: the same chunks go in; the answer is a stream of
+	// any number of body chunks (at most 64 KiB each), then one Verdict.
+	// When that Verdict has replace_body set, the chunks are the message's
+	// new body (the header stays, with the edits); otherwise they are
+	// dropped. The host writes them to disk as they come, so a new body of
+	// any size costs bounded memory.
+	DataRewrite(grpc.BidiStreamingServer[DataChunk, DataReply]) error
 	// Deliver runs in the MDA once per recipient, before the Maildir write.
 	Deliver(context.Context, *DeliverRequest) (*Verdict, error)
 	mustEmbedUnimplementedFilterServer()
@@ -185,6 +215,9 @@ func (UnimplementedFilterServer) Rcpt(context.Context, *RcptRequest) (*Verdict, 
 }
 func (UnimplementedFilterServer) Data(grpc.ClientStreamingServer[DataChunk, Verdict]) error {
 	return status.Error(codes.Unimplemented, "method Data not implemented")
+}
+func (UnimplementedFilterServer) DataRewrite(grpc.BidiStreamingServer[DataChunk, DataReply]) error {
+	return status.Error(codes.Unimplemented, "method DataRewrite not implemented")
 }
 func (UnimplementedFilterServer) Deliver(context.Context, *DeliverRequest) (*Verdict, error) {
 	return nil, status.Error(codes.Unimplemented, "method Deliver not implemented")
@@ -289,6 +322,13 @@ func _Filter_Data_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Filter_DataServer = grpc.ClientStreamingServer[DataChunk, Verdict]
 
+func _Filter_DataRewrite_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(FilterServer).DataRewrite(&grpc.GenericServerStream[DataChunk, DataReply]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Filter_DataRewriteServer = grpc.BidiStreamingServer[DataChunk, DataReply]
+
 func _Filter_Deliver_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeliverRequest)
 	if err := dec(in); err != nil {
@@ -339,6 +379,12 @@ var Filter_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Data",
 			Handler:       _Filter_Data_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "DataRewrite",
+			Handler:       _Filter_DataRewrite_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 	},

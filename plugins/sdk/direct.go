@@ -5,7 +5,9 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"postline/plugins/pb"
 )
@@ -39,6 +41,12 @@ func (d *direct) Rcpt(ctx context.Context, in *pb.RcptRequest, _ ...grpc.CallOpt
 
 func (d *direct) Deliver(ctx context.Context, in *pb.DeliverRequest, _ ...grpc.CallOption) (*pb.Verdict, error) {
 	return d.srv.Deliver(ctx, in)
+}
+
+// DataRewrite is for plugins in processes of their own: a bundled filter
+// run in the daemon never replaces a body.
+func (d *direct) DataRewrite(context.Context, ...grpc.CallOption) (pb.Filter_DataRewriteClient, error) {
+	return nil, status.Error(codes.Unimplemented, "no body replacement in process")
 }
 
 // Data runs the data hook in a goroutine of its own, fed the chunks the

@@ -59,6 +59,14 @@ type HeadersOnly interface {
 	HeadersOnly() bool
 }
 
+// BodyReplacer may be implemented by a DataFilter whose verdicts may
+// carry a new body (Verdict.ReplaceBody): the host then asks through a
+// call that can stream the new body back. It is asked once, right after
+// Configure.
+type BodyReplacer interface {
+	ReplacesBody() bool
+}
+
 // DeliverFilter runs in the MDA once per recipient, just before the
 // message is written into that recipient's Maildir.
 type DeliverFilter interface {

@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/emersion/go-message/textproto"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"postline/plugins"
 	"postline/plugins/pb"
 )
 
@@ -38,6 +40,9 @@ func (s *server) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.Con
 	resp := &pb.ConfigureResponse{Hooks: hooksOf(s.impl)}
 	if h, ok := s.impl.(HeadersOnly); ok {
 		resp.DataHeadersOnly = h.HeadersOnly()
+	}
+	if b, ok := s.impl.(BodyReplacer); ok {
+		resp.DataReplacesBody = b.ReplacesBody()
 	}
 	return resp, nil
 }
@@ -80,33 +85,91 @@ func (s *server) Deliver(ctx context.Context, req *pb.DeliverRequest) (*pb.Verdi
 // Data reads the first chunk (envelope and header) and hands the rest to
 // the filter as a reader, so a body of any size passes one chunk at a time.
 func (s *server) Data(stream pb.Filter_DataServer) error {
+	v, _, err := s.data(stream.Context(), stream)
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(v.proto())
+}
+
+// DataRewrite is Data for a BodyReplacer: a new body goes back in chunks
+// before the verdict, read from the verdict's reader one chunk at a time.
+func (s *server) DataRewrite(stream pb.Filter_DataRewriteServer) error {
+	v, m, err := s.data(stream.Context(), stream)
+	if err != nil {
+		return err
+	}
+	pv := v.proto()
+	if v.body != nil {
+		// The host reads the new body only once it has sent the whole
+		// message: what the filter left unread must be taken first.
+		if _, err := io.Copy(io.Discard, m.Body); err != nil {
+			return fmt.Errorf("sdk: data: rest of the body: %w", err)
+		}
+		if err := sendBody(stream, v.body); err != nil {
+			return status.Errorf(codes.Unknown, "sdk: new body: %v", err)
+		}
+		pv.ReplaceBody = true
+	}
+	return stream.Send(&pb.DataReply{Reply: &pb.DataReply_Verdict{Verdict: pv}})
+}
+
+// sendBody streams body in chunks of at most plugins.MaxChunk.
+func sendBody(stream pb.Filter_DataRewriteServer, body io.Reader) error {
+	if c, ok := body.(io.Closer); ok {
+		defer c.Close()
+	}
+	for {
+		buf := make([]byte, plugins.MaxChunk) // grpc may hold a sent message's bytes
+		n, err := io.ReadFull(body, buf)
+		if n > 0 {
+			if serr := stream.Send(&pb.DataReply{Reply: &pb.DataReply_Body{Body: buf[:n]}}); serr != nil {
+				return serr
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// data reads the first chunk and runs the filter's data hook.
+func (s *server) data(ctx context.Context, stream chunkReceiver) (Verdict, *Message, error) {
 	f, ok := s.impl.(DataFilter)
 	if !ok {
-		return status.Error(codes.Unimplemented, "no data hook")
+		return Verdict{}, nil, status.Error(codes.Unimplemented, "no data hook")
 	}
 	first, err := stream.Recv()
 	if err != nil {
-		return fmt.Errorf("sdk: data: first chunk: %w", err)
+		return Verdict{}, nil, fmt.Errorf("sdk: data: first chunk: %w", err)
 	}
 	start := first.GetStart()
 	if start == nil {
-		return status.Error(codes.InvalidArgument, "data: first chunk must be DataStart")
+		return Verdict{}, nil, status.Error(codes.InvalidArgument, "data: first chunk must be DataStart")
 	}
 	m := &Message{
 		Conn: conn(start.GetConn()), Sender: start.GetSender(), Recipients: start.GetRecipients(),
 		Size: start.GetSize(), Header: parseHeader(start.GetHeader()), RawHeader: start.GetHeader(),
 		Body: &bodyReader{stream: stream},
 	}
-	v, err := answer(f.Data(stream.Context(), m))
+	v, err := f.Data(ctx, m)
 	if err != nil {
-		return err
+		return Verdict{}, nil, status.Error(codes.Unknown, err.Error())
 	}
-	return stream.SendAndClose(v)
+	return v, m, nil
+}
+
+// chunkReceiver is the host's side of Data and DataRewrite as the filter reads it.
+type chunkReceiver interface {
+	Recv() (*pb.DataChunk, error)
 }
 
 // bodyReader reads body chunks off the stream, holding one at a time.
 type bodyReader struct {
-	stream pb.Filter_DataServer
+	stream chunkReceiver
 	buf    []byte
 	err    error
 }

@@ -1,6 +1,10 @@
 package sdk
 
-import "postline/plugins/pb"
+import (
+	"io"
+
+	"postline/plugins/pb"
+)
 
 // Verdict is a filter's answer to one hook call. Build one with Continue,
 // Accept, Reject, Tempfail, Discard or FileInto, and attach header edits
@@ -12,6 +16,8 @@ type Verdict struct {
 	text     string
 	folder   string
 	edits    []Edit
+	envelope *pb.EnvelopeEdits
+	body     io.Reader // the new body, see ReplaceBody
 }
 
 // Continue says "no objection": the next plugin runs.
@@ -47,30 +53,87 @@ func (v Verdict) With(edits ...Edit) Verdict {
 	return v
 }
 
+// ChangeSender returns v with the envelope sender replaced by sender
+// ("" for <>). Envelope changes count at the data hook only.
+func (v Verdict) ChangeSender(sender string) Verdict {
+	v.envelope = v.envelopeCopy()
+	v.envelope.ChangeSender, v.envelope.Sender = true, sender
+	return v
+}
+
+// AddRecipient returns v with rcpt added to the envelope (data hook only).
+func (v Verdict) AddRecipient(rcpt string) Verdict {
+	v.envelope = v.envelopeCopy()
+	v.envelope.AddRecipients = append(v.envelope.AddRecipients, rcpt)
+	return v
+}
+
+// RemoveRecipient returns v with rcpt taken out of the envelope (data hook
+// only); letter case does not matter.
+func (v Verdict) RemoveRecipient(rcpt string) Verdict {
+	v.envelope = v.envelopeCopy()
+	v.envelope.RemoveRecipients = append(v.envelope.RemoveRecipients, rcpt)
+	return v
+}
+
+func (v Verdict) envelopeCopy() *pb.EnvelopeEdits {
+	if v.envelope == nil {
+		return &pb.EnvelopeEdits{}
+	}
+	return &pb.EnvelopeEdits{ChangeSender: v.envelope.ChangeSender, Sender: v.envelope.Sender,
+		AddRecipients:    append([]string(nil), v.envelope.AddRecipients...),
+		RemoveRecipients: append([]string(nil), v.envelope.RemoveRecipients...)}
+}
+
+// ReplaceBody returns v with the message body (all after the header)
+// replaced by what body reads; it is read in 64 KiB chunks after the hook
+// returns, and closed if it is an io.Closer. It counts only for a
+// DataFilter that implements BodyReplacer.
+func (v Verdict) ReplaceBody(body io.Reader) Verdict {
+	v.body = body
+	return v
+}
+
 // Edit is one change to the message's header.
 type Edit struct {
 	op          pb.HeaderEdit_Op
 	name, value string
+	index       uint32
 }
 
 // Prepend adds the field "name: value" at the top of the header, where
 // trace fields (Received, Return-Path) belong (RFC 5322 §3.6.7). A long
 // value may be folded with "\r\n " or "\r\n\t".
-func Prepend(name, value string) Edit { return Edit{pb.HeaderEdit_PREPEND, name, value} }
+func Prepend(name, value string) Edit {
+	return Edit{op: pb.HeaderEdit_PREPEND, name: name, value: value}
+}
 
 // Append adds the field "name: value" at the end of the header.
-func Append(name, value string) Edit { return Edit{pb.HeaderEdit_APPEND, name, value} }
+func Append(name, value string) Edit { return Edit{op: pb.HeaderEdit_APPEND, name: name, value: value} }
 
 // Remove removes every field called name, in any letter case.
 func Remove(name string) Edit { return Edit{op: pb.HeaderEdit_REMOVE, name: name} }
 
+// Change sets the value of the index-th field called name (1-based, any
+// letter case); an empty value removes that field, and an index past the
+// last one adds the field at the end (libmilter's smfi_chgheader).
+func Change(name string, index int, value string) Edit {
+	return Edit{pb.HeaderEdit_CHANGE, name, value, uint32(max(index, 0))}
+}
+
+// Insert adds the field "name: value" after the index-th field of the
+// header, 0 being the top (libmilter's smfi_insheader).
+func Insert(index int, name, value string) Edit {
+	return Edit{pb.HeaderEdit_INSERT, name, value, uint32(max(index, 0))}
+}
+
 func (v Verdict) proto() *pb.Verdict {
-	out := &pb.Verdict{Action: v.action, Folder: v.folder}
+	out := &pb.Verdict{Action: v.action, Folder: v.folder, EnvelopeEdits: v.envelope}
 	if v.action == pb.Verdict_REJECT || v.action == pb.Verdict_TEMPFAIL {
 		out.Reply = &pb.Reply{Code: uint32(max(v.code, 0)), EnhancedCode: v.enhanced, Text: v.text}
 	}
 	for _, e := range v.edits {
-		out.HeaderEdits = append(out.HeaderEdits, &pb.HeaderEdit{Op: e.op, Name: e.name, Value: e.value})
+		out.HeaderEdits = append(out.HeaderEdits, &pb.HeaderEdit{Op: e.op, Name: e.name, Value: e.value, Index: e.index})
 	}
 	return out
 }
