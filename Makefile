@@ -30,6 +30,7 @@ build:
 	$(GOBUILD) -o bin/postline-plugin-example ./plugins/example
 	$(GOBUILD) -o bin/postline-plugin-antispam ./plugins/antispam
 	$(GOBUILD) -o bin/postline-plugin-dkim-sign ./plugins/dkimsign
+	$(GOBUILD) -o bin/postline-plugin-milter ./plugins/milter
 
 run: build
 	./bin/postline -c $(CONFIG) start

@@ -17,7 +17,12 @@ type Plugin struct {
 	Name string `toml:"name"`
 	// Path is the executable, relative to the config file's folder; empty
 	// means postline-plugin-NAME beside the daemons' own executables.
-	Path    string   `toml:"path"`
+	Path string `toml:"path"`
+	// Program names the bundled plugin to run when Path is empty:
+	// postline-plugin-PROGRAM beside the daemons. Empty means Name, so two
+	// plugins of one program (two milters) need it: name = "rspamd",
+	// program = "milter".
+	Program string   `toml:"program"`
 	Daemon  string   `toml:"daemon"` // msa, mta or mda
 	Hooks   []string `toml:"hooks"`  // empty: every hook it implements
 	Order   int      `toml:"order"`
@@ -145,6 +150,9 @@ func (c *Config) validatePlugins(path, src string) []error {
 			if ok && !slices.Contains(allowed, h) {
 				bad("hooks", "%q is not a hook the %s runs (%s)", h, p.Daemon, strings.Join(allowed, ", "))
 			}
+		}
+		if strings.ContainsFunc(p.Program, badNameRune) || strings.Contains(p.Program, "..") || len(p.Program) > 64 {
+			bad("program", "must be a bundled plugin's name such as \"milter\" (postline-plugin-NAME beside the daemons); give path for others")
 		}
 		if p.OnError != "" && p.OnError != "tempfail" && p.OnError != "continue" {
 			bad("on_error", "%q is not \"tempfail\" or \"continue\"", p.OnError)

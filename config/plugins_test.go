@@ -123,6 +123,11 @@ daemon = "smtpd"
 [[plugins]]
 name = "no spaces"
 daemon = "mta"
+
+[[plugins]]
+name = "c"
+program = "../../bin/sh"
+daemon = "mta"
 `)
 	_, err := Load(path)
 	if err == nil {
@@ -134,6 +139,7 @@ daemon = "mta"
 		path + `:9: plugins "b": on_error: "ignore" is not "tempfail" or "continue"`,
 		`plugins "a": name: two [[plugins]] tables have this name`,
 		path + `:19: plugins "no spaces": name: must be 1-64 letters`,
+		path + `:23: plugins "c": program: must be a bundled plugin's name such as "milter"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

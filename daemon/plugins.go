@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 
@@ -35,7 +37,7 @@ func PluginSpecs(cfg *config.Config, exeDir string) []host.Spec {
 		if filter := inDaemon(p.Name); filter != nil && p.Path == "" {
 			spec.InProcess = filter
 		} else if spec.Path == "" {
-			spec.Path = filepath.Join(exeDir, PluginPrefix+p.Name)
+			spec.Path = filepath.Join(exeDir, PluginPrefix+cmp.Or(p.Program, p.Name))
 		}
 		specs = append(specs, spec)
 	}
@@ -77,4 +79,30 @@ func StartPlugins(ctx context.Context, cfg *config.Config, svc string, log zerol
 		return nil, err
 	}
 	return host.Start(ctx, PluginSpecs(cfg, filepath.Dir(exe)), host.Options{Daemon: svc, Hostname: cfg.Hostname, Log: log})
+}
+
+// CheckPlugins starts every enabled plugin as its daemon would, then
+// stops it: a plugin that refuses its [plugins.config] (a milter address
+// that does not parse, a DKIM key that does not load) shows up in
+// `postline check`, not at the next start.
+func CheckPlugins(ctx context.Context, cfg *config.Config) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	specs := PluginSpecs(cfg, filepath.Dir(exe))
+	var errs []error
+	seen := map[string]bool{} // a bad spec fails every daemon's start alike
+	for _, svc := range []string{"msa", "mta", "mda"} {
+		c, err := host.Start(ctx, specs, host.Options{Daemon: svc, Hostname: cfg.Hostname, Log: zerolog.Nop()})
+		if err != nil {
+			if !seen[err.Error()] {
+				errs = append(errs, err)
+			}
+			seen[err.Error()] = true
+			continue
+		}
+		c.Close()
+	}
+	return errors.Join(errs...)
 }

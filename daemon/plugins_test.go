@@ -16,9 +16,10 @@ func TestPluginSpecs(t *testing.T) {
 		{Name: "off", Daemon: "msa", Enabled: &off},
 		{Name: "received", Daemon: "mta", Path: "/opt/received"},
 		{Name: "antispam", Daemon: "mta"},
+		{Name: "rspamd", Program: "milter", Daemon: "mta"},
 	}}
 	specs := PluginSpecs(cfg, "/usr/lib/postline")
-	if len(specs) != 4 {
+	if len(specs) != 5 {
 		t.Fatalf("specs = %+v, want the disabled one left out", specs)
 	}
 	// A bundled trace-field filter without a path runs in the daemon.
@@ -30,6 +31,9 @@ func TestPluginSpecs(t *testing.T) {
 	}
 	if s := specs[3]; s.InProcess != nil || s.Path != "/usr/lib/postline/postline-plugin-antispam" {
 		t.Errorf("antispam spec = %+v, want the plugin beside the daemons", s)
+	}
+	if s := specs[4]; s.Name != "rspamd" || s.Path != "/usr/lib/postline/postline-plugin-milter" {
+		t.Errorf("rspamd spec = %+v, want the bundled milter program", s)
 	}
 	if s := specs[1]; s.Path != "/opt/ex" || s.Order != 3 || s.Timeout != time.Second || s.OnError != "continue" || s.Config["word"] != "x" {
 		t.Errorf("example spec = %+v", s)

@@ -168,3 +168,52 @@ func TestAliasCommands(t *testing.T) {
 		t.Errorf("alias without aliases_file: %v %q", err, out)
 	}
 }
+
+// check starts the plugins, so one that refuses its own [plugins.config]
+// fails it, with the file and the plugin's words.
+func TestCheckReportsPluginConfig(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, "plugin.toml", validConfig+"[[plugins]]\nname = \"rspamd\"\nprogram = \"milter\"\ndaemon = \"mta\"\n"+
+		"[plugins.config]\nmilters = [\"tcp:127.0.0.1:11332\"]\n")
+	out, err := runPostline(path, "", "check")
+	want := `milters: "tcp:127.0.0.1:11332": give "inet:host:port" or "unix:/path/to/socket"`
+	if err == nil || !strings.Contains(out, path) || !strings.Contains(out, want) {
+		t.Errorf("check: %v\n%s\nwant the file and %q", err, out, want)
+	}
+}
+
+// The milter examples of the README and of docs/milters.md pass check.
+func TestMilterExamplesPassCheck(t *testing.T) {
+	t.Parallel()
+	n := 0
+	for _, doc := range []string{"../README.md", "../docs/milters.md", "../plugins/README.md"} {
+		for _, block := range tomlBlocks(t, doc) {
+			if !strings.Contains(block, `program = "milter"`) {
+				continue
+			}
+			n++
+			path := writeFile(t, "example.toml", validConfig+block)
+			if out, err := runPostline(path, "", "check"); err != nil {
+				t.Errorf("%s example:\n%s\ncheck: %v\n%s", doc, block, err, out)
+			}
+		}
+	}
+	if n < 3 {
+		t.Errorf("%d milter examples found, want the README's and the guide's", n)
+	}
+}
+
+// tomlBlocks returns the ```toml blocks of a Markdown file.
+func tomlBlocks(t *testing.T, path string) []string {
+	t.Helper()
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	for _, part := range strings.Split(string(text), "```toml\n")[1:] {
+		block, _, _ := strings.Cut(part, "```")
+		blocks = append(blocks, block)
+	}
+	return blocks
+}

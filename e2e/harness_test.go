@@ -49,6 +49,7 @@ func TestMain(m *testing.M) {
 		{"-o", dir + "/postline-plugin-example", "./plugins/example"},
 		{"-o", dir + "/postline-plugin-antispam", "./plugins/antispam"},
 		{"-o", dir + "/postline-plugin-dkim-sign", "./plugins/dkimsign"},
+		{"-o", dir + "/postline-plugin-milter", "./plugins/milter"},
 	} {
 		build := exec.Command("go", append([]string{"build"}, args...)...)
 		build.Dir = ".."

@@ -31,6 +31,8 @@ var debianPackage = map[string]string{
 	"dovecot":         "dovecot-imapd",
 	"systemd-analyze": "systemd",
 	"pebble":          "pebble",
+	"rspamd":          "rspamd",
+	"opendkim":        "opendkim",
 }
 
 // requireProgram returns the path of program name, or skips the test.

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"os"
 
 	"postline/config"
+	"postline/daemon"
 	"postline/users"
 )
 
 // check reports problems that config.Load cannot see: files the config
-// names that are missing or unreadable.
+// names that are missing or unreadable, and plugins that refuse their
+// own config.
 func check(cfg *config.Config) int {
 	ok := true
 	if _, err := users.List(cfg.UsersFile); err != nil {
@@ -26,6 +29,10 @@ func check(cfg *config.Config) int {
 			fmt.Fprintf(os.Stderr, "%s: tls.cert/tls.key: %v (give a PEM certificate chain and its key)\n", cfg.File, err)
 			ok = false
 		}
+	}
+	if err := daemon.CheckPlugins(context.Background(), cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: [[plugins]]: %v\n", cfg.File, err)
+		ok = false
 	}
 	if !ok {
 		return 1

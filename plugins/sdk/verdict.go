@@ -46,6 +46,21 @@ func Discard() Verdict { return Verdict{action: pb.Verdict_DISCARD} }
 // next plugin still runs.
 func FileInto(folder string) Verdict { return Verdict{action: pb.Verdict_FILE_INTO, folder: folder} }
 
+// Refuses reports whether v is a Reject or a Tempfail.
+func (v Verdict) Refuses() bool {
+	return v.action == pb.Verdict_REJECT || v.action == pb.Verdict_TEMPFAIL
+}
+
+// Discards reports whether v is a Discard.
+func (v Verdict) Discards() bool { return v.action == pb.Verdict_DISCARD }
+
+// Into returns v as a FileInto verdict for folder, with the changes it
+// carries.
+func (v Verdict) Into(folder string) Verdict {
+	v.action, v.folder = pb.Verdict_FILE_INTO, folder
+	return v
+}
+
 // With returns v with edits added after the ones it already has. Edits
 // apply in order, e.g. With(Remove("Return-Path"), Prepend("Return-Path", "<a@b>")).
 func (v Verdict) With(edits ...Edit) Verdict {
