@@ -68,7 +68,7 @@ func datePart(t time.Time, part string) string {
 	case "time":
 		return t.Format("15:04:05")
 	case "iso8601":
-		return t.Format("2006-01-02T15:04:05-07:00")
+		return t.Format(time.RFC3339) // "Z" for UTC, as Pigeonhole writes it
 	case "std11":
 		return t.Format("Mon, 02 Jan 2006 15:04:05 -0700")
 	case "zone":

@@ -8,9 +8,11 @@ package sieve
 // but the last matches as little as possible; the captures follow
 // RFC 5229 §3.2 (${0} the whole value, ${N} the Nth wildcard).
 
-// globElem is one pattern element: a literal character or '?'.
+// globElem is one pattern element: a literal octet or '?'. As in
+// Pigeonhole, '?' is one octet: i;octet and i;ascii-casemap compare octets
+// (RFC 4790 §9.2, §9.3).
 type globElem struct {
-	r   rune
+	r   byte
 	any bool
 }
 
@@ -18,7 +20,7 @@ type globElem struct {
 // next character (§2.7.1).
 func parseGlob(cmp, pat string) [][]globElem {
 	segs := [][]globElem{nil}
-	rs := []rune(fold(cmp, pat))
+	rs := []byte(fold(cmp, pat))
 	for i := 0; i < len(rs); i++ {
 		last := len(segs) - 1
 		switch rs[i] {
@@ -39,7 +41,7 @@ func parseGlob(cmp, pat string) [][]globElem {
 }
 
 // segAt reports whether seg matches text at position i.
-func segAt(seg []globElem, text []rune, i int) bool {
+func segAt(seg []globElem, text []byte, i int) bool {
 	if i+len(seg) > len(text) {
 		return false
 	}
@@ -54,11 +56,8 @@ func segAt(seg []globElem, text []rune, i int) bool {
 // glob matches value against pattern and returns the match variables.
 func glob(cmp, value, pat string) ([]string, bool) {
 	segs := parseGlob(cmp, pat)
-	orig := []rune(value)
-	text := []rune(fold(cmp, value))
-	if len(orig) != len(text) {
-		orig = text
-	}
+	orig := []byte(value)
+	text := []byte(fold(cmp, value))
 	caps := []string{value}
 	first, last := segs[0], segs[len(segs)-1]
 	if len(segs) == 1 {
@@ -93,7 +92,7 @@ func glob(cmp, value, pat string) ([]string, bool) {
 }
 
 // find returns the leftmost i in [from, limit-len(seg)] where seg matches.
-func find(seg []globElem, text []rune, from, limit int) int {
+func find(seg []globElem, text []byte, from, limit int) int {
 	for i := from; i+len(seg) <= limit; i++ {
 		if segAt(seg, text, i) {
 			return i
@@ -103,7 +102,7 @@ func find(seg []globElem, text []rune, from, limit int) int {
 }
 
 // appendAnys adds one capture per '?' of seg placed at position at.
-func appendAnys(caps []string, seg []globElem, orig []rune, at int) []string {
+func appendAnys(caps []string, seg []globElem, orig []byte, at int) []string {
 	for k, e := range seg {
 		if e.any {
 			caps = append(caps, string(orig[at+k]))

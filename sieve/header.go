@@ -33,10 +33,13 @@ func (h Header) Values(name string) []string {
 	return out
 }
 
+// unfold removes folding line breaks; as in Dovecot, the white space that
+// starts a continuation line becomes one space.
 func unfold(v string) string {
 	v = strings.ReplaceAll(v, "\r\n", "\n")
+	v = strings.ReplaceAll(v, "\n\t", " ")
 	v = strings.ReplaceAll(v, "\n", "")
-	return strings.Trim(v, " \t")
+	return strings.Trim(v, " \t\r")
 }
 
 // decodeHeader decodes RFC 2047 encoded words, as Pigeonhole does before

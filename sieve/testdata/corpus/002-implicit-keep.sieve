@@ -1,0 +1,1 @@
+# nothing to do: the implicit keep files the message

@@ -1,0 +1,3 @@
+redirect "bob@example.org";
+redirect "bob@example.org";
+redirect "carol@example.org";

@@ -1,0 +1,2 @@
+require "fileinto";
+if header :is "Subject" "HELLO WORLD" { fileinto "Match"; }

@@ -1,0 +1,2 @@
+require "fileinto";
+if header :matches "subject" "H?llo *" { fileinto "Match"; }

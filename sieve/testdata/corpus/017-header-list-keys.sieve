@@ -1,0 +1,2 @@
+require "fileinto";
+if header :contains ["To", "Cc"] ["nobody", "carol"] { fileinto "Friends"; }

@@ -1,0 +1,2 @@
+require "fileinto";
+if header :is "X-Folded" "one two three" { fileinto "Unfolded"; }

@@ -1,0 +1,2 @@
+require "fileinto";
+if address :all :is "from" "ALICE@example.com" { fileinto "Alice"; }

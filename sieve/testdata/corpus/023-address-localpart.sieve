@@ -1,0 +1,2 @@
+require "fileinto";
+if address :localpart :is "cc" "carol" { fileinto "Carol"; }

@@ -1,0 +1,2 @@
+require "fileinto";
+if address :is "to" "ben@y.example" { fileinto "Group"; }

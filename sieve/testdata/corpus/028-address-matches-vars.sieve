@@ -1,0 +1,2 @@
+require ["fileinto", "variables"];
+if address :matches "from" "*@*" { fileinto "From-${2}"; }

@@ -1,0 +1,2 @@
+require ["envelope", "fileinto"];
+if envelope :is "from" "alice@example.com" { fileinto "EnvAlice"; }

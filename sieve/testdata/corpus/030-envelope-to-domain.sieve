@@ -1,0 +1,2 @@
+require ["envelope", "fileinto"];
+if envelope :domain :is "to" "EXAMPLE.NET" { fileinto "EnvNet"; }

@@ -1,0 +1,2 @@
+require ["subaddress", "fileinto"];
+if address :detail "to" "orders" { fileinto "Orders"; }

@@ -1,0 +1,2 @@
+require "fileinto";
+if exists ["From", "Date", "X-Spam-Score"] { fileinto "All"; }

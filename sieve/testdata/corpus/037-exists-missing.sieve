@@ -1,0 +1,2 @@
+require "fileinto";
+if exists ["From", "X-Nope"] { fileinto "All"; } else { fileinto "Some"; }

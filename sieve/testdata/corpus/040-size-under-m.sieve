@@ -1,0 +1,2 @@
+require "fileinto";
+if size :under 1M { fileinto "UnderMega"; }

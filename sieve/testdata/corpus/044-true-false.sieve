@@ -1,0 +1,3 @@
+require "fileinto";
+if false { fileinto "False"; }
+if true { fileinto "True"; }

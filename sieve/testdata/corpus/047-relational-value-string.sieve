@@ -1,0 +1,2 @@
+require ["fileinto", "relational"];
+if header :value "lt" "subject" "Im" { fileinto "Before"; }

@@ -1,0 +1,3 @@
+require "variables";
+set "who" "bob";
+redirect "${who}@example.org";

@@ -1,0 +1,4 @@
+require "imap4flags";
+setflag ["\\Seen", "\\Flagged"];
+removeflag "\\Seen";
+keep;

@@ -1,0 +1,3 @@
+require ["fileinto", "imap4flags", "relational", "comparator-i;ascii-numeric"];
+setflag "A B C";
+if hasflag :count "eq" :comparator "i;ascii-numeric" "3" { fileinto "ThreeFlags"; }

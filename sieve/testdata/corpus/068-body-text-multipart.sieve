@@ -1,0 +1,2 @@
+require ["body", "fileinto"];
+if body :text :contains "soft broken here. Price = 10" { fileinto "QP"; }

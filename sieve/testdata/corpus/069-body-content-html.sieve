@@ -1,0 +1,2 @@
+require ["body", "fileinto"];
+if body :content "text/html" :contains "<b>bold</b>" { fileinto "Html"; }

@@ -1,0 +1,2 @@
+require ["body", "fileinto"];
+if body :raw :contains "Price =3D 10" { fileinto "Raw"; }

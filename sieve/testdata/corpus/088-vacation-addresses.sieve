@@ -1,0 +1,2 @@
+require "vacation";
+vacation :addresses ["me.alias@example.net"] "I am away.";

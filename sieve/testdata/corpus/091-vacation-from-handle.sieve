@@ -1,0 +1,2 @@
+require "vacation";
+vacation :from "me@example.net" :handle "h1" :days 10 "Away.";

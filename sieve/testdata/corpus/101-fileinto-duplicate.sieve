@@ -1,0 +1,3 @@
+require ["fileinto", "imap4flags"];
+fileinto :flags "a" "Same";
+fileinto :flags "b" "Same";

@@ -1,0 +1,3 @@
+require "fileinto"; # hash comment
+/* bracket
+   comment */ if /* inline */ true { fileinto /* x */ "Commented"; }
