@@ -103,7 +103,7 @@ func (c *checker) test(t *Test) {
 func (c *checker) testCount(sp *spec, name string, p Pos, tests []*Test) {
 	switch {
 	case sp.tests == 0 && len(tests) > 0:
-		c.errorf(p, "%s takes no test", name)
+		c.errorf(tests[0].Pos, "unexpected %q after %s: missing ';' or ','?", tests[0].Name, name)
 	case sp.tests == 1 && len(tests) != 1:
 		c.errorf(p, "%s needs exactly one test", name)
 	case sp.tests == -1 && len(tests) == 0:
@@ -113,10 +113,10 @@ func (c *checker) testCount(sp *spec, name string, p Pos, tests []*Test) {
 
 // require records the capabilities (§3.2); an unknown one is an error.
 func (c *checker) require(ch *checked) {
-	a := ch.pos[0]
-	if a == nil {
-		return
+	if len(ch.pos) == 0 || ch.pos[0] == nil {
+		return // argument count already reported
 	}
+	a := ch.pos[0]
 	for _, s := range a.Strs {
 		ext := strings.ToLower(s)
 		if !c.caps[ext] {

@@ -133,7 +133,7 @@ func (r *run) command(c *Command) error {
 		r.store(inbox, r.flagsArg(ch), false, false)
 	case "discard":
 		r.cancelled = true
-		r.addOnce(Discard{})
+		r.discardOnce()
 	case "fileinto":
 		r.cancelled = r.cancelled || !ch.has("copy")
 		r.store(r.str(ch.pos[0]), r.flagsArg(ch), ch.has("create"), ch.has("copy"))
@@ -159,13 +159,13 @@ func rejectAction(name, reason string) Action {
 	return Reject{Reason: reason}
 }
 
-func (r *run) addOnce(a Action) {
+func (r *run) discardOnce() {
 	for _, have := range r.actions {
-		if have == a {
+		if _, ok := have.(Discard); ok {
 			return
 		}
 	}
-	r.actions = append(r.actions, a)
+	r.actions = append(r.actions, Discard{})
 }
 
 // redirectCmd checks the expanded address (RFC 5228 §4.2) and applies the
