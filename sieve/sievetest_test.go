@@ -30,7 +30,7 @@ func TestCorpusAgainstSieveTest(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			if c.noInterop != "" {
-				t.Skip("not expressible with sieve-test: " + c.noInterop)
+				t.Skip("not compared with sieve-test: " + c.noInterop)
 			}
 			got, err := runSieveTest(bin, c)
 			if err != nil {
