@@ -6,7 +6,7 @@ CONFIG  ?= etc/postline.toml
 # spurious "context deadline exceeded" on a loaded machine (go.dev/issue/75804).
 FUZZTIME ?= 100000x
 # package:target pairs run by `make fuzz`
-FUZZ_TARGETS = address:FuzzParse guard:FuzzDataReader guard:FuzzDataReaderRuns queue:FuzzDecodeEnvelope \
+FUZZ_TARGETS = address:FuzzParse sieve:FuzzParse guard:FuzzDataReader guard:FuzzDataReaderRuns queue:FuzzDecodeEnvelope \
 	mda:FuzzResolve mda:FuzzLFWriter msa:FuzzCompleteHeader \
 	third_party/go-smtp:FuzzDataReaderRuns third_party/go-smtp:FuzzDotWriterRuns
 
