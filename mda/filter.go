@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/emersion/go-smtp"
@@ -25,11 +26,11 @@ const maxHeaderBlock = 1 << 20
 // another. A non-nil reply ends that recipient's delivery there: refused
 // (4xx, 5xx) or discarded (250). msg is the spooled message at its
 // start, with LF line ends.
-func (s *session) copyFor(msg io.Reader, rc recipient, log zerolog.Logger) (io.Reader, string, *smtp.SMTPError) {
+func (s *session) copyFor(msg io.Reader, size int64, rc recipient, log zerolog.Logger) (io.Reader, string, *smtp.SMTPError) {
 	folder := s.folder
 	if s.b.Plugins.Has(host.HookDeliver) {
 		var reply *smtp.SMTPError
-		msg, folder, reply = s.deliverHook(msg, rc, log)
+		msg, folder, reply = s.deliverHook(msg, size, rc, log)
 		if reply != nil {
 			return nil, "", reply
 		}
@@ -47,13 +48,17 @@ func (s *session) copyFor(msg io.Reader, rc recipient, log zerolog.Logger) (io.R
 
 // deliverHook runs the deliver hook and returns the copy with the
 // plugins' header edits and the folder they chose.
-func (s *session) deliverHook(msg io.Reader, rc recipient, log zerolog.Logger) (io.Reader, string, *smtp.SMTPError) {
+func (s *session) deliverHook(msg io.Reader, size int64, rc recipient, log zerolog.Logger) (io.Reader, string, *smtp.SMTPError) {
 	head, rest, synthetic, err := readHeader(msg)
 	if err != nil {
 		return nil, "", deliveryError(err)
 	}
-	info := host.DeliveryInfo{Recipient: rc.address, Sender: s.from, QueueID: s.queueID, Folder: s.folder}
-	res := s.b.Plugins.Deliver(context.Background(), info, head)
+	body, err := bodyOf(msg, rest, size)
+	if err != nil {
+		return nil, "", deliveryError(err)
+	}
+	info := host.DeliveryInfo{Recipient: rc.address, Sender: s.from, QueueID: s.queueID, Folder: s.folder, Size: size}
+	res := s.b.Plugins.Deliver(context.Background(), info, head, body)
 	switch res.Action {
 	case host.Reject, host.Tempfail:
 		log.Info().Str("plugin", res.By).Str("reply", res.Reply.String()).Msg("delivery refused by plugin")
@@ -77,6 +82,22 @@ func (s *session) deliverHook(msg io.Reader, rc recipient, log zerolog.Logger) (
 		edited = edited[:len(edited)-1] // the empty line readHeader added
 	}
 	return io.MultiReader(bytes.NewReader(edited), bytes.NewReader(rest), msg), folder, nil
+}
+
+// bodyOf gives deliver plugins that read the body a reader of it from its
+// start, each: msg must then be the spooled copy (see session.direct),
+// read up to the header block and rest past it. nil when msg is a stream.
+func bodyOf(msg io.Reader, rest []byte, size int64) (func() io.Reader, error) {
+	f, ok := msg.(*os.File)
+	if !ok {
+		return nil, nil
+	}
+	pos, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("mda: body for the plugins: %w", err)
+	}
+	at := pos - int64(len(rest))
+	return func() io.Reader { return io.NewSectionReader(f, at, size-at) }, nil
 }
 
 // readHeader reads the header block (up to and including the empty line)

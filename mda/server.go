@@ -150,9 +150,10 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 
 // direct reports whether the message can go straight into its one
 // Maildir as it arrives, without the spooled copy that serves several
-// recipients: one recipient and no quota, which needs the size first.
+// recipients: one recipient, no quota, which needs the size first, and
+// no deliver plugin reading the body, which needs to read it first.
 func (s *session) direct() bool {
-	return len(s.rcpts) == 1 && (s.b.Quota == nil || s.b.Quota.Limit <= 0)
+	return len(s.rcpts) == 1 && (s.b.Quota == nil || s.b.Quota.Limit <= 0) && !s.b.Plugins.WantsDeliverBody()
 }
 
 // deliverOne delivers the spooled message to one of its recipients.
@@ -180,7 +181,7 @@ func (s *session) writeCopy(msg io.Reader, size int64, rc recipient) error {
 	if done, err := s.delivered(rc, log); done || err != nil {
 		return err
 	}
-	msg, dir, refused := s.copyFor(msg, rc, log)
+	msg, dir, refused := s.copyFor(msg, size, rc, log)
 	if refused != nil {
 		return refused
 	}

@@ -242,12 +242,43 @@ func (c *Chain) Rcpt(ctx context.Context, r RcptInfo) Result {
 }
 
 // Deliver runs the deliver hook for one recipient in the MDA; header is
-// the header block about to be written.
-func (c *Chain) Deliver(ctx context.Context, d DeliveryInfo, header []byte) Result {
-	req := &pb.DeliverRequest{Recipient: d.Recipient, Sender: d.Sender, QueueId: d.QueueID, Folder: d.Folder, Header: header}
-	return c.run(ctx, HookDeliver, d.QueueID, func(ctx context.Context, _ *proc, rpc pb.FilterClient) (*pb.Verdict, error) {
-		return rpc.Deliver(ctx, req)
+// the header block about to be written, and body, when not nil, gives
+// a reader of the body from its start for each plugin that reads it
+// (see WantsDeliverBody).
+func (c *Chain) Deliver(ctx context.Context, d DeliveryInfo, header []byte, body func() io.Reader) Result {
+	req := &pb.DeliverRequest{Recipient: d.Recipient, Sender: d.Sender, QueueId: d.QueueID, Folder: d.Folder, Header: header, Size: d.Size}
+	return c.run(ctx, HookDeliver, d.QueueID, func(ctx context.Context, p *proc, rpc pb.FilterClient) (*pb.Verdict, error) {
+		if !p.deliverBody || body == nil {
+			return rpc.Deliver(ctx, req)
+		}
+		return sendDelivery(ctx, rpc, req, body())
 	})
+}
+
+// WantsDeliverBody reports whether a deliver plugin reads the body.
+func (c *Chain) WantsDeliverBody() bool {
+	for _, p := range c.active() {
+		if p.hooks[HookDeliver] && p.deliverBody {
+			return true
+		}
+	}
+	return false
+}
+
+// sendDelivery streams one copy to one plugin: the request, then the body.
+func sendDelivery(ctx context.Context, rpc pb.FilterClient, req *pb.DeliverRequest, body io.Reader) (*pb.Verdict, error) {
+	stream, err := rpc.DeliverMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = stream.Send(&pb.DeliverChunk{Chunk: &pb.DeliverChunk_Start{Start: req}})
+	if err == nil {
+		err = streamBody(body, func(b []byte) error { return stream.Send(&pb.DeliverChunk{Chunk: &pb.DeliverChunk_Body{Body: b}}) })
+	}
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return stream.CloseAndRecv()
 }
 
 // Data runs the data hook at the end of DATA. header is the header block

@@ -61,7 +61,7 @@ func TestEveryHook(t *testing.T) {
 		t.Errorf("Data = %+v, want discard", got)
 	}
 	mda, _ := startChain(t, "mda", spec("echo", "echo", "mda", nil))
-	got := mda.Deliver(ctx, DeliveryInfo{Recipient: "b@example.test", QueueID: "Q1"}, header("junk"))
+	got := mda.Deliver(ctx, DeliveryInfo{Recipient: "b@example.test", QueueID: "Q1"}, header("junk"), nil)
 	if got.Folder != "Junk" || got.Action != Continue {
 		t.Errorf("Deliver = %+v, want file into Junk", got)
 	}

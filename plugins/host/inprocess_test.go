@@ -48,7 +48,7 @@ func TestInProcessFilter(t *testing.T) {
 		t.Errorf("Data of a hook past its timeout = %+v, want tempfail", got)
 	}
 	d, _ := startChain(t, "mda", Spec{Name: "counter", Daemon: "mda", InProcess: counter{}})
-	got = d.Deliver(ctx, DeliveryInfo{Recipient: "b@example.test", Sender: "a@example.test"}, header("continue"))
+	got = d.Deliver(ctx, DeliveryInfo{Recipient: "b@example.test", Sender: "a@example.test"}, header("continue"), nil)
 	if want := []HeaderEdit{{Prepend, "X-Rcpt", "b@example.test", 0}}; !equalResult(got, Result{Action: Continue, Edits: want}) {
 		t.Errorf("Deliver = %+v", got)
 	}

@@ -42,6 +42,7 @@ type proc struct {
 	hooks       map[Hook]bool // fixed at the first start
 	headersOnly bool          // fixed at the first start
 	rewrites    bool          // data_replaces_body, fixed at the first start
+	deliverBody bool          // deliver_body, fixed at the first start
 
 	mu       sync.Mutex
 	cur      *instance     // the serving process; nil while down
@@ -79,6 +80,7 @@ func newProc(ctx context.Context, spec Spec, opts Options) (*proc, error) {
 		return nil, err
 	}
 	p.headersOnly, p.rewrites, p.cur = inst.resp.GetDataHeadersOnly(), inst.resp.GetDataReplacesBody(), inst
+	p.deliverBody = inst.resp.GetDeliverBody()
 	p.log.Info().Int("pid", inst.pid).Bool("in_process", inst.client == nil).Strs("hooks", p.hookNames()).Bool("headers_only", p.headersOnly).
 		Msg("plugin started")
 	p.bg.Go(p.watch)
@@ -279,8 +281,9 @@ func (p *proc) install(inst *instance) {
 	p.restarts++
 	close(p.ready)
 	p.mu.Unlock()
-	if inst.resp.GetDataHeadersOnly() != p.headersOnly || inst.resp.GetDataReplacesBody() != p.rewrites {
-		p.log.Warn().Msg("restarted plugin changed its headers-only or replaces-body answer; keeping the first one until the daemon restarts")
+	if inst.resp.GetDataHeadersOnly() != p.headersOnly || inst.resp.GetDataReplacesBody() != p.rewrites ||
+		inst.resp.GetDeliverBody() != p.deliverBody {
+		p.log.Warn().Msg("restarted plugin changed its headers-only, replaces-body or deliver-body answer; keeping the first one until the daemon restarts")
 	}
 	p.log.Info().Int("pid", inst.pid).Int("restarts", p.restarts).Msg("plugin restarted")
 }

@@ -60,6 +60,7 @@ type DeliveryInfo struct {
 	Sender    string
 	QueueID   string
 	Folder    string // folder an earlier filter chose, "" for INBOX
+	Size      int64  // the message's size in bytes, 0 when unknown
 }
 
 // Action is what a plugin, or a whole chain, decided.

@@ -123,22 +123,32 @@ type chunkSender interface {
 // early; Send then reports io.EOF, which is not an error here.
 func sendChunks(stream chunkSender, start *pb.DataStart, body io.Reader) error {
 	err := stream.Send(&pb.DataChunk{Chunk: &pb.DataChunk_Start{Start: start}})
-	for err == nil && body != nil {
-		// A fresh buffer per chunk: grpc may hold a sent message's bytes.
-		buf := make([]byte, plugins.MaxChunk)
-		n, rerr := io.ReadFull(body, buf)
-		if n > 0 {
-			err = stream.Send(&pb.DataChunk{Chunk: &pb.DataChunk_Body{Body: buf[:n]}})
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return hostError{rerr}
-		}
+	if err == nil && body != nil {
+		err = streamBody(body, func(b []byte) error { return stream.Send(&pb.DataChunk{Chunk: &pb.DataChunk_Body{Body: b}}) })
 	}
 	if err != nil && err != io.EOF {
 		return err
 	}
 	return nil
+}
+
+// streamBody hands body to send in chunks of at most plugins.MaxChunk,
+// until the body ends or send fails. A read error is a hostError.
+func streamBody(body io.Reader, send func([]byte) error) error {
+	for {
+		// A fresh buffer per chunk: grpc may hold a sent message's bytes.
+		buf := make([]byte, plugins.MaxChunk)
+		n, rerr := io.ReadFull(body, buf)
+		if n > 0 {
+			if err := send(buf[:n]); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if rerr != nil {
+			return hostError{rerr}
+		}
+	}
 }

@@ -74,3 +74,23 @@ func TestLargeBodyReplaced(t *testing.T) {
 		t.Errorf("peak RSS grew as if the body were held: plugin %d KiB, host +%d KiB", plugAfter, hostAfter-hostBefore)
 	}
 }
+
+// A deliver plugin that reads the body gets it streamed, each plugin from
+// its start; one that does not is called without it.
+func TestDeliverBody(t *testing.T) {
+	c, _ := startChain(t, "mda",
+		spec("first", "counter", "mda", nil),
+		Spec{Name: "second", Path: bin("counter"), Daemon: "mda", Order: 1},
+		Spec{Name: "echo", Path: bin("echo"), Daemon: "mda", Order: 2})
+	if !c.WantsDeliverBody() {
+		t.Fatal("WantsDeliverBody = false")
+	}
+	const body = "hello\nworld\n"
+	got := c.Deliver(context.Background(), DeliveryInfo{Recipient: "b@example.test", Size: 40}, header("continue"),
+		func() io.Reader { return strings.NewReader(body) })
+	n := strconv.Itoa(len(body))
+	want := []HeaderEdit{{Append, "X-Body-Bytes", n, 0}, {Append, "X-Body-Bytes", n, 0}, {Prepend, "X-Echo", "", 0}}
+	if !reflect.DeepEqual(got.Edits, want) {
+		t.Errorf("edits %+v, want %+v", got.Edits, want)
+	}
+}

@@ -157,7 +157,7 @@ func (x HeaderEdit_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HeaderEdit_Op.Descriptor instead.
 func (HeaderEdit_Op) EnumDescriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{12, 0}
+	return file_filter_proto_rawDescGZIP(), []int{13, 0}
 }
 
 type Verdict_Action int32
@@ -215,7 +215,7 @@ func (x Verdict_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Verdict_Action.Descriptor instead.
 func (Verdict_Action) EnumDescriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{14, 0}
+	return file_filter_proto_rawDescGZIP(), []int{15, 0}
 }
 
 type ConfigureRequest struct {
@@ -299,8 +299,10 @@ type ConfigureResponse struct {
 	DataHeadersOnly bool `protobuf:"varint,2,opt,name=data_headers_only,json=dataHeadersOnly,proto3" json:"data_headers_only,omitempty"`
 	// data_replaces_body: the host calls DataRewrite instead of Data.
 	DataReplacesBody bool `protobuf:"varint,3,opt,name=data_replaces_body,json=dataReplacesBody,proto3" json:"data_replaces_body,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// deliver_body: the host calls DeliverMessage instead of Deliver.
+	DeliverBody   bool `protobuf:"varint,4,opt,name=deliver_body,json=deliverBody,proto3" json:"deliver_body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConfigureResponse) Reset() {
@@ -350,6 +352,13 @@ func (x *ConfigureResponse) GetDataHeadersOnly() bool {
 func (x *ConfigureResponse) GetDataReplacesBody() bool {
 	if x != nil {
 		return x.DataReplacesBody
+	}
+	return false
+}
+
+func (x *ConfigureResponse) GetDeliverBody() bool {
+	if x != nil {
+		return x.DeliverBody
 	}
 	return false
 }
@@ -940,7 +949,9 @@ type DeliverRequest struct {
 	// folder is the folder an earlier filter chose ("" = INBOX).
 	Folder string `protobuf:"bytes,4,opt,name=folder,proto3" json:"folder,omitempty"`
 	// header is the header block as it will be written, before this hook's edits.
-	Header        []byte `protobuf:"bytes,5,opt,name=header,proto3" json:"header,omitempty"`
+	Header []byte `protobuf:"bytes,5,opt,name=header,proto3" json:"header,omitempty"`
+	// size is the message's size in bytes as received, 0 when not known.
+	Size          int64 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1010,6 +1021,95 @@ func (x *DeliverRequest) GetHeader() []byte {
 	return nil
 }
 
+func (x *DeliverRequest) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type DeliverChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Chunk:
+	//
+	//	*DeliverChunk_Start
+	//	*DeliverChunk_Body
+	Chunk         isDeliverChunk_Chunk `protobuf_oneof:"chunk"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverChunk) Reset() {
+	*x = DeliverChunk{}
+	mi := &file_filter_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverChunk) ProtoMessage() {}
+
+func (x *DeliverChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_filter_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverChunk.ProtoReflect.Descriptor instead.
+func (*DeliverChunk) Descriptor() ([]byte, []int) {
+	return file_filter_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DeliverChunk) GetChunk() isDeliverChunk_Chunk {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *DeliverChunk) GetStart() *DeliverRequest {
+	if x != nil {
+		if x, ok := x.Chunk.(*DeliverChunk_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *DeliverChunk) GetBody() []byte {
+	if x != nil {
+		if x, ok := x.Chunk.(*DeliverChunk_Body); ok {
+			return x.Body
+		}
+	}
+	return nil
+}
+
+type isDeliverChunk_Chunk interface {
+	isDeliverChunk_Chunk()
+}
+
+type DeliverChunk_Start struct {
+	Start *DeliverRequest `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type DeliverChunk_Body struct {
+	Body []byte `protobuf:"bytes,2,opt,name=body,proto3,oneof"`
+}
+
+func (*DeliverChunk_Start) isDeliverChunk_Chunk() {}
+
+func (*DeliverChunk_Body) isDeliverChunk_Chunk() {}
+
 type Reply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`                                    // 4xx for TEMPFAIL, 5xx for REJECT
@@ -1021,7 +1121,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_filter_proto_msgTypes[11]
+	mi := &file_filter_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1133,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_filter_proto_msgTypes[11]
+	mi := &file_filter_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1146,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{11}
+	return file_filter_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Reply) GetCode() uint32 {
@@ -1085,7 +1185,7 @@ type HeaderEdit struct {
 
 func (x *HeaderEdit) Reset() {
 	*x = HeaderEdit{}
-	mi := &file_filter_proto_msgTypes[12]
+	mi := &file_filter_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1197,7 @@ func (x *HeaderEdit) String() string {
 func (*HeaderEdit) ProtoMessage() {}
 
 func (x *HeaderEdit) ProtoReflect() protoreflect.Message {
-	mi := &file_filter_proto_msgTypes[12]
+	mi := &file_filter_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1210,7 @@ func (x *HeaderEdit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderEdit.ProtoReflect.Descriptor instead.
 func (*HeaderEdit) Descriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{12}
+	return file_filter_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeaderEdit) GetOp() HeaderEdit_Op {
@@ -1158,7 +1258,7 @@ type EnvelopeEdits struct {
 
 func (x *EnvelopeEdits) Reset() {
 	*x = EnvelopeEdits{}
-	mi := &file_filter_proto_msgTypes[13]
+	mi := &file_filter_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1270,7 @@ func (x *EnvelopeEdits) String() string {
 func (*EnvelopeEdits) ProtoMessage() {}
 
 func (x *EnvelopeEdits) ProtoReflect() protoreflect.Message {
-	mi := &file_filter_proto_msgTypes[13]
+	mi := &file_filter_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1283,7 @@ func (x *EnvelopeEdits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvelopeEdits.ProtoReflect.Descriptor instead.
 func (*EnvelopeEdits) Descriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{13}
+	return file_filter_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EnvelopeEdits) GetChangeSender() bool {
@@ -1232,7 +1332,7 @@ type Verdict struct {
 
 func (x *Verdict) Reset() {
 	*x = Verdict{}
-	mi := &file_filter_proto_msgTypes[14]
+	mi := &file_filter_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1244,7 +1344,7 @@ func (x *Verdict) String() string {
 func (*Verdict) ProtoMessage() {}
 
 func (x *Verdict) ProtoReflect() protoreflect.Message {
-	mi := &file_filter_proto_msgTypes[14]
+	mi := &file_filter_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1257,7 +1357,7 @@ func (x *Verdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Verdict.ProtoReflect.Descriptor instead.
 func (*Verdict) Descriptor() ([]byte, []int) {
-	return file_filter_proto_rawDescGZIP(), []int{14}
+	return file_filter_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Verdict) GetAction() Verdict_Action {
@@ -1312,11 +1412,12 @@ const file_filter_proto_rawDesc = "" +
 	"\x06daemon\x18\x02 \x01(\tR\x06daemon\x12\x1a\n" +
 	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x1f\n" +
 	"\vconfig_json\x18\x04 \x01(\fR\n" +
-	"configJson\"\x9d\x01\n" +
+	"configJson\"\xc0\x01\n" +
 	"\x11ConfigureResponse\x12.\n" +
 	"\x05hooks\x18\x01 \x03(\x0e2\x18.postline.filter.v1.HookR\x05hooks\x12*\n" +
 	"\x11data_headers_only\x18\x02 \x01(\bR\x0fdataHeadersOnly\x12,\n" +
-	"\x12data_replaces_body\x18\x03 \x01(\bR\x10dataReplacesBody\"\x96\x02\n" +
+	"\x12data_replaces_body\x18\x03 \x01(\bR\x10dataReplacesBody\x12!\n" +
+	"\fdeliver_body\x18\x04 \x01(\bR\vdeliverBody\"\x96\x02\n" +
 	"\n" +
 	"Connection\x12\x16\n" +
 	"\x06daemon\x18\x01 \x01(\tR\x06daemon\x12\x1b\n" +
@@ -1361,13 +1462,18 @@ const file_filter_proto_rawDesc = "" +
 	"\tDataReply\x12\x14\n" +
 	"\x04body\x18\x01 \x01(\fH\x00R\x04body\x127\n" +
 	"\averdict\x18\x02 \x01(\v2\x1b.postline.filter.v1.VerdictH\x00R\averdictB\a\n" +
-	"\x05reply\"\x91\x01\n" +
+	"\x05reply\"\xa5\x01\n" +
 	"\x0eDeliverRequest\x12\x1c\n" +
 	"\trecipient\x18\x01 \x01(\tR\trecipient\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x19\n" +
 	"\bqueue_id\x18\x03 \x01(\tR\aqueueId\x12\x16\n" +
 	"\x06folder\x18\x04 \x01(\tR\x06folder\x12\x16\n" +
-	"\x06header\x18\x05 \x01(\fR\x06header\"T\n" +
+	"\x06header\x18\x05 \x01(\fR\x06header\x12\x12\n" +
+	"\x04size\x18\x06 \x01(\x03R\x04size\"i\n" +
+	"\fDeliverChunk\x12:\n" +
+	"\x05start\x18\x01 \x01(\v2\".postline.filter.v1.DeliverRequestH\x00R\x05start\x12\x14\n" +
+	"\x04body\x18\x02 \x01(\fH\x00R\x04bodyB\a\n" +
+	"\x05chunk\"T\n" +
 	"\x05Reply\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12#\n" +
 	"\renhanced_code\x18\x02 \x01(\tR\fenhancedCode\x12\x12\n" +
@@ -1416,7 +1522,7 @@ const file_filter_proto_rawDesc = "" +
 	"\tHOOK_MAIL\x10\x02\x12\r\n" +
 	"\tHOOK_RCPT\x10\x03\x12\r\n" +
 	"\tHOOK_DATA\x10\x04\x12\x10\n" +
-	"\fHOOK_DELIVER\x10\x052\x9d\x04\n" +
+	"\fHOOK_DELIVER\x10\x052\xf0\x04\n" +
 	"\x06Filter\x12X\n" +
 	"\tConfigure\x12$.postline.filter.v1.ConfigureRequest\x1a%.postline.filter.v1.ConfigureResponse\x12J\n" +
 	"\aConnect\x12\".postline.filter.v1.ConnectRequest\x1a\x1b.postline.filter.v1.Verdict\x12D\n" +
@@ -1424,7 +1530,8 @@ const file_filter_proto_rawDesc = "" +
 	"\x04Rcpt\x12\x1f.postline.filter.v1.RcptRequest\x1a\x1b.postline.filter.v1.Verdict\x12D\n" +
 	"\x04Data\x12\x1d.postline.filter.v1.DataChunk\x1a\x1b.postline.filter.v1.Verdict(\x01\x12O\n" +
 	"\vDataRewrite\x12\x1d.postline.filter.v1.DataChunk\x1a\x1d.postline.filter.v1.DataReply(\x010\x01\x12J\n" +
-	"\aDeliver\x12\".postline.filter.v1.DeliverRequest\x1a\x1b.postline.filter.v1.VerdictB\x15Z\x13postline/plugins/pbb\x06proto3"
+	"\aDeliver\x12\".postline.filter.v1.DeliverRequest\x1a\x1b.postline.filter.v1.Verdict\x12Q\n" +
+	"\x0eDeliverMessage\x12 .postline.filter.v1.DeliverChunk\x1a\x1b.postline.filter.v1.Verdict(\x01B\x15Z\x13postline/plugins/pbb\x06proto3"
 
 var (
 	file_filter_proto_rawDescOnce sync.Once
@@ -1439,7 +1546,7 @@ func file_filter_proto_rawDescGZIP() []byte {
 }
 
 var file_filter_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_filter_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_filter_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_filter_proto_goTypes = []any{
 	(Hook)(0),                 // 0: postline.filter.v1.Hook
 	(HeaderEdit_Op)(0),        // 1: postline.filter.v1.HeaderEdit.Op
@@ -1455,46 +1562,50 @@ var file_filter_proto_goTypes = []any{
 	(*DataChunk)(nil),         // 11: postline.filter.v1.DataChunk
 	(*DataReply)(nil),         // 12: postline.filter.v1.DataReply
 	(*DeliverRequest)(nil),    // 13: postline.filter.v1.DeliverRequest
-	(*Reply)(nil),             // 14: postline.filter.v1.Reply
-	(*HeaderEdit)(nil),        // 15: postline.filter.v1.HeaderEdit
-	(*EnvelopeEdits)(nil),     // 16: postline.filter.v1.EnvelopeEdits
-	(*Verdict)(nil),           // 17: postline.filter.v1.Verdict
-	nil,                       // 18: postline.filter.v1.MailRequest.ParamsEntry
+	(*DeliverChunk)(nil),      // 14: postline.filter.v1.DeliverChunk
+	(*Reply)(nil),             // 15: postline.filter.v1.Reply
+	(*HeaderEdit)(nil),        // 16: postline.filter.v1.HeaderEdit
+	(*EnvelopeEdits)(nil),     // 17: postline.filter.v1.EnvelopeEdits
+	(*Verdict)(nil),           // 18: postline.filter.v1.Verdict
+	nil,                       // 19: postline.filter.v1.MailRequest.ParamsEntry
 }
 var file_filter_proto_depIdxs = []int32{
 	0,  // 0: postline.filter.v1.ConfigureResponse.hooks:type_name -> postline.filter.v1.Hook
 	6,  // 1: postline.filter.v1.Connection.tls:type_name -> postline.filter.v1.TLS
 	5,  // 2: postline.filter.v1.ConnectRequest.conn:type_name -> postline.filter.v1.Connection
 	5,  // 3: postline.filter.v1.MailRequest.conn:type_name -> postline.filter.v1.Connection
-	18, // 4: postline.filter.v1.MailRequest.params:type_name -> postline.filter.v1.MailRequest.ParamsEntry
+	19, // 4: postline.filter.v1.MailRequest.params:type_name -> postline.filter.v1.MailRequest.ParamsEntry
 	5,  // 5: postline.filter.v1.RcptRequest.conn:type_name -> postline.filter.v1.Connection
 	5,  // 6: postline.filter.v1.DataStart.conn:type_name -> postline.filter.v1.Connection
 	10, // 7: postline.filter.v1.DataChunk.start:type_name -> postline.filter.v1.DataStart
-	17, // 8: postline.filter.v1.DataReply.verdict:type_name -> postline.filter.v1.Verdict
-	1,  // 9: postline.filter.v1.HeaderEdit.op:type_name -> postline.filter.v1.HeaderEdit.Op
-	2,  // 10: postline.filter.v1.Verdict.action:type_name -> postline.filter.v1.Verdict.Action
-	14, // 11: postline.filter.v1.Verdict.reply:type_name -> postline.filter.v1.Reply
-	15, // 12: postline.filter.v1.Verdict.header_edits:type_name -> postline.filter.v1.HeaderEdit
-	16, // 13: postline.filter.v1.Verdict.envelope_edits:type_name -> postline.filter.v1.EnvelopeEdits
-	3,  // 14: postline.filter.v1.Filter.Configure:input_type -> postline.filter.v1.ConfigureRequest
-	7,  // 15: postline.filter.v1.Filter.Connect:input_type -> postline.filter.v1.ConnectRequest
-	8,  // 16: postline.filter.v1.Filter.Mail:input_type -> postline.filter.v1.MailRequest
-	9,  // 17: postline.filter.v1.Filter.Rcpt:input_type -> postline.filter.v1.RcptRequest
-	11, // 18: postline.filter.v1.Filter.Data:input_type -> postline.filter.v1.DataChunk
-	11, // 19: postline.filter.v1.Filter.DataRewrite:input_type -> postline.filter.v1.DataChunk
-	13, // 20: postline.filter.v1.Filter.Deliver:input_type -> postline.filter.v1.DeliverRequest
-	4,  // 21: postline.filter.v1.Filter.Configure:output_type -> postline.filter.v1.ConfigureResponse
-	17, // 22: postline.filter.v1.Filter.Connect:output_type -> postline.filter.v1.Verdict
-	17, // 23: postline.filter.v1.Filter.Mail:output_type -> postline.filter.v1.Verdict
-	17, // 24: postline.filter.v1.Filter.Rcpt:output_type -> postline.filter.v1.Verdict
-	17, // 25: postline.filter.v1.Filter.Data:output_type -> postline.filter.v1.Verdict
-	12, // 26: postline.filter.v1.Filter.DataRewrite:output_type -> postline.filter.v1.DataReply
-	17, // 27: postline.filter.v1.Filter.Deliver:output_type -> postline.filter.v1.Verdict
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	18, // 8: postline.filter.v1.DataReply.verdict:type_name -> postline.filter.v1.Verdict
+	13, // 9: postline.filter.v1.DeliverChunk.start:type_name -> postline.filter.v1.DeliverRequest
+	1,  // 10: postline.filter.v1.HeaderEdit.op:type_name -> postline.filter.v1.HeaderEdit.Op
+	2,  // 11: postline.filter.v1.Verdict.action:type_name -> postline.filter.v1.Verdict.Action
+	15, // 12: postline.filter.v1.Verdict.reply:type_name -> postline.filter.v1.Reply
+	16, // 13: postline.filter.v1.Verdict.header_edits:type_name -> postline.filter.v1.HeaderEdit
+	17, // 14: postline.filter.v1.Verdict.envelope_edits:type_name -> postline.filter.v1.EnvelopeEdits
+	3,  // 15: postline.filter.v1.Filter.Configure:input_type -> postline.filter.v1.ConfigureRequest
+	7,  // 16: postline.filter.v1.Filter.Connect:input_type -> postline.filter.v1.ConnectRequest
+	8,  // 17: postline.filter.v1.Filter.Mail:input_type -> postline.filter.v1.MailRequest
+	9,  // 18: postline.filter.v1.Filter.Rcpt:input_type -> postline.filter.v1.RcptRequest
+	11, // 19: postline.filter.v1.Filter.Data:input_type -> postline.filter.v1.DataChunk
+	11, // 20: postline.filter.v1.Filter.DataRewrite:input_type -> postline.filter.v1.DataChunk
+	13, // 21: postline.filter.v1.Filter.Deliver:input_type -> postline.filter.v1.DeliverRequest
+	14, // 22: postline.filter.v1.Filter.DeliverMessage:input_type -> postline.filter.v1.DeliverChunk
+	4,  // 23: postline.filter.v1.Filter.Configure:output_type -> postline.filter.v1.ConfigureResponse
+	18, // 24: postline.filter.v1.Filter.Connect:output_type -> postline.filter.v1.Verdict
+	18, // 25: postline.filter.v1.Filter.Mail:output_type -> postline.filter.v1.Verdict
+	18, // 26: postline.filter.v1.Filter.Rcpt:output_type -> postline.filter.v1.Verdict
+	18, // 27: postline.filter.v1.Filter.Data:output_type -> postline.filter.v1.Verdict
+	12, // 28: postline.filter.v1.Filter.DataRewrite:output_type -> postline.filter.v1.DataReply
+	18, // 29: postline.filter.v1.Filter.Deliver:output_type -> postline.filter.v1.Verdict
+	18, // 30: postline.filter.v1.Filter.DeliverMessage:output_type -> postline.filter.v1.Verdict
+	23, // [23:31] is the sub-list for method output_type
+	15, // [15:23] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_filter_proto_init() }
@@ -1510,13 +1621,17 @@ func file_filter_proto_init() {
 		(*DataReply_Body)(nil),
 		(*DataReply_Verdict)(nil),
 	}
+	file_filter_proto_msgTypes[11].OneofWrappers = []any{
+		(*DeliverChunk_Start)(nil),
+		(*DeliverChunk_Body)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_filter_proto_rawDesc), len(file_filter_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,13 +36,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Filter_Configure_FullMethodName   = "/postline.filter.v1.Filter/Configure"
-	Filter_Connect_FullMethodName     = "/postline.filter.v1.Filter/Connect"
-	Filter_Mail_FullMethodName        = "/postline.filter.v1.Filter/Mail"
-	Filter_Rcpt_FullMethodName        = "/postline.filter.v1.Filter/Rcpt"
-	Filter_Data_FullMethodName        = "/postline.filter.v1.Filter/Data"
-	Filter_DataRewrite_FullMethodName = "/postline.filter.v1.Filter/DataRewrite"
-	Filter_Deliver_FullMethodName     = "/postline.filter.v1.Filter/Deliver"
+	Filter_Configure_FullMethodName      = "/postline.filter.v1.Filter/Configure"
+	Filter_Connect_FullMethodName        = "/postline.filter.v1.Filter/Connect"
+	Filter_Mail_FullMethodName           = "/postline.filter.v1.Filter/Mail"
+	Filter_Rcpt_FullMethodName           = "/postline.filter.v1.Filter/Rcpt"
+	Filter_Data_FullMethodName           = "/postline.filter.v1.Filter/Data"
+	Filter_DataRewrite_FullMethodName    = "/postline.filter.v1.Filter/DataRewrite"
+	Filter_Deliver_FullMethodName        = "/postline.filter.v1.Filter/Deliver"
+	Filter_DeliverMessage_FullMethodName = "/postline.filter.v1.Filter/DeliverMessage"
 )
 
 // FilterClient is the client API for Filter service.
@@ -75,6 +76,11 @@ type FilterClient interface {
 	DataRewrite(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DataChunk, DataReply], error)
 	// Deliver runs in the MDA once per recipient, before the Maildir write.
 	Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*Verdict, error)
+	// DeliverMessage replaces Deliver for a plugin that said deliver_body:
+	// the first chunk carries the DeliverRequest, the rest the body (all
+	// after the header block, LF line ends as the MDA stores it), at most
+	// 64 KiB each. A plugin may answer before reading it all.
+	DeliverMessage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[DeliverChunk, Verdict], error)
 }
 
 type filterClient struct {
@@ -161,6 +167,19 @@ func (c *filterClient) Deliver(ctx context.Context, in *DeliverRequest, opts ...
 	return out, nil
 }
 
+func (c *filterClient) DeliverMessage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[DeliverChunk, Verdict], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Filter_ServiceDesc.Streams[2], Filter_DeliverMessage_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DeliverChunk, Verdict]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Filter_DeliverMessageClient = grpc.ClientStreamingClient[DeliverChunk, Verdict]
+
 // FilterServer is the server API for Filter service.
 // All implementations must embed UnimplementedFilterServer
 // for forward compatibility.
@@ -191,6 +210,11 @@ type FilterServer interface {
 	DataRewrite(grpc.BidiStreamingServer[DataChunk, DataReply]) error
 	// Deliver runs in the MDA once per recipient, before the Maildir write.
 	Deliver(context.Context, *DeliverRequest) (*Verdict, error)
+	// DeliverMessage replaces Deliver for a plugin that said deliver_body:
+	// the first chunk carries the DeliverRequest, the rest the body (all
+	// after the header block, LF line ends as the MDA stores it), at most
+	// 64 KiB each. A plugin may answer before reading it all.
+	DeliverMessage(grpc.ClientStreamingServer[DeliverChunk, Verdict]) error
 	mustEmbedUnimplementedFilterServer()
 }
 
@@ -221,6 +245,9 @@ func (UnimplementedFilterServer) DataRewrite(grpc.BidiStreamingServer[DataChunk,
 }
 func (UnimplementedFilterServer) Deliver(context.Context, *DeliverRequest) (*Verdict, error) {
 	return nil, status.Error(codes.Unimplemented, "method Deliver not implemented")
+}
+func (UnimplementedFilterServer) DeliverMessage(grpc.ClientStreamingServer[DeliverChunk, Verdict]) error {
+	return status.Error(codes.Unimplemented, "method DeliverMessage not implemented")
 }
 func (UnimplementedFilterServer) mustEmbedUnimplementedFilterServer() {}
 func (UnimplementedFilterServer) testEmbeddedByValue()                {}
@@ -347,6 +374,13 @@ func _Filter_Deliver_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Filter_DeliverMessage_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(FilterServer).DeliverMessage(&grpc.GenericServerStream[DeliverChunk, Verdict]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Filter_DeliverMessageServer = grpc.ClientStreamingServer[DeliverChunk, Verdict]
+
 // Filter_ServiceDesc is the grpc.ServiceDesc for Filter service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -385,6 +419,11 @@ var Filter_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "DataRewrite",
 			Handler:       _Filter_DataRewrite_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "DeliverMessage",
+			Handler:       _Filter_DeliverMessage_Handler,
 			ClientStreams: true,
 		},
 	},

@@ -49,6 +49,12 @@ func (d *direct) DataRewrite(context.Context, ...grpc.CallOption) (pb.Filter_Dat
 	return nil, status.Error(codes.Unimplemented, "no body replacement in process")
 }
 
+// DeliverMessage is for plugins in processes of their own: the bundled
+// filters run in the daemon read no delivery's body.
+func (d *direct) DeliverMessage(context.Context, ...grpc.CallOption) (pb.Filter_DeliverMessageClient, error) {
+	return nil, status.Error(codes.Unimplemented, "no delivery body in process")
+}
+
 // Data runs the data hook in a goroutine of its own, fed the chunks the
 // caller sends one at a time, so a body of any size passes in bounded
 // memory as over gRPC.

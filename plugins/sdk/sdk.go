@@ -73,6 +73,13 @@ type DeliverFilter interface {
 	Deliver(ctx context.Context, d *Delivery) (Verdict, error)
 }
 
+// DeliverBody may be implemented by a DeliverFilter that reads the body
+// (a Sieve body test, a webhook that posts the message): the host then
+// streams it after the header. It is asked once, right after Configure.
+type DeliverBody interface {
+	DeliverBody() bool
+}
+
 // Configurable receives the plugin's [plugins.config] table at every
 // start of the process, before any hook. TOML integers arrive as int64,
 // floats as float64, tables as map[string]any, arrays as []any and
@@ -147,4 +154,8 @@ type Delivery struct {
 	Folder    string // folder an earlier filter chose, "" for INBOX
 	Header    textproto.Header
 	RawHeader []byte
+	// Body reads the body as the MDA stores it (LF line ends), for a
+	// filter that implements DeliverBody; empty for the others.
+	Body io.Reader
+	Size int64 // the whole message's size in bytes, 0 when unknown
 }

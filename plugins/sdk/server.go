@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/emersion/go-message/textproto"
 	"google.golang.org/grpc/codes"
@@ -44,6 +45,9 @@ func (s *server) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.Con
 	if b, ok := s.impl.(BodyReplacer); ok {
 		resp.DataReplacesBody = b.ReplacesBody()
 	}
+	if b, ok := s.impl.(DeliverBody); ok {
+		resp.DeliverBody = b.DeliverBody()
+	}
 	return resp, nil
 }
 
@@ -76,10 +80,40 @@ func (s *server) Deliver(ctx context.Context, req *pb.DeliverRequest) (*pb.Verdi
 	if !ok {
 		return nil, status.Error(codes.Unimplemented, "no deliver hook")
 	}
-	return answer(f.Deliver(ctx, &Delivery{
+	return answer(f.Deliver(ctx, delivery(req, strings.NewReader(""))))
+}
+
+// DeliverMessage is Deliver with the body streamed after the request.
+func (s *server) DeliverMessage(stream pb.Filter_DeliverMessageServer) error {
+	f, ok := s.impl.(DeliverFilter)
+	if !ok {
+		return status.Error(codes.Unimplemented, "no deliver hook")
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("sdk: deliver: first chunk: %w", err)
+	}
+	req := first.GetStart()
+	if req == nil {
+		return status.Error(codes.InvalidArgument, "deliver: first chunk must be DeliverRequest")
+	}
+	body := &bodyReader{next: func() ([]byte, error) {
+		c, err := stream.Recv()
+		return c.GetBody(), err
+	}}
+	v, err := answer(f.Deliver(stream.Context(), delivery(req, body)))
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(v)
+}
+
+func delivery(req *pb.DeliverRequest, body io.Reader) *Delivery {
+	return &Delivery{
 		Recipient: req.GetRecipient(), Sender: req.GetSender(), QueueID: req.GetQueueId(),
 		Folder: req.GetFolder(), Header: parseHeader(req.GetHeader()), RawHeader: req.GetHeader(),
-	}))
+		Body: body, Size: req.GetSize(),
+	}
 }
 
 // Data reads the first chunk (envelope and header) and hands the rest to
@@ -153,7 +187,10 @@ func (s *server) data(ctx context.Context, stream chunkReceiver) (Verdict, *Mess
 	m := &Message{
 		Conn: conn(start.GetConn()), Sender: start.GetSender(), Recipients: start.GetRecipients(),
 		Size: start.GetSize(), Header: parseHeader(start.GetHeader()), RawHeader: start.GetHeader(),
-		Body: &bodyReader{stream: stream},
+		Body: &bodyReader{next: func() ([]byte, error) {
+			c, err := stream.Recv()
+			return c.GetBody(), err
+		}},
 	}
 	v, err := f.Data(ctx, m)
 	if err != nil {
@@ -167,11 +204,11 @@ type chunkReceiver interface {
 	Recv() (*pb.DataChunk, error)
 }
 
-// bodyReader reads body chunks off the stream, holding one at a time.
+// bodyReader reads body chunks off a stream, holding one at a time.
 type bodyReader struct {
-	stream chunkReceiver
-	buf    []byte
-	err    error
+	next func() ([]byte, error) // the next chunk's bytes
+	buf  []byte
+	err  error
 }
 
 func (r *bodyReader) Read(p []byte) (int, error) {
@@ -179,12 +216,12 @@ func (r *bodyReader) Read(p []byte) (int, error) {
 		if r.err != nil {
 			return 0, r.err
 		}
-		chunk, err := r.stream.Recv()
+		chunk, err := r.next()
 		if err != nil {
 			r.err = err // io.EOF once the host has sent everything
 			continue
 		}
-		r.buf = chunk.GetBody()
+		r.buf = chunk
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
