@@ -31,6 +31,7 @@ build:
 	$(GOBUILD) -o bin/postline-plugin-antispam ./plugins/antispam
 	$(GOBUILD) -o bin/postline-plugin-dkim-sign ./plugins/dkimsign
 	$(GOBUILD) -o bin/postline-plugin-milter ./plugins/milter
+	$(GOBUILD) -o bin/postline-plugin-sieve ./plugins/sieve
 
 run: build
 	./bin/postline -c $(CONFIG) start

@@ -355,6 +355,10 @@ func (c *Config) MTAAdminSocket() string { return filepath.Join(c.RunDir(), "mta
 // StatusSocket is where the supervisor answers `postline status`.
 func (c *Config) StatusSocket() string { return filepath.Join(c.RunDir(), "status.sock") }
 
+// MTALocalSocket is the MTA's trusted SMTP socket for the mail the MDA
+// sends: Sieve redirects and vacation replies.
+func (c *Config) MTALocalSocket() string { return filepath.Join(c.RunDir(), "mta-mda.sock") }
+
 // MDASocket is the MDA's LMTP socket, used by the MTA.
 func (c *Config) MDASocket() string { return filepath.Join(c.RunDir(), "mda.sock") }
 

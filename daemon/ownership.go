@@ -28,6 +28,7 @@ import (
 //	state_dir/mda/        mda    mda              0700, files 0600
 //	mail_root             mda    mda              0700 (Maildirs 0700, files 0600)
 //	run/mta.sock          mta    msa's primary    0660 (0600 when msa and mta are one user)
+//	run/mta-mda.sock      mta    mda's primary    0660 (0600 when mda and mta are one user)
 //	run/mda.sock          mda    mta's primary    0660 (0600 when mta and mda are one user)
 //
 // (A socket whose peer stays root is 0600 too: root needs no permission.)
@@ -198,8 +199,11 @@ func chownTree(dir string, id Identity) error {
 // replaces the stale file (ListenUnix).
 func (o *Owners) ListenSocket(svc, path string) (net.Listener, error) {
 	owner, peer := o.MTA, o.MSA
-	if svc == "mda" {
+	switch svc {
+	case "mda":
 		owner, peer = o.MDA, o.MTA
+	case "mta-mda": // the MTA's socket for the MDA's mail
+		owner, peer = o.MTA, o.MDA
 	}
 	mode, gid := os.FileMode(0o600), owner.GID
 	if peer.UID != owner.UID && peer.UID != 0 {

@@ -78,7 +78,15 @@ func StartPlugins(ctx context.Context, cfg *config.Config, svc string, log zerol
 	if err != nil {
 		return nil, err
 	}
-	return host.Start(ctx, PluginSpecs(cfg, filepath.Dir(exe)), host.Options{Daemon: svc, Hostname: cfg.Hostname, Log: log})
+	return host.Start(ctx, PluginSpecs(cfg, filepath.Dir(exe)), host.Options{Daemon: svc, Hostname: cfg.Hostname, Log: log,
+		StateDir: PluginStateDir(cfg, svc)})
+}
+
+// PluginStateDir holds a folder per plugin of daemon svc, for state the
+// plugin keeps across restarts (Sieve's vacation memory): inside the
+// daemon's own state folder, so its user's.
+func PluginStateDir(cfg *config.Config, svc string) string {
+	return filepath.Join(cfg.StateDir, svc, "plugins")
 }
 
 // CheckPlugins starts every enabled plugin as its daemon would, then

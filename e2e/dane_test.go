@@ -136,7 +136,7 @@ func (u *unbound) run(t *testing.T, zones string) bool {
 }
 
 // writeAt writes text to path, readable by unbound.
-func writeAt(t *testing.T, path, text string) {
+func writeAt(t testing.TB, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)

@@ -50,6 +50,7 @@ func TestMain(m *testing.M) {
 		{"-o", dir + "/postline-plugin-antispam", "./plugins/antispam"},
 		{"-o", dir + "/postline-plugin-dkim-sign", "./plugins/dkimsign"},
 		{"-o", dir + "/postline-plugin-milter", "./plugins/milter"},
+		{"-o", dir + "/postline-plugin-sieve", "./plugins/sieve"},
 	} {
 		build := exec.Command("go", append([]string{"build"}, args...)...)
 		build.Dir = ".."

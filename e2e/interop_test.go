@@ -36,7 +36,7 @@ var debianPackage = map[string]string{
 }
 
 // requireProgram returns the path of program name, or skips the test.
-func requireProgram(t *testing.T, name string) string {
+func requireProgram(t testing.TB, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {

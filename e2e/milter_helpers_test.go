@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,10 +20,11 @@ import (
 
 // startRspamd runs rspamd with Debian's rules and a config of the test's:
 // its DNS is dnsAddr (the test's server), its headers X-Spamd-Result and
-// Authentication-Results, no hyperscan (whose compile costs 12 s per
-// fresh start), no fuzzy storage (on the internet). It returns the
-// milter's "inet:IP:port".
-func startRspamd(t *testing.T, dnsAddr string) *milterDaemon {
+// Authentication-Results, no fuzzy storage (on the internet), and a short
+// list of top-level domains: compiling the public suffix list (without
+// hyperscan, whose compile of the rules costs as much) takes 15 s. It
+// returns the milter's "inet:IP:port".
+func startRspamd(t testing.TB, dnsAddr string) *milterDaemon {
 	t.Helper()
 	bin := requireProgram(t, "rspamd")
 	dir := t.TempDir()
@@ -32,9 +34,11 @@ func startRspamd(t *testing.T, dnsAddr string) *milterDaemon {
 		"override.d/worker-normal.inc":     fmt.Sprintf("bind_socket = %q;\ncount = 1;\n", ip+":11333"),
 		"override.d/worker-controller.inc": fmt.Sprintf("bind_socket = %q;\ncount = 1;\n", ip+":11334"),
 		"override.d/logging.inc":           "type = \"console\";\nlevel = \"notice\";\n",
-		"override.d/options.inc":           fmt.Sprintf("dns { nameserver = [%q]; timeout = 1s; retransmits = 1; }\ndisable_hyperscan = true;\n", dnsAddr),
-		"override.d/fuzzy_check.conf":      "enabled = false;\n",
-		"local.d/milter_headers.conf":      "use = [\"x-spamd-result\", \"authentication-results\"];\nskip_local = false;\n", // clients are on loopback
+		"override.d/options.inc": fmt.Sprintf("dns { nameserver = [%q]; timeout = 1s; retransmits = 1; }\n"+
+			"disable_hyperscan = true;\nurl_tld = %q;\n", dnsAddr, filepath.Join(dir, "tld.dat")),
+		"tld.dat":                     "test\nexample\ncom\norg\nnet\n",
+		"override.d/fuzzy_check.conf": "enabled = false;\n",
+		"local.d/milter_headers.conf": "use = [\"x-spamd-result\", \"authentication-results\"];\nskip_local = false;\n", // clients are on loopback
 	}
 	for name, text := range files {
 		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
@@ -47,7 +51,7 @@ func startRspamd(t *testing.T, dnsAddr string) *milterDaemon {
 	return runMilterDaemon(t, cmd, ip+":11332")
 }
 
-func groupName(t *testing.T, u *user.User) string {
+func groupName(t testing.TB, u *user.User) string {
 	g, err := user.LookupGroupId(u.Gid)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +110,7 @@ func safeTempDir(t *testing.T) string {
 
 // runMilterDaemon starts cmd and waits until addr takes connections; the
 // process is killed when the test ends, its output shown if it failed.
-func runMilterDaemon(t *testing.T, cmd *exec.Cmd, addr string) *milterDaemon {
+func runMilterDaemon(t testing.TB, cmd *exec.Cmd, addr string) *milterDaemon {
 	t.Helper()
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -143,4 +147,21 @@ func runMilterDaemon(t *testing.T, cmd *exec.Cmd, addr string) *milterDaemon {
 func milterPlugin(name, daemon string, milters ...string) string {
 	return fmt.Sprintf("\n[[plugins]]\nname = %q\nprogram = \"milter\"\ndaemon = %q\ntimeout = \"30s\"\n[plugins.config]\nmilters = [\"%s\"]\n",
 		name, daemon, strings.Join(milters, `", "`))
+}
+
+// CPU is the CPU time the milter and the workers it forked used so far.
+func (m *milterDaemon) CPU() time.Duration {
+	top := m.cmd.Process.Pid
+	var sum time.Duration
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, ok := readProcStat(pid); ok && (pid == top || st.ppid == top) {
+			sum += st.cpu
+		}
+	}
+	return sum
 }

@@ -47,7 +47,7 @@ func BenchmarkDeliverRecorded(b *testing.B) {
 	for b.Loop() {
 		i++
 		s.queueID = "Q" + strconv.Itoa(i)
-		if _, err := s.write(rc.dir, rc, bytes.NewReader(msg)); err != nil {
+		if _, err := s.write(target{dir: rc.dir}, rc.address, bytes.NewReader(msg)); err != nil {
 			b.Fatal(err)
 		}
 	}

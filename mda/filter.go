@@ -2,11 +2,13 @@ package mda
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/emersion/go-smtp"
 	"github.com/rs/zerolog"
@@ -20,68 +22,127 @@ import (
 // prepended fields go on top of the message as it is.
 const maxHeaderBlock = 1 << 20
 
-// copyFor runs the deliver hook for one recipient's copy and returns what
-// to write into which Maildir folder: the one a data filter chose in the
-// MSA or MTA (carried in MAIL FROM), unless a deliver filter chooses
-// another. A non-nil reply ends that recipient's delivery there: refused
-// (4xx, 5xx) or discarded (250). msg is the spooled message at its
-// start, with LF line ends.
-func (s *session) copyFor(msg io.Reader, size int64, rc recipient, log zerolog.Logger) (io.Reader, string, *smtp.SMTPError) {
-	folder := s.folder
-	if s.b.Plugins.Has(host.HookDeliver) {
-		var reply *smtp.SMTPError
-		msg, folder, reply = s.deliverHook(msg, size, rc, log)
-		if reply != nil {
-			return nil, "", reply
-		}
-	}
-	if folder == "" {
-		return msg, rc.dir, nil
-	}
-	// Maildir++: folder F of a Maildir lives in its subfolder ".F".
-	if !SafeFolderName(folder) || !host.ValidFolder(folder) {
-		log.Error().Str("folder", folder).Msg("unsafe folder")
-		return nil, "", deliveryError(fmt.Errorf("mda: unsafe folder %q", folder))
-	}
-	return msg, filepath.Join(rc.dir, "."+folder), nil
+// target is one copy's place: a Maildir folder and its Maildir flags.
+type target struct {
+	dir   string
+	flags string // Maildir info letters, e.g. "S"; "" goes into new/
 }
 
-// deliverHook runs the deliver hook and returns the copy with the
-// plugins' header edits and the folder they chose.
-func (s *session) deliverHook(msg io.Reader, size int64, rc recipient, log zerolog.Logger) (io.Reader, string, *smtp.SMTPError) {
+// plan is what to write for one recipient: msg into each target; again
+// gives the same bytes anew for the targets after the first (only the
+// deliver hook makes several, from the spooled copy).
+type plan struct {
+	msg     io.Reader
+	again   func() io.Reader
+	targets []target
+	// What a deliver plugin asked to send (see sendOut), the edited
+	// header they go with, and who discarded the copy when none is kept.
+	head      []byte
+	redirects []string
+	send      []host.Outgoing
+	discardBy string
+}
+
+// copyFor runs the deliver hook for one recipient's copy and returns what
+// to write into which Maildir folders: the one a data filter chose in the
+// MSA or MTA (carried in MAIL FROM), unless a deliver filter chooses
+// others. A non-nil reply ends that recipient's delivery there: refused
+// (4xx, 5xx) or discarded (250). msg is the message at its start, with
+// LF line ends: the spooled copy, or for one recipient the stream itself.
+func (s *session) copyFor(msg io.Reader, size int64, rc recipient, log zerolog.Logger) (plan, *smtp.SMTPError) {
+	if !s.b.Plugins.Has(host.HookDeliver) {
+		dir, err := folderDir(rc, s.folder, log)
+		return plan{msg: msg, targets: []target{{dir: dir}}}, err
+	}
+	return s.deliverHook(msg, size, rc, log)
+}
+
+// folderDir is the Maildir++ folder's directory: folder F of a Maildir
+// lives in its subfolder ".F"; "" is the Maildir itself (INBOX).
+func folderDir(rc recipient, folder string, log zerolog.Logger) (string, *smtp.SMTPError) {
+	if folder == "" || strings.EqualFold(folder, "INBOX") {
+		return rc.dir, nil
+	}
+	if !SafeFolderName(folder) || !host.ValidFolder(folder) {
+		log.Error().Str("folder", folder).Msg("unsafe folder")
+		return "", deliveryError(fmt.Errorf("mda: unsafe folder %q", folder))
+	}
+	return filepath.Join(rc.dir, "."+folder), nil
+}
+
+// deliverHook runs the deliver hook and returns the copies to write, with
+// the plugins' header edits, into the folders they chose.
+func (s *session) deliverHook(msg io.Reader, size int64, rc recipient, log zerolog.Logger) (plan, *smtp.SMTPError) {
 	head, rest, synthetic, err := readHeader(msg)
 	if err != nil {
-		return nil, "", deliveryError(err)
+		return plan{}, deliveryError(err)
 	}
 	body, err := bodyOf(msg, rest, size)
 	if err != nil {
-		return nil, "", deliveryError(err)
+		return plan{}, deliveryError(err)
 	}
-	info := host.DeliveryInfo{Recipient: rc.address, Sender: s.from, QueueID: s.queueID, Folder: s.folder, Size: size}
+	info := host.DeliveryInfo{Recipient: rc.address, Sender: s.from, QueueID: s.queueID, Folder: s.folder, Size: size, Mailbox: rc.dir}
 	res := s.b.Plugins.Deliver(context.Background(), info, head, body)
 	switch res.Action {
 	case host.Reject, host.Tempfail:
 		log.Info().Str("plugin", res.By).Str("reply", res.Reply.String()).Msg("delivery refused by plugin")
-		return nil, "", res.Reply.SMTPError()
+		return plan{}, res.Reply.SMTPError()
 	case host.Discard:
 		log.Info().Str("plugin", res.By).Msg("delivery discarded by plugin")
-		return nil, "", reply.Discarded(res.By)
+		if len(res.Redirects)+len(res.Send) == 0 {
+			return plan{}, reply.Discarded(res.By)
+		}
 	}
-	folder := s.folder
-	if res.Folder != "" {
-		folder = res.Folder
+	edited := editedHeader(head, res.Edits, synthetic, log)
+	p := plan{msg: io.MultiReader(bytes.NewReader(edited), bytes.NewReader(rest), msg),
+		head: edited, redirects: res.Redirects, send: res.Send}
+	if body != nil {
+		p.again = func() io.Reader { return io.MultiReader(bytes.NewReader(edited), body()) }
 	}
-	edited, err := host.ApplyEdits(head, res.Edits)
+	if res.Action == host.Discard {
+		p.discardBy = res.By
+		return p, nil
+	}
+	targets, serr := s.targets(res, rc, p.again != nil, log)
+	p.targets = targets
+	return p, serr
+}
+
+// targets are the folders a deliver result chose: its copies, or one
+// into its folder (or the data filters'). Several copies need the
+// spooled message; from a stream only the first is written.
+func (s *session) targets(res host.Result, rc recipient, canRepeat bool, log zerolog.Logger) ([]target, *smtp.SMTPError) {
+	copies := res.Copies
+	if len(copies) == 0 {
+		copies = []host.Copy{{Folder: cmp.Or(res.Folder, s.folder)}}
+	}
+	if len(copies) > 1 && !canRepeat {
+		log.Warn().Int("copies", len(copies)).Msg("a plugin asked for copies of a streamed message: only the first written (it should say deliver_body)")
+		copies = copies[:1]
+	}
+	var out []target
+	for _, c := range copies {
+		dir, err := folderDir(rc, c.Folder, log)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, target{dir: dir, flags: Flags(c.Flags)})
+	}
+	return out, nil
+}
+
+// editedHeader applies the deliver hook's header edits; a header that
+// cannot be parsed goes as it came rather than hold the mail back for ever.
+func editedHeader(head []byte, edits []host.HeaderEdit, synthetic bool, log zerolog.Logger) []byte {
+	edited, err := host.ApplyEdits(head, edits)
 	if err != nil {
-		// The header cannot be parsed: deliver it as it came rather
-		// than hold the mail back for ever.
 		log.Warn().Err(err).Msg("header edits not applied")
 		edited = head
 	}
 	if synthetic {
 		edited = edited[:len(edited)-1] // the empty line readHeader added
 	}
-	return io.MultiReader(bytes.NewReader(edited), bytes.NewReader(rest), msg), folder, nil
+	return edited
 }
 
 // bodyOf gives deliver plugins that read the body a reader of it from its

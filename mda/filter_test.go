@@ -184,3 +184,31 @@ func TestFolderFromMail(t *testing.T) {
 		}
 	}
 }
+
+// A deliver plugin's copies are each written, with their flags as the
+// Maildir info of a file in cur/.
+func TestDeliverCopies(t *testing.T) {
+	bin := buildPlugins(t)
+	reply, root := deliverWith(t, bin, "bob@example.test", "X-Verdict: copies\n\nb\n", "echo")
+	if reply == nil || reply.Code != 250 {
+		t.Fatalf("reply %v", reply)
+	}
+	alice := filepath.Join(root, "example.test", "alice")
+	cur, _ := filepath.Glob(filepath.Join(alice, "cur", "*:2,FS"))
+	archived, _ := filepath.Glob(filepath.Join(alice, ".Archive", "new", "*"))
+	inbox, _ := filepath.Glob(filepath.Join(alice, "new", "*"))
+	if len(cur) != 1 || len(archived) != 1 || len(inbox) != 0 {
+		t.Fatalf("INBOX cur %q, Archive %q, INBOX new %q", cur, archived, inbox)
+	}
+	for _, f := range append(cur, archived...) {
+		if b, _ := os.ReadFile(f); !strings.HasSuffix(string(b), "X-Verdict: copies\n\nb\n") {
+			t.Errorf("%s: %q", f, b)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	if got := Flags([]string{`\Seen`, `\flagged`, `\Draft`, `\Seen`, "$label1", `\Recent`}); got != "DFS" {
+		t.Errorf("Flags = %q, want DFS", got)
+	}
+}

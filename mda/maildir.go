@@ -1,6 +1,7 @@
 package mda
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,9 +119,44 @@ func (m *Maildir) DeliverAs(dir, key string, msg io.Reader, alongside func() err
 	return err
 }
 
+// DeliverFlagged is DeliverAs for a message with flags: it goes into cur/
+// as "key:2,FLAGS" (the Maildir spec's info; FLAGS as Flags makes them),
+// which is where a reader (Dovecot) keeps a message it has seen.
+func (m *Maildir) DeliverFlagged(dir, key, flags string, msg io.Reader, alongside func() error) error {
+	if flags == "" {
+		return m.DeliverAs(dir, key, msg, alongside)
+	}
+	if _, made := m.made.Load(dir); !made {
+		if err := m.ensure(dir); err != nil {
+			return err
+		}
+		m.made.Store(dir, true)
+	}
+	return m.writeTo(dir, key, filepath.Join(dir, "cur", key+":2,"+flags), msg, alongside)
+}
+
+// Flags turns IMAP system flags into a Maildir info's letters, in ASCII
+// order as the spec wants: \Draft D, \Flagged F, \Answered R, \Seen S,
+// \Deleted T.
+func Flags(imap []string) string {
+	letters := map[string]byte{`\draft`: 'D', `\flagged`: 'F', `\answered`: 'R', `\seen`: 'S', `\deleted`: 'T'}
+	var out []byte
+	for _, f := range imap {
+		if c, ok := letters[strings.ToLower(f)]; ok && !bytes.Contains(out, []byte{c}) {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return string(out)
+}
+
 // write puts msg into the existing Maildir dir as key.
 func (m *Maildir) write(dir, key string, msg io.Reader, alongside func() error) error {
-	final := filepath.Join(dir, "new", key)
+	return m.writeTo(dir, key, filepath.Join(dir, "new", key), msg, alongside)
+}
+
+// writeTo writes msg to tmp/key, then renames it to final.
+func (m *Maildir) writeTo(dir, key, final string, msg io.Reader, alongside func() error) error {
 	err := durable.WriteWith(m.FS, filepath.Join(dir, "tmp", key), final, 0o600,
 		func(w io.Writer) error {
 			buf, ok := m.buffers.Get().(*[]byte)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -45,6 +46,9 @@ type Backend struct {
 	// flush ended (durable.ErrFlushFailed): the MDA must restart and
 	// recover from what is on disk, as no later flush proves anything.
 	FlushFailed func(error)
+	// Send hands the MTA the mail deliver plugins ask for (Sieve's
+	// redirects and vacation replies); nil: none can be sent.
+	Send SendFunc
 	// Quota bounds each mailbox's size; nil: no limit.
 	Quota   *Quota
 	Metrics *Metrics // nil: none
@@ -178,14 +182,20 @@ func (s *session) deliverCopy(msg io.Reader, size int64, rc recipient) error {
 
 func (s *session) writeCopy(msg io.Reader, size int64, rc recipient) error {
 	log := s.b.Log.With().Str("queue_id", s.queueID).Str("rcpt", rc.address).Logger()
-	if done, err := s.delivered(rc, log); done || err != nil {
+	if done, err := s.delivered(rc.address, log); done || err != nil {
 		return err
 	}
-	msg, dir, refused := s.copyFor(msg, size, rc, log)
+	p, refused := s.copyFor(msg, size, rc, log)
 	if refused != nil {
 		return refused
 	}
-	key, err := s.writeWithinQuota(size, dir, rc, msg)
+	if p.discardBy != "" { // no copy, only mail to send
+		if serr := s.sendOut(p, rc, log); serr != nil {
+			return serr
+		}
+		return reply.Discarded(p.discardBy)
+	}
+	key, err := s.writeTargets(p, size, rc, log)
 	if err != nil {
 		if s.b.FlushFailed != nil && errors.Is(err, durable.ErrFlushFailed) {
 			s.b.FlushFailed(err)
@@ -198,47 +208,75 @@ func (s *session) writeCopy(msg io.Reader, size int64, rc recipient) error {
 	return reply.Delivered(key)
 }
 
+// writeTargets writes the plan's copies and returns the first one's key.
+// They are written last first, the first one under rc's own ledger key:
+// once it is done, every other copy is too, so a delivery repeated after
+// a crash writes only the copies that are missing.
+func (s *session) writeTargets(p plan, size int64, rc recipient, log zerolog.Logger) (string, error) {
+	var key string
+	for i := len(p.targets) - 1; i >= 0; i-- {
+		t, msg := p.targets[i], p.msg
+		ledgerKey := rc.address
+		if i > 0 {
+			ledgerKey = rc.address + "\x00" + strconv.Itoa(i)
+			if done, err := s.delivered(ledgerKey, log); done || err != nil {
+				continue // written before the crash (an error shows again at copy 0)
+			}
+			msg = p.again()
+		} else if serr := s.sendOut(p, rc, log); serr != nil {
+			return "", serr
+		}
+		k, err := s.writeWithinQuota(size, t, ledgerKey, rc, msg)
+		if err != nil {
+			return "", err
+		}
+		key = k
+	}
+	return key, nil
+}
+
 // writeWithinQuota writes the copy if it fits into the recipient's
 // mailbox (rc.dir, all its folders); size, the spooled message's, stands
 // for the copy's, give or take the plugins' header edits.
-func (s *session) writeWithinQuota(size int64, dir string, rc recipient, msg io.Reader) (string, error) {
+func (s *session) writeWithinQuota(size int64, t target, ledgerKey string, rc recipient, msg io.Reader) (string, error) {
 	if err := s.b.Quota.Reserve(rc.dir, size, time.Now()); err != nil {
 		return "", err
 	}
-	key, err := s.write(dir, rc, msg)
+	key, err := s.write(t, ledgerKey, msg)
 	if err != nil {
 		s.b.Quota.Release(rc.dir, size)
 	}
 	return key, err
 }
 
-// write puts the copy into the Maildir dir, between the ledger's begin
-// and done records when the message has a queue ID.
-func (s *session) write(dir string, rc recipient, msg io.Reader) (string, error) {
+// write puts the copy into the Maildir folder t.dir, between the ledger's
+// begin and done records when the message has a queue ID.
+func (s *session) write(t target, ledgerKey string, msg io.Reader) (string, error) {
 	md, ledger := s.b.Maildir, s.b.Ledger
 	key := md.NewKey()
 	if ledger == nil || s.queueID == "" {
-		return key, md.DeliverAs(dir, key, msg, nil)
+		return key, md.DeliverFlagged(t.dir, key, t.flags, msg, nil)
 	}
-	if err := ledger.Begin(s.queueID, rc.address, dir, key, time.Now()); err != nil {
+	if err := ledger.Begin(s.queueID, ledgerKey, t.dir, key, time.Now()); err != nil {
 		return "", err
 	}
-	if err := md.DeliverAs(dir, key, msg, ledger.Flush); err != nil {
+	if err := md.DeliverFlagged(t.dir, key, t.flags, msg, ledger.Flush); err != nil {
 		return "", err
 	}
-	if err := ledger.Done(s.queueID, rc.address, time.Now()); err != nil {
+	if err := ledger.Done(s.queueID, ledgerKey, time.Now()); err != nil {
 		s.b.Log.Warn().Err(err).Str("queue_id", s.queueID).Msg("delivery ledger: done not recorded")
 	}
 	return key, nil
 }
 
-// delivered reports whether this copy was written before: a delivery
+// delivered reports whether the copy under ledgerKey (a recipient's
+// address, or one of its further copies) was written before: a delivery
 // repeated after a crash. It then returns the 250 to answer with.
-func (s *session) delivered(rc recipient, log zerolog.Logger) (bool, error) {
+func (s *session) delivered(ledgerKey string, log zerolog.Logger) (bool, error) {
 	if s.b.Ledger == nil || s.queueID == "" {
 		return false, nil
 	}
-	c, ok := s.b.Ledger.Find(s.queueID, rc.address)
+	c, ok := s.b.Ledger.Find(s.queueID, ledgerKey)
 	if !ok {
 		return false, nil
 	}
@@ -251,7 +289,7 @@ func (s *session) delivered(rc recipient, log zerolog.Logger) (bool, error) {
 		if !found { // the crash came before the file was in new/
 			return false, nil
 		}
-		s.b.Ledger.Done(s.queueID, rc.address, time.Now())
+		s.b.Ledger.Done(s.queueID, ledgerKey, time.Now())
 	}
 	log.Info().Str("file", c.Name).Msg("delivered before: no second copy")
 	return true, reply.DeliveredBefore(c.Name)

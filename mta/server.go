@@ -275,6 +275,9 @@ func (s *session) reverseSRS(addr, orig string, err error) ([]string, bool) {
 // each. An alias may forward out of the local domains, which makes the
 // message relayable: the admin set that target, not the client.
 func (s *session) recipients(env *queue.Envelope) {
+	// A message a Sieve script redirects, handed over by the MDA, is
+	// forwarded as an alias forwards (SRS for another domain).
+	redirected := s.b.Trusted && s.opts.Params[queue.ForwardParam] != ""
 	for _, rc := range s.rcpts {
 		targets, ok := []string{rc}, false // ok: an alias's targets
 		if s.isLocal(rc) {
@@ -287,7 +290,7 @@ func (s *session) recipients(env *queue.Envelope) {
 				continue
 			}
 			r := s.queued(t, rc, ok)
-			if ok && !s.isLocal(t) {
+			if (ok || redirected) && !s.isLocal(t) {
 				env.Relay, r.Forwarded = true, true
 			}
 			env.Recipients = append(env.Recipients, r)

@@ -152,6 +152,11 @@ const QueuedParam = "X-POSTLINE-QUEUED"
 // no TLS and so cannot offer the extension itself (RFC 8689 §4.1).
 const RequireTLSParam = "X-POSTLINE-REQUIRETLS"
 
+// ForwardParam is the MAIL FROM parameter with which the MDA hands the MTA
+// a message a user's Sieve script redirects (RFC 5228 §4.2): its
+// recipients are forwarded mail, whose sender SRS rewrites as for an alias.
+const ForwardParam = "X-POSTLINE-FORWARD"
+
 // ValidID reports whether id has the shape NewID produces, so an ID from
 // outside (an admin command, a file name) can be used as a path safely.
 func ValidID(id string) bool {

@@ -90,6 +90,7 @@ func newServer(cfg *config.Config, log zerolog.Logger) (*mda.Backend, *smtp.Serv
 		SpoolDir:  daemon.MDASpoolDir(cfg),
 		Quota:     &mda.Quota{Limit: cfg.MDA.Quota},
 		Policy:    guard.PolicyAfterHop(cfg), // the MTA's Received field
+		Send:      mda.DialMTA(cfg.MTALocalSocket(), cfg.Hostname),
 		Log:       log,
 	}
 	srv := mda.NewServer(be, cfg.Hostname)

@@ -44,6 +44,10 @@ func main() {
 		daemon.Fatal(log, "cannot set up TLS", err)
 	}
 	trustedListener, adminListener, publicListeners := listenAll(cfg, own, log)
+	mdaListener, err := own.ListenSocket("mta-mda", cfg.MTALocalSocket())
+	if err != nil {
+		daemon.Fatal(log, "cannot listen on the MDA's socket", err)
+	}
 	// Port 25, the socket and the TLS key are ours: drop root before the
 	// queue is opened, so that every spool file belongs to the mta user.
 	if err := daemon.DropPrivileges(log, cfg.MTA.User); err != nil {
@@ -81,7 +85,7 @@ func main() {
 	run(func() { manager.Run(ctx) })
 	run(func() { daemon.ServeMetrics(ctx, log, cfg.MTA.Metrics, reg) })
 	run(func() { admin.Serve(ctx, adminListener) })
-	run(func() { daemon.Serve(ctx, log, trusted, []net.Listener{trustedListener}, 30*time.Second) })
+	run(func() { daemon.Serve(ctx, log, trusted, []net.Listener{trustedListener, mdaListener}, 30*time.Second) })
 	run(func() { daemon.Serve(ctx, log, public, publicListeners, 30*time.Second) })
 	log.Info().Strs("listen", cfg.MTA.Listen).Str("socket", cfg.MTASocket()).
 		Str("admin_socket", cfg.MTAAdminSocket()).Msg("mta ready")
@@ -119,8 +123,8 @@ func logRecovered(log zerolog.Logger, spool *queue.Spool) {
 }
 
 // newServers builds the public SMTP server (mail from the internet) and
-// the trusted one on the MSA's socket, which takes the MSA's queue ID and
-// any destination.
+// the trusted one on the MSA's and the MDA's sockets, which takes the
+// MSA's queue ID and any destination.
 func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *users.Aliases, spool *queue.Spool,
 	manager *mta.Manager) (public, trusted *smtp.Server, publicBackend *mta.Backend) {
 	publicBackend = &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager, Log: log,
@@ -130,7 +134,8 @@ func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *u
 	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager,
 		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true, Metrics: manager.Metrics, SRS: manager.SRS})
 	// The queue ID the MSA allocated, a filter's folder, the MSA's question.
-	trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam, queue.RequireTLSParam}
+	// The MDA's socket is served alike: Sieve's redirects (ForwardParam) and replies.
+	trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam, queue.RequireTLSParam, queue.ForwardParam}
 	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
 	trusted.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for the headers the MSA adds
 	return public, trusted, publicBackend

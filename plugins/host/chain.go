@@ -36,6 +36,9 @@ type Options struct {
 	// Log receives go-plugin's lines and the plugins' own, each with
 	// plugin=NAME; its level is passed on to the plugins.
 	Log zerolog.Logger
+	// StateDir, when set, holds a folder per plugin for its state across
+	// restarts (e.g. state_dir/mda/plugins), made as needed.
+	StateDir string
 	// AutoMTLS runs each plugin's unix socket under one-time mutual TLS.
 	// The socket is private to the daemon's user already; this costs
 	// 20-30 ms per start and 5-10 % per call.
@@ -246,7 +249,8 @@ func (c *Chain) Rcpt(ctx context.Context, r RcptInfo) Result {
 // a reader of the body from its start for each plugin that reads it
 // (see WantsDeliverBody).
 func (c *Chain) Deliver(ctx context.Context, d DeliveryInfo, header []byte, body func() io.Reader) Result {
-	req := &pb.DeliverRequest{Recipient: d.Recipient, Sender: d.Sender, QueueId: d.QueueID, Folder: d.Folder, Header: header, Size: d.Size}
+	req := &pb.DeliverRequest{Recipient: d.Recipient, Sender: d.Sender, QueueId: d.QueueID, Folder: d.Folder,
+		Header: header, Size: d.Size, Mailbox: d.Mailbox}
 	return c.run(ctx, HookDeliver, d.QueueID, func(ctx context.Context, p *proc, rpc pb.FilterClient) (*pb.Verdict, error) {
 		if !p.deliverBody || body == nil {
 			return rpc.Deliver(ctx, req)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -139,16 +141,34 @@ func (p *proc) launch(ctx context.Context) (*instance, error) {
 	if p.spec.Config != nil {
 		cfg, _ = json.Marshal(p.spec.Config) // Validate checked that it encodes
 	}
+	stateDir, err := p.stateDir()
+	if err != nil {
+		inst.kill()
+		return nil, err
+	}
 	cctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
 	defer cancel()
 	inst.resp, err = inst.rpc.Configure(cctx, &pb.ConfigureRequest{
-		Name: p.spec.Name, Daemon: p.spec.Daemon, Hostname: p.opts.Hostname, ConfigJson: cfg})
+		Name: p.spec.Name, Daemon: p.spec.Daemon, Hostname: p.opts.Hostname, ConfigJson: cfg, StateDir: stateDir})
 	if err != nil {
 		inst.kill()
 		return nil, fmt.Errorf("configure: %s", status.Convert(err).Message())
 	}
 	inst.started = time.Now()
 	return inst, nil
+}
+
+// stateDir makes the plugin's folder for state, Options.StateDir/NAME
+// (the daemon's user's, 0700), and returns it; "" without Options.StateDir.
+func (p *proc) stateDir() (string, error) {
+	if p.opts.StateDir == "" {
+		return "", nil
+	}
+	dir := filepath.Join(p.opts.StateDir, p.spec.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("state folder: %w", err)
+	}
+	return dir, nil
 }
 
 // start starts the plugin's process, or, for a filter run in the daemon

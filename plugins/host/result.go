@@ -61,7 +61,25 @@ type DeliveryInfo struct {
 	QueueID   string
 	Folder    string // folder an earlier filter chose, "" for INBOX
 	Size      int64  // the message's size in bytes, 0 when unknown
+	Mailbox   string // the recipient's Maildir folder
 }
+
+// Copy is one local copy a deliver plugin asks for.
+type Copy struct {
+	Folder string   // Maildir++ folder, "" for INBOX
+	Flags  []string // IMAP system flags, e.g. `\Seen`
+}
+
+// Outgoing is a message a deliver plugin asks the MDA to send.
+type Outgoing struct {
+	Sender     string // "" for <>
+	Recipients []string
+	Message    []byte
+}
+
+// maxOutgoing bounds a message a plugin asks to send: an auto-reply, not
+// a way around the MTA's limits.
+const maxOutgoing = 1 << 20
 
 // Action is what a plugin, or a whole chain, decided.
 type Action int
@@ -176,6 +194,12 @@ type Result struct {
 	// BodyBy names the last plugin that replaced the body, "" when none
 	// did; the new body is in the Filtered message.
 	BodyBy string
+	// Copies, Redirects and Send are the deliver hook's: the copies of the
+	// last plugin that named any (in place of one into Folder), and every
+	// plugin's redirects and messages to send, in order.
+	Copies    []Copy
+	Redirects []string
+	Send      []Outgoing
 	// By names the plugin that decided Action, "" for Continue.
 	By string
 }
@@ -192,6 +216,11 @@ func (r *Result) add(plugin string, v verdict) bool {
 	if v.replaceBody {
 		r.BodyBy = plugin
 	}
+	if len(v.copies) > 0 {
+		r.Copies = v.copies
+	}
+	r.Redirects = append(r.Redirects, v.redirects...)
+	r.Send = append(r.Send, v.send...)
 	switch v.action {
 	case Continue:
 		return false
@@ -212,6 +241,9 @@ type verdict struct {
 	edits       []HeaderEdit
 	envelope    []EnvelopeChange
 	replaceBody bool
+	copies      []Copy
+	redirects   []string
+	send        []Outgoing
 }
 
 var actionProto = map[pb.Verdict_Action]Action{
@@ -251,7 +283,70 @@ func checkVerdict(p *pb.Verdict) (verdict, []string) {
 	}
 	v.envelope = checkEnvelope(p.GetEnvelopeEdits(), &problems)
 	v.replaceBody = p.GetReplaceBody()
+	v.copies = checkCopies(p.GetCopies(), &problems)
+	v.redirects = checkAddresses(p.GetRedirects(), "redirect", &problems)
+	v.send = checkOutgoing(p.GetSend(), &problems)
 	return v, problems
+}
+
+// imapFlags are the flags a copy may carry: RFC 3501 §2.3.2's system
+// flags but \Recent, which only a server sets.
+var imapFlags = map[string]bool{`\Seen`: true, `\Answered`: true, `\Flagged`: true, `\Deleted`: true, `\Draft`: true}
+
+// checkCopies keeps the copies into valid folders, with their system
+// flags (keywords are dropped: a Maildir file name holds system flags).
+func checkCopies(in []*pb.Copy, problems *[]string) []Copy {
+	var out []Copy
+	for _, c := range in {
+		if f := c.GetFolder(); f != "" && !ValidFolder(f) {
+			*problems = append(*problems, fmt.Sprintf("copy into folder %q dropped: not a valid Maildir++ folder name", f))
+			continue
+		}
+		cp := Copy{Folder: c.GetFolder()}
+		for _, f := range c.GetFlags() {
+			for name := range imapFlags {
+				if strings.EqualFold(f, name) && !slices.Contains(cp.Flags, name) {
+					cp.Flags = append(cp.Flags, name)
+				}
+			}
+		}
+		out = append(out, cp)
+	}
+	return out
+}
+
+// checkAddresses keeps the well-formed addresses of a list.
+func checkAddresses(in []string, what string, problems *[]string) []string {
+	var out []string
+	for _, a := range in {
+		if _, err := address.Parse(a); err != nil {
+			*problems = append(*problems, fmt.Sprintf("%s to %q dropped: %v", what, a, err))
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// checkOutgoing keeps the messages to send with a sender that is <> or an
+// address, recipients, and a size under maxOutgoing.
+func checkOutgoing(in []*pb.Outgoing, problems *[]string) []Outgoing {
+	var out []Outgoing
+	for _, o := range in {
+		rcpts := checkAddresses(o.GetRecipients(), "message", problems)
+		_, badSender := address.Parse(o.GetSender())
+		switch {
+		case len(rcpts) == 0:
+			*problems = append(*problems, "message to send dropped: no recipient")
+		case o.GetSender() != "" && badSender != nil:
+			*problems = append(*problems, fmt.Sprintf("message to send dropped: sender %q: %v", o.GetSender(), badSender))
+		case len(o.GetMessage()) == 0 || len(o.GetMessage()) > maxOutgoing:
+			*problems = append(*problems, fmt.Sprintf("message to send dropped: %d bytes", len(o.GetMessage())))
+		default:
+			out = append(out, Outgoing{Sender: o.GetSender(), Recipients: rcpts, Message: o.GetMessage()})
+		}
+	}
+	return out
 }
 
 // checkEnvelope keeps the envelope changes whose addresses are well formed:

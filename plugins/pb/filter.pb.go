@@ -228,7 +228,10 @@ type ConfigureRequest struct {
 	Hostname string `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	// config_json is the [plugins.config] table as a JSON object ("{}" when
 	// absent). TOML integers stay integers; datetimes become RFC 3339 strings.
-	ConfigJson    []byte `protobuf:"bytes,4,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	ConfigJson []byte `protobuf:"bytes,4,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	// state_dir is a folder the plugin may keep state in across restarts
+	// (state_dir/DAEMON/plugins/NAME, the daemon's user's), "" when none.
+	StateDir      string `protobuf:"bytes,5,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -289,6 +292,13 @@ func (x *ConfigureRequest) GetConfigJson() []byte {
 		return x.ConfigJson
 	}
 	return nil
+}
+
+func (x *ConfigureRequest) GetStateDir() string {
+	if x != nil {
+		return x.StateDir
+	}
+	return ""
 }
 
 type ConfigureResponse struct {
@@ -951,7 +961,10 @@ type DeliverRequest struct {
 	// header is the header block as it will be written, before this hook's edits.
 	Header []byte `protobuf:"bytes,5,opt,name=header,proto3" json:"header,omitempty"`
 	// size is the message's size in bytes as received, 0 when not known.
-	Size          int64 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	Size int64 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	// mailbox is the recipient's Maildir folder (its INBOX), a home for
+	// per-user files such as a Sieve script.
+	Mailbox       string `protobuf:"bytes,7,opt,name=mailbox,proto3" json:"mailbox,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1026,6 +1039,13 @@ func (x *DeliverRequest) GetSize() int64 {
 		return x.Size
 	}
 	return 0
+}
+
+func (x *DeliverRequest) GetMailbox() string {
+	if x != nil {
+		return x.Mailbox
+	}
+	return ""
 }
 
 type DeliverChunk struct {
@@ -1325,7 +1345,17 @@ type Verdict struct {
 	EnvelopeEdits *EnvelopeEdits         `protobuf:"bytes,5,opt,name=envelope_edits,json=envelopeEdits,proto3" json:"envelope_edits,omitempty"` // data hook only
 	// replace_body: the body chunks before this Verdict in a DataRewrite
 	// stream are the new body (data hook only).
-	ReplaceBody   bool `protobuf:"varint,6,opt,name=replace_body,json=replaceBody,proto3" json:"replace_body,omitempty"`
+	ReplaceBody bool `protobuf:"varint,6,opt,name=replace_body,json=replaceBody,proto3" json:"replace_body,omitempty"`
+	// copies (deliver hook only) are the local copies to write in place of
+	// the one copy into folder; empty keeps that one copy. DISCARD writes none.
+	Copies []*Copy `protobuf:"bytes,7,rep,name=copies,proto3" json:"copies,omitempty"`
+	// redirects (deliver hook only): the message goes on to these
+	// addresses, as mail an alias forwards (RFC 5228 §4.2), unless the
+	// verdict refuses it. They are sent once per copy, not again on a retry.
+	Redirects []string `protobuf:"bytes,8,rep,name=redirects,proto3" json:"redirects,omitempty"`
+	// send (deliver hook only): new messages the MDA hands to the MTA, such
+	// as a vacation reply (RFC 5230), unless the verdict refuses the copy.
+	Send          []*Outgoing `protobuf:"bytes,9,rep,name=send,proto3" json:"send,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1402,17 +1432,153 @@ func (x *Verdict) GetReplaceBody() bool {
 	return false
 }
 
+func (x *Verdict) GetCopies() []*Copy {
+	if x != nil {
+		return x.Copies
+	}
+	return nil
+}
+
+func (x *Verdict) GetRedirects() []string {
+	if x != nil {
+		return x.Redirects
+	}
+	return nil
+}
+
+func (x *Verdict) GetSend() []*Outgoing {
+	if x != nil {
+		return x.Send
+	}
+	return nil
+}
+
+// Copy is one local copy of a delivery.
+type Copy struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Folder        string                 `protobuf:"bytes,1,opt,name=folder,proto3" json:"folder,omitempty"` // Maildir++ folder, "" for INBOX
+	Flags         []string               `protobuf:"bytes,2,rep,name=flags,proto3" json:"flags,omitempty"`   // IMAP system flags (RFC 3501 §2.3.2), e.g. "\\Seen"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Copy) Reset() {
+	*x = Copy{}
+	mi := &file_filter_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Copy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Copy) ProtoMessage() {}
+
+func (x *Copy) ProtoReflect() protoreflect.Message {
+	mi := &file_filter_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Copy.ProtoReflect.Descriptor instead.
+func (*Copy) Descriptor() ([]byte, []int) {
+	return file_filter_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Copy) GetFolder() string {
+	if x != nil {
+		return x.Folder
+	}
+	return ""
+}
+
+func (x *Copy) GetFlags() []string {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+// Outgoing is a message a deliver plugin asks the MDA to send.
+type Outgoing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sender        string                 `protobuf:"bytes,1,opt,name=sender,proto3" json:"sender,omitempty"` // "" is <>, as RFC 3834 §3.3 wants for auto-replies
+	Recipients    []string               `protobuf:"bytes,2,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	Message       []byte                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"` // the whole message, header and body, CRLF line ends
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Outgoing) Reset() {
+	*x = Outgoing{}
+	mi := &file_filter_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Outgoing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Outgoing) ProtoMessage() {}
+
+func (x *Outgoing) ProtoReflect() protoreflect.Message {
+	mi := &file_filter_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Outgoing.ProtoReflect.Descriptor instead.
+func (*Outgoing) Descriptor() ([]byte, []int) {
+	return file_filter_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Outgoing) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *Outgoing) GetRecipients() []string {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+func (x *Outgoing) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
 var File_filter_proto protoreflect.FileDescriptor
 
 const file_filter_proto_rawDesc = "" +
 	"\n" +
-	"\ffilter.proto\x12\x12postline.filter.v1\"{\n" +
+	"\ffilter.proto\x12\x12postline.filter.v1\"\x98\x01\n" +
 	"\x10ConfigureRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06daemon\x18\x02 \x01(\tR\x06daemon\x12\x1a\n" +
 	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x1f\n" +
 	"\vconfig_json\x18\x04 \x01(\fR\n" +
-	"configJson\"\xc0\x01\n" +
+	"configJson\x12\x1b\n" +
+	"\tstate_dir\x18\x05 \x01(\tR\bstateDir\"\xc0\x01\n" +
 	"\x11ConfigureResponse\x12.\n" +
 	"\x05hooks\x18\x01 \x03(\x0e2\x18.postline.filter.v1.HookR\x05hooks\x12*\n" +
 	"\x11data_headers_only\x18\x02 \x01(\bR\x0fdataHeadersOnly\x12,\n" +
@@ -1462,14 +1628,15 @@ const file_filter_proto_rawDesc = "" +
 	"\tDataReply\x12\x14\n" +
 	"\x04body\x18\x01 \x01(\fH\x00R\x04body\x127\n" +
 	"\averdict\x18\x02 \x01(\v2\x1b.postline.filter.v1.VerdictH\x00R\averdictB\a\n" +
-	"\x05reply\"\xa5\x01\n" +
+	"\x05reply\"\xbf\x01\n" +
 	"\x0eDeliverRequest\x12\x1c\n" +
 	"\trecipient\x18\x01 \x01(\tR\trecipient\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x19\n" +
 	"\bqueue_id\x18\x03 \x01(\tR\aqueueId\x12\x16\n" +
 	"\x06folder\x18\x04 \x01(\tR\x06folder\x12\x16\n" +
 	"\x06header\x18\x05 \x01(\fR\x06header\x12\x12\n" +
-	"\x04size\x18\x06 \x01(\x03R\x04size\"i\n" +
+	"\x04size\x18\x06 \x01(\x03R\x04size\x12\x18\n" +
+	"\amailbox\x18\a \x01(\tR\amailbox\"i\n" +
 	"\fDeliverChunk\x12:\n" +
 	"\x05start\x18\x01 \x01(\v2\".postline.filter.v1.DeliverRequestH\x00R\x05start\x12\x14\n" +
 	"\x04body\x18\x02 \x01(\fH\x00R\x04bodyB\a\n" +
@@ -1499,14 +1666,17 @@ const file_filter_proto_rawDesc = "" +
 	"\rchange_sender\x18\x01 \x01(\bR\fchangeSender\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12%\n" +
 	"\x0eadd_recipients\x18\x03 \x03(\tR\raddRecipients\x12+\n" +
-	"\x11remove_recipients\x18\x04 \x03(\tR\x10removeRecipients\"\x98\x03\n" +
+	"\x11remove_recipients\x18\x04 \x03(\tR\x10removeRecipients\"\x9a\x04\n" +
 	"\aVerdict\x12:\n" +
 	"\x06action\x18\x01 \x01(\x0e2\".postline.filter.v1.Verdict.ActionR\x06action\x12/\n" +
 	"\x05reply\x18\x02 \x01(\v2\x19.postline.filter.v1.ReplyR\x05reply\x12\x16\n" +
 	"\x06folder\x18\x03 \x01(\tR\x06folder\x12A\n" +
 	"\fheader_edits\x18\x04 \x03(\v2\x1e.postline.filter.v1.HeaderEditR\vheaderEdits\x12H\n" +
 	"\x0eenvelope_edits\x18\x05 \x01(\v2!.postline.filter.v1.EnvelopeEditsR\renvelopeEdits\x12!\n" +
-	"\freplace_body\x18\x06 \x01(\bR\vreplaceBody\"X\n" +
+	"\freplace_body\x18\x06 \x01(\bR\vreplaceBody\x120\n" +
+	"\x06copies\x18\a \x03(\v2\x18.postline.filter.v1.CopyR\x06copies\x12\x1c\n" +
+	"\tredirects\x18\b \x03(\tR\tredirects\x120\n" +
+	"\x04send\x18\t \x03(\v2\x1c.postline.filter.v1.OutgoingR\x04send\"X\n" +
 	"\x06Action\x12\f\n" +
 	"\bCONTINUE\x10\x00\x12\n" +
 	"\n" +
@@ -1515,7 +1685,16 @@ const file_filter_proto_rawDesc = "" +
 	"\x06REJECT\x10\x02\x12\f\n" +
 	"\bTEMPFAIL\x10\x03\x12\v\n" +
 	"\aDISCARD\x10\x04\x12\r\n" +
-	"\tFILE_INTO\x10\x05*m\n" +
+	"\tFILE_INTO\x10\x05\"4\n" +
+	"\x04Copy\x12\x16\n" +
+	"\x06folder\x18\x01 \x01(\tR\x06folder\x12\x14\n" +
+	"\x05flags\x18\x02 \x03(\tR\x05flags\"\\\n" +
+	"\bOutgoing\x12\x16\n" +
+	"\x06sender\x18\x01 \x01(\tR\x06sender\x12\x1e\n" +
+	"\n" +
+	"recipients\x18\x02 \x03(\tR\n" +
+	"recipients\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\fR\amessage*m\n" +
 	"\x04Hook\x12\x14\n" +
 	"\x10HOOK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fHOOK_CONNECT\x10\x01\x12\r\n" +
@@ -1546,7 +1725,7 @@ func file_filter_proto_rawDescGZIP() []byte {
 }
 
 var file_filter_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_filter_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_filter_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_filter_proto_goTypes = []any{
 	(Hook)(0),                 // 0: postline.filter.v1.Hook
 	(HeaderEdit_Op)(0),        // 1: postline.filter.v1.HeaderEdit.Op
@@ -1567,14 +1746,16 @@ var file_filter_proto_goTypes = []any{
 	(*HeaderEdit)(nil),        // 16: postline.filter.v1.HeaderEdit
 	(*EnvelopeEdits)(nil),     // 17: postline.filter.v1.EnvelopeEdits
 	(*Verdict)(nil),           // 18: postline.filter.v1.Verdict
-	nil,                       // 19: postline.filter.v1.MailRequest.ParamsEntry
+	(*Copy)(nil),              // 19: postline.filter.v1.Copy
+	(*Outgoing)(nil),          // 20: postline.filter.v1.Outgoing
+	nil,                       // 21: postline.filter.v1.MailRequest.ParamsEntry
 }
 var file_filter_proto_depIdxs = []int32{
 	0,  // 0: postline.filter.v1.ConfigureResponse.hooks:type_name -> postline.filter.v1.Hook
 	6,  // 1: postline.filter.v1.Connection.tls:type_name -> postline.filter.v1.TLS
 	5,  // 2: postline.filter.v1.ConnectRequest.conn:type_name -> postline.filter.v1.Connection
 	5,  // 3: postline.filter.v1.MailRequest.conn:type_name -> postline.filter.v1.Connection
-	19, // 4: postline.filter.v1.MailRequest.params:type_name -> postline.filter.v1.MailRequest.ParamsEntry
+	21, // 4: postline.filter.v1.MailRequest.params:type_name -> postline.filter.v1.MailRequest.ParamsEntry
 	5,  // 5: postline.filter.v1.RcptRequest.conn:type_name -> postline.filter.v1.Connection
 	5,  // 6: postline.filter.v1.DataStart.conn:type_name -> postline.filter.v1.Connection
 	10, // 7: postline.filter.v1.DataChunk.start:type_name -> postline.filter.v1.DataStart
@@ -1585,27 +1766,29 @@ var file_filter_proto_depIdxs = []int32{
 	15, // 12: postline.filter.v1.Verdict.reply:type_name -> postline.filter.v1.Reply
 	16, // 13: postline.filter.v1.Verdict.header_edits:type_name -> postline.filter.v1.HeaderEdit
 	17, // 14: postline.filter.v1.Verdict.envelope_edits:type_name -> postline.filter.v1.EnvelopeEdits
-	3,  // 15: postline.filter.v1.Filter.Configure:input_type -> postline.filter.v1.ConfigureRequest
-	7,  // 16: postline.filter.v1.Filter.Connect:input_type -> postline.filter.v1.ConnectRequest
-	8,  // 17: postline.filter.v1.Filter.Mail:input_type -> postline.filter.v1.MailRequest
-	9,  // 18: postline.filter.v1.Filter.Rcpt:input_type -> postline.filter.v1.RcptRequest
-	11, // 19: postline.filter.v1.Filter.Data:input_type -> postline.filter.v1.DataChunk
-	11, // 20: postline.filter.v1.Filter.DataRewrite:input_type -> postline.filter.v1.DataChunk
-	13, // 21: postline.filter.v1.Filter.Deliver:input_type -> postline.filter.v1.DeliverRequest
-	14, // 22: postline.filter.v1.Filter.DeliverMessage:input_type -> postline.filter.v1.DeliverChunk
-	4,  // 23: postline.filter.v1.Filter.Configure:output_type -> postline.filter.v1.ConfigureResponse
-	18, // 24: postline.filter.v1.Filter.Connect:output_type -> postline.filter.v1.Verdict
-	18, // 25: postline.filter.v1.Filter.Mail:output_type -> postline.filter.v1.Verdict
-	18, // 26: postline.filter.v1.Filter.Rcpt:output_type -> postline.filter.v1.Verdict
-	18, // 27: postline.filter.v1.Filter.Data:output_type -> postline.filter.v1.Verdict
-	12, // 28: postline.filter.v1.Filter.DataRewrite:output_type -> postline.filter.v1.DataReply
-	18, // 29: postline.filter.v1.Filter.Deliver:output_type -> postline.filter.v1.Verdict
-	18, // 30: postline.filter.v1.Filter.DeliverMessage:output_type -> postline.filter.v1.Verdict
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	19, // 15: postline.filter.v1.Verdict.copies:type_name -> postline.filter.v1.Copy
+	20, // 16: postline.filter.v1.Verdict.send:type_name -> postline.filter.v1.Outgoing
+	3,  // 17: postline.filter.v1.Filter.Configure:input_type -> postline.filter.v1.ConfigureRequest
+	7,  // 18: postline.filter.v1.Filter.Connect:input_type -> postline.filter.v1.ConnectRequest
+	8,  // 19: postline.filter.v1.Filter.Mail:input_type -> postline.filter.v1.MailRequest
+	9,  // 20: postline.filter.v1.Filter.Rcpt:input_type -> postline.filter.v1.RcptRequest
+	11, // 21: postline.filter.v1.Filter.Data:input_type -> postline.filter.v1.DataChunk
+	11, // 22: postline.filter.v1.Filter.DataRewrite:input_type -> postline.filter.v1.DataChunk
+	13, // 23: postline.filter.v1.Filter.Deliver:input_type -> postline.filter.v1.DeliverRequest
+	14, // 24: postline.filter.v1.Filter.DeliverMessage:input_type -> postline.filter.v1.DeliverChunk
+	4,  // 25: postline.filter.v1.Filter.Configure:output_type -> postline.filter.v1.ConfigureResponse
+	18, // 26: postline.filter.v1.Filter.Connect:output_type -> postline.filter.v1.Verdict
+	18, // 27: postline.filter.v1.Filter.Mail:output_type -> postline.filter.v1.Verdict
+	18, // 28: postline.filter.v1.Filter.Rcpt:output_type -> postline.filter.v1.Verdict
+	18, // 29: postline.filter.v1.Filter.Data:output_type -> postline.filter.v1.Verdict
+	12, // 30: postline.filter.v1.Filter.DataRewrite:output_type -> postline.filter.v1.DataReply
+	18, // 31: postline.filter.v1.Filter.Deliver:output_type -> postline.filter.v1.Verdict
+	18, // 32: postline.filter.v1.Filter.DeliverMessage:output_type -> postline.filter.v1.Verdict
+	25, // [25:33] is the sub-list for method output_type
+	17, // [17:25] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_filter_proto_init() }
@@ -1631,7 +1814,7 @@ func file_filter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_filter_proto_rawDesc), len(file_filter_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -98,6 +98,7 @@ type Host struct {
 	Plugin   string // the plugin's name in the config
 	Daemon   string // "msa", "mta" or "mda"
 	Hostname string // the config's hostname, for trace headers
+	StateDir string // a folder for the plugin's state across restarts, "" when none
 }
 
 // Conn describes the client's SMTP session.
@@ -156,6 +157,7 @@ type Delivery struct {
 	RawHeader []byte
 	// Body reads the body as the MDA stores it (LF line ends), for a
 	// filter that implements DeliverBody; empty for the others.
-	Body io.Reader
-	Size int64 // the whole message's size in bytes, 0 when unknown
+	Body    io.Reader
+	Size    int64  // the whole message's size in bytes, 0 when unknown
+	Mailbox string // the recipient's Maildir folder (its INBOX)
 }

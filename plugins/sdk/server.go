@@ -27,7 +27,7 @@ type server struct {
 
 func (s *server) Configure(_ context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
 	if h, ok := s.impl.(HostAware); ok {
-		h.SetHost(Host{Plugin: req.GetName(), Daemon: req.GetDaemon(), Hostname: req.GetHostname()})
+		h.SetHost(Host{Plugin: req.GetName(), Daemon: req.GetDaemon(), Hostname: req.GetHostname(), StateDir: req.GetStateDir()})
 	}
 	if c, ok := s.impl.(Configurable); ok {
 		cfg, err := decodeConfig(req.GetConfigJson())
@@ -112,7 +112,7 @@ func delivery(req *pb.DeliverRequest, body io.Reader) *Delivery {
 	return &Delivery{
 		Recipient: req.GetRecipient(), Sender: req.GetSender(), QueueID: req.GetQueueId(),
 		Folder: req.GetFolder(), Header: parseHeader(req.GetHeader()), RawHeader: req.GetHeader(),
-		Body: body, Size: req.GetSize(),
+		Body: body, Size: req.GetSize(), Mailbox: req.GetMailbox(),
 	}
 }
 

@@ -18,6 +18,9 @@ type Verdict struct {
 	edits    []Edit
 	envelope *pb.EnvelopeEdits
 	body     io.Reader // the new body, see ReplaceBody
+	copies   []*pb.Copy
+	redirect []string
+	send     []*pb.Outgoing
 }
 
 // Continue says "no objection": the next plugin runs.
@@ -53,6 +56,13 @@ func (v Verdict) Refuses() bool {
 
 // Discards reports whether v is a Discard.
 func (v Verdict) Discards() bool { return v.action == pb.Verdict_DISCARD }
+
+// Discarding returns v as a Discard verdict with what else it carries
+// (a deliver hook's redirects and messages to send still go).
+func (v Verdict) Discarding() Verdict {
+	v.action = pb.Verdict_DISCARD
+	return v
+}
 
 // Into returns v as a FileInto verdict for folder, with the changes it
 // carries.
@@ -109,6 +119,28 @@ func (v Verdict) ReplaceBody(body io.Reader) Verdict {
 	return v
 }
 
+// WithCopy returns v with one more local copy (deliver hook only): into
+// folder ("" for INBOX) with IMAP system flags such as `\Seen`. Copies
+// replace the one copy the delivery would write.
+func (v Verdict) WithCopy(folder string, flags ...string) Verdict {
+	v.copies = append(append([]*pb.Copy(nil), v.copies...), &pb.Copy{Folder: folder, Flags: flags})
+	return v
+}
+
+// Redirect returns v with the message sent on to addr (deliver hook
+// only), as mail an alias forwards.
+func (v Verdict) Redirect(addr string) Verdict {
+	v.redirect = append(append([]string(nil), v.redirect...), addr)
+	return v
+}
+
+// Send returns v with a new message for the MDA to hand to the MTA
+// (deliver hook only): msg is the whole message, sender "" is <>.
+func (v Verdict) Send(sender string, recipients []string, msg []byte) Verdict {
+	v.send = append(append([]*pb.Outgoing(nil), v.send...), &pb.Outgoing{Sender: sender, Recipients: recipients, Message: msg})
+	return v
+}
+
 // Edit is one change to the message's header.
 type Edit struct {
 	op          pb.HeaderEdit_Op
@@ -143,7 +175,8 @@ func Insert(index int, name, value string) Edit {
 }
 
 func (v Verdict) proto() *pb.Verdict {
-	out := &pb.Verdict{Action: v.action, Folder: v.folder, EnvelopeEdits: v.envelope}
+	out := &pb.Verdict{Action: v.action, Folder: v.folder, EnvelopeEdits: v.envelope,
+		Copies: v.copies, Redirects: v.redirect, Send: v.send}
 	if v.action == pb.Verdict_REJECT || v.action == pb.Verdict_TEMPFAIL {
 		out.Reply = &pb.Reply{Code: uint32(max(v.code, 0)), EnhancedCode: v.enhanced, Text: v.text}
 	}

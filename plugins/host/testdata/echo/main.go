@@ -1,7 +1,8 @@
 // Command echo is a test plugin with every hook. It answers with the
 // verdict its input names: the local part of the recipient at Rcpt
 // ("reject@", "tempfail@", "discard@", "accept@", "junk@", "error@",
-// "evil@"), the X-Verdict field at Data and Deliver, the HELO name at
+// "evil@", and at Deliver "copies": one into INBOX seen and flagged, one
+// into Archive), the X-Verdict field at Data and Deliver, the HELO name at
 // Connect and the sender's local part at Mail. Every verdict carries the
 // edit "X-Echo: <config mark>" so tests can see which plugins ran.
 package main
@@ -40,6 +41,8 @@ func (e *echo) verdict(word string) (sdk.Verdict, error) {
 		v = sdk.Accept()
 	case "junk":
 		v = sdk.FileInto("Junk")
+	case "copies":
+		v = sdk.Continue().WithCopy("", `\Seen`, `\Flagged`).WithCopy("Archive")
 	case "error":
 		return v, errors.New("echo was asked to fail")
 	case "evil":

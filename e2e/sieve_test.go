@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Each user's ~/.dovecot.sieve, home being the Maildir folder, runs at
+// delivery (the bundled sieve plugin): folders and flags, copies,
+// discard, reject (returned to the sender), redirect (with loop
+// control), vacation (once per sender), and a broken script keeps mail.
+func TestSieve(t *testing.T) {
+	t.Parallel()
+	const bob = "bob@example.test"
+	s := StartStackWith(t, StackConfig{Plugins: "\n[[plugins]]\nname = \"sieve\"\ndaemon = \"mda\"\n"})
+	s.Postline("bob-password\n", "user", "add", bob)
+	demo := s.Mailbox(demoUser)
+	script := func(t *testing.T, text string) {
+		t.Helper()
+		os.MkdirAll(demo, 0o700)
+		// A new mtime each time: the plugin keeps a script while its file stays the same.
+		path := filepath.Join(demo, ".dovecot.sieve")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(path, time.Now(), time.Now().Add(time.Duration(len(text))*time.Second))
+	}
+	send := func(t *testing.T, from, subject string, extra ...string) {
+		t.Helper()
+		msg := strings.Join(extra, "") + plainMsg(from, subject, "hello\r\n")
+		if _, err := sendFromIP(t, s, internetMail{IP: "127.0.0.1", Helo: "mx.example.test", From: from, To: []string{demoUser}, Data: msg}); err != nil {
+			t.Fatalf("send %q: %v", subject, err)
+		}
+	}
+
+	t.Run("fileinto with flags, and a copy kept", func(t *testing.T) {
+		script(t, `require ["fileinto", "imap4flags", "copy"];
+if header :contains "subject" "invoice" { fileinto :copy :flags "\\Seen" "Accounts/2026"; }`)
+		send(t, bob, "sieve invoice 42")
+		waitSubject(t, filepath.Join(demo, "new"), "sieve invoice 42")
+		waitGlob(t, filepath.Join(demo, ".Accounts.2026", "cur", "*:2,S"))
+	})
+
+	t.Run("discard", func(t *testing.T) {
+		script(t, `if header :is "subject" "sieve junk" { discard; stop; }`)
+		send(t, bob, "sieve junk")
+		send(t, bob, "sieve after junk")
+		waitSubject(t, filepath.Join(demo, "new"), "sieve after junk")
+		wantNotIn(t, filepath.Join(demo, "new"), "sieve junk")
+	})
+
+	t.Run("reject returns the message to its sender", func(t *testing.T) {
+		script(t, `require "reject"; if address :is "from" "bob@example.test" { reject "not from you, bob"; }`)
+		send(t, bob, "sieve rejected")
+		bounce := s.WaitForMail(bob, 1, 10*time.Second)[0]
+		if !strings.Contains(string(bounce), "not from you, bob") || !strings.Contains(string(bounce), "sieve rejected") {
+			t.Errorf("bounce:\n%s", bounce)
+		}
+		wantNotIn(t, filepath.Join(demo, "new"), "sieve rejected")
+	})
+
+	t.Run("redirect, with Delivered-To", func(t *testing.T) {
+		script(t, `redirect "bob@example.test";`)
+		send(t, "carol@other.test", "sieve redirected")
+		got := waitSubject(t, filepath.Join(s.Mailbox(bob), "new"), "sieve redirected")
+		if d := got.field(t, "Delivered-To"); d != demoUser {
+			t.Errorf("Delivered-To: %q", d)
+		}
+		wantNotIn(t, filepath.Join(demo, "new"), "sieve redirected")
+	})
+
+	t.Run("a redirect loop is refused", func(t *testing.T) {
+		script(t, `redirect "bob@example.test";`)
+		send(t, bob, "sieve looped", "Delivered-To: "+demoUser+"\r\n")
+		waitLogLine(t, s, `"mail forwarding loop"`)
+		// bob has the earlier bounce and redirected copy, then this bounce.
+		for _, m := range s.WaitForMail(bob, 3, 10*time.Second) {
+			if strings.Contains(string(m), "5.4.6") && strings.Contains(string(m), "sieve looped") {
+				return
+			}
+		}
+		t.Error("no bounce with 5.4.6 for the looped message")
+	})
+
+	t.Run("vacation answers once per sender, never <>", func(t *testing.T) {
+		const dave = "dave@example.test"
+		s.Postline("dave-password\n", "user", "add", dave)
+		script(t, `require "vacation"; vacation :days 1 :subject "away" "I am on holiday.";`)
+		send(t, dave, "sieve vacation 1")
+		send(t, dave, "sieve vacation 2")
+		send(t, "", "sieve vacation from <>")
+		waitSubject(t, filepath.Join(demo, "new"), "sieve vacation from <>")
+		got := waitSubject(t, filepath.Join(s.Mailbox(dave), "new"), "away")
+		if a := got.field(t, "Auto-Submitted"); a != "auto-replied (vacation)" || got.field(t, "Return-Path") != "<>" {
+			t.Errorf("reply:\n%s", got.Raw)
+		}
+		if n := strings.Count(s.Log(), `"plugin's message sent"`); n != 1 {
+			t.Errorf("%d replies sent, want 1", n)
+		}
+	})
+
+	t.Run("a broken script keeps mail, logged with line and column", func(t *testing.T) {
+		script(t, "if header :contains \"subject\" \"x\" {\n  fileinto \"Nope\";\n")
+		send(t, bob, "sieve broken script")
+		waitSubject(t, filepath.Join(demo, "new"), "sieve broken script")
+		waitLogLine(t, s, `sieve script does not parse; implicit keep`, `"line":1`, `"column":35`, `block opened here is not closed`)
+	})
+}
+
+// waitGlob waits until pattern matches a file.
+func waitGlob(t *testing.T, pattern string) []string {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m, _ := filepath.Glob(pattern); len(m) > 0 {
+			return m
+		}
+	}
+	t.Fatalf("nothing matches %s", pattern)
+	return nil
+}
+
+// A Sieve redirect out of the local domains leaves through the MTA as an
+// alias's forward does: with an SRS sender, and Delivered-To on top.
+func TestSieveRedirectOutUsesSRS(t *testing.T) {
+	t.Parallel()
+	n := newRelayNet(t)
+	outside := n.Sink(sinkOptions{})
+	n.DNS.Add(t, "outside.test. MX 10 mx.outside.test.", "mx.outside.test. A "+outside.IP)
+	s := n.Stack(relayConfig{Plugins: "\n[[plugins]]\nname = \"sieve\"\ndaemon = \"mda\"\n", Prepare: func(dir string) {
+		home := filepath.Join(dir, "var", "mail", "example.test", "demo")
+		os.MkdirAll(home, 0o700)
+		os.WriteFile(filepath.Join(home, ".dovecot.sieve"), []byte(`redirect "friend@outside.test";`), 0o600)
+	}})
+	if err := sendToMTA(s.MTA, "alice@sender.test", demoUser, "Subject: redirected out\r\n\r\nhi\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := outside.WaitMessages(t, 1, 10*time.Second)[0]
+	if !strings.HasPrefix(got.From, "SRS0=") || !strings.HasSuffix(got.From, "=sender.test=alice@example.test") {
+		t.Errorf("redirected with MAIL FROM:<%s>, want an SRS0 address", got.From)
+	}
+	if !strings.Contains(string(got.Data), "Delivered-To: "+demoUser) {
+		t.Errorf("no Delivered-To:\n%s", got.Data)
+	}
+}
