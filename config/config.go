@@ -56,6 +56,14 @@ type Config struct {
 type MSA struct {
 	Submission  []string `toml:"submission"`
 	Submissions []string `toml:"submissions"`
+	// HTTP are the HTTPS listeners of the submission API (docs/http-api.md),
+	// with the certificate of every TLS listener; HTTPPlain are plaintext
+	// ones, allowed on loopback addresses only (a local application, or a
+	// reverse proxy on the same host that terminates TLS).
+	HTTP      []string `toml:"http"`
+	HTTPPlain []string `toml:"http_plain"`
+	// TokensFile holds the API tokens' hashes ("": "tokens" beside users_file).
+	TokensFile string `toml:"tokens_file"`
 	// Metrics is where Prometheus scrapes the MSA's counters ("" off).
 	Metrics string `toml:"metrics"`
 	User    string `toml:"user"`
@@ -234,6 +242,10 @@ func (c *Config) resolvePaths() {
 	abs(&c.StateDir)
 	abs(&c.UsersFile)
 	abs(&c.AliasesFile)
+	abs(&c.MSA.TokensFile)
+	if c.MSA.TokensFile == "" {
+		c.MSA.TokensFile = filepath.Join(filepath.Dir(c.UsersFile), "tokens")
+	}
 	abs(&c.MDA.MailRoot)
 	abs(&c.TLS.Cert)
 	abs(&c.MTA.RelayhostAuth)
@@ -288,6 +300,8 @@ func (c *Config) validate(path, src string) error {
 	checkAddrs("msa.submission", c.MSA.Submission)
 	checkAddrs("msa.submissions", c.MSA.Submissions)
 	checkAddrs("mta.listen", c.MTA.Listen)
+	checkAddrs("msa.http", c.MSA.HTTP)
+	c.validateHTTPPlain(bad)
 	if c.MTA.DNSServer != "" {
 		checkAddrs("mta.dns_server", []string{c.MTA.DNSServer})
 	}

@@ -233,7 +233,8 @@ func (o *Owners) checkReach(cfg *config.Config, svcs []string) error {
 	for _, svc := range svcs {
 		switch svc {
 		case "msa":
-			needs = append(needs, need{o.MSA, cfg.MTASocket(), false}, need{o.MSA, cfg.UsersFile, true})
+			needs = append(needs, need{o.MSA, cfg.MTASocket(), false}, need{o.MSA, cfg.UsersFile, true},
+				need{o.MSA, cfg.MSA.TokensFile, true})
 		case "mta":
 			needs = append(needs, need{o.MTA, cfg.QueueDir(), false}, need{o.MTA, cfg.MDASocket(), false},
 				need{o.MTA, cfg.UsersFile, true})

@@ -192,7 +192,12 @@ func write(path string, entries []entry) error {
 
 // replaceFile writes data to path through a temporary file renamed over
 // it, flushed first, with mode 0640 and the replaced file's owner.
-func replaceFile(path string, data []byte) error {
+func replaceFile(path string, data []byte) error { return replaceFileLike(path, path, data) }
+
+// replaceFileLike is replaceFile for a file that, when new, takes the
+// owner and group of the file like (the tokens file those of the users
+// file beside it, so the daemons read both alike).
+func replaceFileLike(path, like string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
 		return fmt.Errorf("users: %w", err)
@@ -202,7 +207,10 @@ func replaceFile(path string, data []byte) error {
 		tmp.Close()
 		return fmt.Errorf("users: %w", err)
 	}
-	if err := keepOwner(tmp, path); err != nil {
+	if _, err := os.Stat(path); err == nil {
+		like = path
+	}
+	if err := keepOwner(tmp, like); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -10,6 +10,7 @@
 //	postline [-c FILE] user del ADDRESS      remove a user
 //	postline [-c FILE] user list             list users
 //	postline [-c FILE] alias add|del|list    edit the aliases file
+//	postline [-c FILE] token add|list|remove API tokens of the HTTP submission API
 //	postline [-c FILE] queue                 list the MTA's queue, like mailq
 //	postline [-c FILE] queue show ID         one message's envelope and header
 //	postline [-c FILE] queue flush           retry every deferred recipient now
@@ -53,6 +54,10 @@ commands:
                       to the TARGET addresses
   alias del ALIAS     remove an alias
   alias list          list aliases
+  token add USER      make an API token for USER (the HTTP API); printed once
+  token list [USER]   list tokens by ID (never the tokens themselves)
+  token remove USER ID
+                      revoke one of USER's tokens
   queue               list queued messages with each recipient's state, like mailq
   queue show ID       show a queued message's envelope and header
   queue flush         retry every deferred recipient now
@@ -107,6 +112,8 @@ func run(cfg *config.Config, args []string) int {
 		return userCommand(cfg, args[1:])
 	case "alias":
 		return aliasCommand(cfg, args[1:])
+	case "token":
+		return tokenCommand(cfg, args[1:])
 	case "status":
 		return statusCommand(cfg, args[1:])
 	case "queue", "mailq":
