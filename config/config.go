@@ -366,6 +366,10 @@ func (c *Config) MTASocket() string { return filepath.Join(c.RunDir(), "mta.sock
 // MTAAdminSocket is the MTA's admin socket, used by `postline queue`.
 func (c *Config) MTAAdminSocket() string { return filepath.Join(c.RunDir(), "mta-admin.sock") }
 
+// MTAStatusSocket is where the MTA tells the MSA how a submitted
+// message's recipients stand (the HTTP API); reachable like MTASocket.
+func (c *Config) MTAStatusSocket() string { return filepath.Join(c.RunDir(), "mta-status.sock") }
+
 // StatusSocket is where the supervisor answers `postline status`.
 func (c *Config) StatusSocket() string { return filepath.Join(c.RunDir(), "status.sock") }
 

@@ -55,9 +55,9 @@ func newRelayNet(t *testing.T) *relayNet {
 // keep the defaults written here (retries after 1 s, then 2 s).
 type relayConfig struct {
 	RetryMin, RetryMax, QueueLifetime, DelayWarning string
-	// MTA, TopLevel, Plugins and Prepare go to the stack as in StackConfig.
-	MTA, TopLevel, Plugins string
-	Prepare                func(dir string)
+	// MSA, MTA, TopLevel, Plugins and Prepare go to the stack as in StackConfig.
+	MSA, MTA, TopLevel, Plugins string
+	Prepare                     func(dir string)
 }
 
 // Stack starts a postline whose MTA asks this DNS and dials this port.
@@ -71,7 +71,7 @@ func (n *relayNet) Stack(c relayConfig) *Stack {
 	if c.DelayWarning != "" {
 		mta += fmt.Sprintf("delay_warning = %q\n", c.DelayWarning)
 	}
-	return StartStackWith(n.t, StackConfig{MTA: mta + c.MTA, TopLevel: c.TopLevel, Plugins: c.Plugins, Prepare: c.Prepare})
+	return StartStackWith(n.t, StackConfig{MSA: c.MSA, MTA: mta + c.MTA, TopLevel: c.TopLevel, Plugins: c.Plugins, Prepare: c.Prepare})
 }
 
 func orDefault(s, def string) string {

@@ -99,3 +99,32 @@ func (s *session) login(username, password string) error {
 	s.b.Metrics.login("ok")
 	return nil
 }
+
+// tokenAccount is the limiter's account for failed API tokens: a token
+// names no account until it matches, so only the client's address counts
+// (msa.auth_failures_per_ip), shared with its failed SMTP AUTHs.
+const tokenAccount = "\x00api-token"
+
+// TokenLocked reports whether API requests from ip are refused for now,
+// after too many failed AUTHs or tokens from it.
+func (b *Backend) TokenLocked(ip string) bool {
+	if b.limiter.lockedIP(ip) {
+		b.Log.Warn().Str("ip", ip).Msg("api token locked out")
+		b.Metrics.login("locked")
+		return true
+	}
+	return false
+}
+
+// TokenFailed counts a missing or wrong API token like a failed AUTH:
+// logged for fail2ban-style tools, and delayed one second more each time.
+func (b *Backend) TokenFailed(ip string) {
+	delay, nowLocked := b.limiter.failed(ip, tokenAccount)
+	b.limiter.succeeded(tokenAccount) // per address only
+	b.Log.Warn().Str("ip", ip).Dur("delay", delay).Msg("api token refused")
+	if nowLocked {
+		b.Log.Warn().Str("ip", ip).Msg("authentication lockout started")
+	}
+	b.Metrics.login("failed")
+	time.Sleep(delay)
+}

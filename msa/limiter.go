@@ -82,3 +82,10 @@ func (l *authLimiter) prune() {
 		l.count(key)
 	}
 }
+
+// lockedIP reports whether attempts from ip are refused now.
+func (l *authLimiter) lockedIP(ip string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.count("ip:"+ip) >= l.maxPerIP
+}

@@ -82,7 +82,7 @@ type session struct {
 	b      *Backend
 	tls    bool
 	conn   net.Conn
-	client *host.Client // what the plugins are told of the connection
+	client connDescriber // what the plugins are told of the connection
 	ip     string
 	user   string // authenticated address, "" before AUTH
 	log    zerolog.Logger
@@ -371,7 +371,12 @@ func sanitize(s string) string {
 // connInfo is the connection as the plugins see it, with the user and
 // the current message's queue ID.
 func (s *session) connInfo() host.ConnInfo {
-	ci := s.client.Info()
+	var ci host.ConnInfo
+	if s.client != nil {
+		ci = s.client.Info()
+	} else {
+		ci = (*host.Client)(nil).Info() // a session without a connection (tests)
+	}
 	ci.AuthUser, ci.QueueID = s.user, s.queueID
 	return ci
 }

@@ -62,6 +62,12 @@ type AdminServer struct {
 // Serve answers connections on l until ctx is done, then closes l and
 // waits for the requests in flight.
 func (a *AdminServer) Serve(ctx context.Context, l net.Listener) {
+	serveConns(ctx, l, a.Log, a.handle)
+}
+
+// serveConns runs handle for each connection to l until ctx is done,
+// then closes l and waits for the handlers: the admin and status sockets.
+func serveConns(ctx context.Context, l net.Listener, log zerolog.Logger, handle func(net.Conn)) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer l.Close()
@@ -73,12 +79,12 @@ func (a *AdminServer) Serve(ctx context.Context, l net.Listener) {
 			return
 		}
 		if err != nil { // e.g. out of file descriptors: wait, do not spin
-			a.Log.Error().Err(err).Msg("admin socket cannot accept")
+			log.Error().Err(err).Str("socket", l.Addr().String()).Msg("cannot accept")
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); a.handle(c) }()
+		go func() { defer wg.Done(); handle(c) }()
 	}
 }
 

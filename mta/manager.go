@@ -9,6 +9,7 @@ import (
 
 	"postline/config"
 	"postline/lmtp"
+	"postline/outcomes"
 	"postline/queue"
 	"postline/srs"
 )
@@ -31,6 +32,9 @@ type Manager struct {
 	Metrics *Metrics // nil: none
 	// SRS rewrites the sender of forwarded mail (nil: off).
 	SRS *srs.Rewriter
+	// Outcomes records the final states of submitted messages as they
+	// leave the queue, for the HTTP API (nil: none).
+	Outcomes *outcomes.Store
 
 	mu       sync.Mutex
 	queued   map[string]*entry
@@ -181,7 +185,10 @@ func (m *Manager) isLocal(addr string) bool {
 // m.mu and nobody else works on the message meanwhile.
 func (m *Manager) release(e *entry, env *queue.Envelope) {
 	if env != nil && env.Done() {
-		err := m.Queue.Remove(env.ID)
+		err := m.recordOutcome(env)
+		if err == nil {
+			err = m.Queue.Remove(env.ID)
+		}
 		if err == nil {
 			m.mu.Lock()
 			delete(m.queued, env.ID)
@@ -198,6 +205,16 @@ func (m *Manager) release(e *entry, env *queue.Envelope) {
 		e.env = env
 	}
 	m.schedule(e)
+}
+
+// recordOutcome keeps a submitted message's final states before it
+// leaves the queue (flushed first: a crash then leaves it queued, and
+// the queue's state is what a query answers).
+func (m *Manager) recordOutcome(env *queue.Envelope) error {
+	if m.Outcomes == nil || env.AuthUser == "" {
+		return nil
+	}
+	return m.Outcomes.Record(outcomes.FromEnvelope(env))
 }
 
 // envelope returns a copy of e's envelope, read back from the queue when

@@ -70,6 +70,10 @@ var (
 	// RFC 8689 §4.1: REQUIRETLS only within a TLS session.
 	RequireTLSNeedsTLS = New(530, 5, 7, 10, "REQUIRETLS needs a TLS session; issue STARTTLS first")
 	NotQueued          = New(550, 5, 0, 0, "not queued")
+	// RFC 5321 §4.5.3.1.8 (as Postfix's smtpd_recipient_limit).
+	TooManyRecipients = New(452, 4, 5, 3, "Too many recipients")
+	// RFC 5321 §3.3: a transaction needs at least one recipient.
+	NoRecipients = New(554, 5, 5, 1, "No valid recipients")
 )
 
 // BadParam is the reply to a MAIL or RCPT parameter whose value does not

@@ -20,6 +20,7 @@ import (
 	"postline/guard"
 	"postline/msa"
 	"postline/reply"
+	"postline/users"
 )
 
 func main() {
@@ -36,6 +37,13 @@ func main() {
 	be.Aliases = aliases
 	reg := prometheus.NewRegistry()
 	be.Metrics = msa.NewMetrics(reg)
+
+	tokens, err := users.OpenTokens(cfg.MSA.TokensFile)
+	if err != nil {
+		daemon.Fatal(log, "cannot read API tokens", err)
+	}
+	api := newHTTPServer(cfg, log, be, tokens, tlsConfig)
+	httpListeners := listenHTTP(cfg, log, tlsConfig)
 
 	starttls := newServer(cfg, log, be, tlsConfig)
 	implicit := newServer(cfg, log, be, tlsConfig)
@@ -67,11 +75,13 @@ func main() {
 	be.SpillDir = daemon.MSASpoolDir(cfg)
 	be.ReverseDNS = daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second)
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); daemon.ServeMetrics(ctx, log, cfg.MSA.Metrics, reg) }()
 	go func() { defer wg.Done(); daemon.Serve(ctx, log, starttls, plainListeners, 30*time.Second) }()
 	go func() { defer wg.Done(); daemon.Serve(ctx, log, implicit, tlsListeners, 30*time.Second) }()
-	log.Info().Strs("submission", cfg.MSA.Submission).Strs("submissions", cfg.MSA.Submissions).Msg("msa ready")
+	go func() { defer wg.Done(); serveHTTP(ctx, log, api, httpListeners) }()
+	log.Info().Strs("submission", cfg.MSA.Submission).Strs("submissions", cfg.MSA.Submissions).
+		Strs("http", cfg.MSA.HTTP).Strs("http_plain", cfg.MSA.HTTPPlain).Msg("msa ready")
 	if err := daemon.NotifyReady(); err != nil {
 		log.Warn().Err(err).Msg("cannot notify supervisor")
 	}

@@ -24,6 +24,7 @@ import (
 	"postline/lmtp"
 	"postline/mta"
 	"postline/mtasts"
+	"postline/outcomes"
 	"postline/queue"
 	"postline/reply"
 	"postline/srs"
@@ -48,6 +49,10 @@ func main() {
 	if err != nil {
 		daemon.Fatal(log, "cannot listen on the MDA's socket", err)
 	}
+	statusListener, err := own.ListenSocket("mta", cfg.MTAStatusSocket()) // the MSA's, like mta.sock
+	if err != nil {
+		daemon.Fatal(log, "cannot listen on status socket", err)
+	}
 	// Port 25, the socket and the TLS key are ours: drop root before the
 	// queue is opened, so that every spool file belongs to the mta user.
 	if err := daemon.DropPrivileges(log, cfg.MTA.User); err != nil {
@@ -60,6 +65,8 @@ func main() {
 	public, trusted, publicBackend := newServers(cfg, log, db, aliases, spool, manager)
 	public.TLSConfig = tlsConfig
 	admin := &mta.AdminServer{Manager: manager, Log: log}
+	manager.Outcomes = openOutcomes(cfg, log)
+	status := &mta.StatusServer{Manager: manager, Outcomes: manager.Outcomes, Log: log}
 
 	ctx, stop := daemon.SignalContext()
 	defer stop()
@@ -85,6 +92,7 @@ func main() {
 	run(func() { manager.Run(ctx) })
 	run(func() { daemon.ServeMetrics(ctx, log, cfg.MTA.Metrics, reg) })
 	run(func() { admin.Serve(ctx, adminListener) })
+	run(func() { status.Serve(ctx, statusListener) })
 	run(func() { daemon.Serve(ctx, log, trusted, []net.Listener{trustedListener, mdaListener}, 30*time.Second) })
 	run(func() { daemon.Serve(ctx, log, public, publicListeners, 30*time.Second) })
 	log.Info().Strs("listen", cfg.MTA.Listen).Str("socket", cfg.MTASocket()).
@@ -257,4 +265,15 @@ func listenTCP(cfg *config.Config, log zerolog.Logger, addrs []string) []net.Lis
 		ls = append(ls, guard.LimitListener(l, guard.Limits(cfg, log, true)))
 	}
 	return ls
+}
+
+// openOutcomes returns the record of submitted messages' final states
+// (the HTTP API's GET after a message left the queue), in
+// state_dir/mta/outcomes/, made as the mta user.
+func openOutcomes(cfg *config.Config, log zerolog.Logger) *outcomes.Store {
+	dir := filepath.Join(daemon.MTAStateDir(cfg), "outcomes")
+	if err := durable.MkdirAll(durable.OS{}, dir, 0o700); err != nil {
+		daemon.Fatal(log, "cannot make the outcomes folder", err)
+	}
+	return &outcomes.Store{Dir: dir, Retention: outcomes.DefaultRetention}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/mail"
 	"os"
 	"os/user"
 	"strings"
@@ -16,7 +15,6 @@ import (
 
 	"postline/config"
 	"postline/msa"
-	"postline/plugins/host"
 )
 
 // sendmail(1) exit codes (sysexits.h), which programs that call it read.
@@ -130,24 +128,12 @@ func readMessage(r io.Reader, dotEnds bool, cfg *config.Config) ([]byte, error) 
 // recipientsFromHeader adds To, Cc and Bcc to a.rcpts (-t) and returns
 // the message without its Bcc field.
 func recipientsFromHeader(msg []byte, a *sendmailArgs) ([]byte, error) {
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
-	if err != nil {
-		return nil, fmt.Errorf("-t: the header does not parse: %w", err)
-	}
-	for _, field := range []string{"To", "Cc", "Bcc"} {
-		list, err := m.Header.AddressList(field)
-		if err != nil && !errors.Is(err, mail.ErrHeaderNotPresent) {
-			return nil, fmt.Errorf("-t: %s: %w", field, err)
-		}
-		for _, addr := range list {
-			a.rcpts = append(a.rcpts, addr.Address)
-		}
-	}
 	head, body, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
-	edited, err := host.ApplyEdits(append(head, "\r\n\r\n"...), []host.HeaderEdit{{Op: host.Remove, Name: "Bcc"}})
+	rcpts, edited, err := msa.HeaderRecipients(append(head, "\r\n\r\n"...))
 	if err != nil {
-		return nil, fmt.Errorf("-t: remove Bcc: %w", err)
+		return nil, fmt.Errorf("-t: %w", err)
 	}
+	a.rcpts = append(a.rcpts, rcpts...)
 	return append(edited, body...), nil
 }
 
