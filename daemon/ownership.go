@@ -29,6 +29,7 @@ import (
 //	mail_root             mda    mda              0700 (Maildirs 0700, files 0600)
 //	run/mta.sock          mta    msa's primary    0660 (0600 when msa and mta are one user)
 //	run/mta-mda.sock      mta    mda's primary    0660 (0600 when mda and mta are one user)
+//	run/mta-status.sock   mta    msa's primary    0660 (as mta.sock: the HTTP API's status queries)
 //	run/mda.sock          mda    mta's primary    0660 (0600 when mta and mda are one user)
 //
 // (A socket whose peer stays root is 0600 too: root needs no permission.)

@@ -1,8 +1,10 @@
 // Package users is postline's account list: one file in Dovecot's
 // passwd-file format ("address:{BLF-CRYPT}bcrypt-hash::::::"), so that one
-// password serves SMTP submission and IMAP.
+// password serves SMTP submission and IMAP; and the API tokens of the HTTP
+// submission API beside it (tokens.go).
 //
-// users never stores or logs a plain password; it only keeps bcrypt hashes.
+// users never stores or logs a plain password or token; it only keeps
+// bcrypt hashes of passwords and SHA-256 hashes of tokens.
 package users
 
 import (
