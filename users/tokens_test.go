@@ -35,7 +35,11 @@ func TestTokensAddLookupRemove(t *testing.T) {
 	if got, ok := db.Lookup(secret); !ok || got.User != "alice@example.test" {
 		t.Errorf("Lookup(secret) = %+v, %v", got, ok)
 	}
-	for _, forged := range []string{"", secret[:len(secret)-1] + "A", tok.Hash, "pl_" + tok.Hash} {
+	last := "A"
+	if strings.HasSuffix(secret, last) {
+		last = "B"
+	}
+	for _, forged := range []string{"", secret[:len(secret)-1] + last, tok.Hash, "pl_" + tok.Hash} {
 		if _, ok := db.Lookup(forged); ok {
 			t.Errorf("Lookup(%q) accepted", forged)
 		}
