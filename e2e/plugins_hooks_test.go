@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -417,9 +418,12 @@ func (h *hookRun) checkDelivered(t *testing.T) {
 			t.Errorf("discarded message %s was queued", id)
 		}
 	}
-	// The copies made for body-reading plugins are unlinked at once.
+	// The copies made for body-reading plugins are unlinked at once
+	// (var/msa/plugins holds the plugins' state folders).
 	for _, dir := range []string{"var/msa", "var/queue/tmp"} {
-		if entries, err := os.ReadDir(filepath.Join(h.s.Dir, dir)); err != nil || len(entries) > 0 {
+		entries, err := os.ReadDir(filepath.Join(h.s.Dir, dir))
+		entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == "plugins" && e.IsDir() })
+		if err != nil || len(entries) > 0 {
 			t.Errorf("%s: %d entries, %v", dir, len(entries), err)
 		}
 	}
