@@ -32,6 +32,7 @@ build:
 	$(GOBUILD) -o bin/postline-plugin-dkim-sign ./plugins/dkimsign
 	$(GOBUILD) -o bin/postline-plugin-milter ./plugins/milter
 	$(GOBUILD) -o bin/postline-plugin-sieve ./plugins/sieve
+	$(GOBUILD) -o bin/postline-plugin-webhook ./plugins/webhook
 
 run: build
 	./bin/postline -c $(CONFIG) start

@@ -51,6 +51,7 @@ func TestMain(m *testing.M) {
 		{"-o", dir + "/postline-plugin-dkim-sign", "./plugins/dkimsign"},
 		{"-o", dir + "/postline-plugin-milter", "./plugins/milter"},
 		{"-o", dir + "/postline-plugin-sieve", "./plugins/sieve"},
+		{"-o", dir + "/postline-plugin-webhook", "./plugins/webhook"},
 	} {
 		build := exec.Command("go", append([]string{"build"}, args...)...)
 		build.Dir = ".."
