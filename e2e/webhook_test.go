@@ -334,3 +334,36 @@ func sendInboundAs(tb testing.TB, addr, rcpt string, n int, body string) {
 	}
 	c.Quit()
 }
+
+// postline check starts the webhook plugin, which refuses a route
+// without a secret, naming the key and the fix; the examples of the
+// README, plugins/README.md and the guide pass (their secret files made).
+func TestWebhookCheck(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, "webhook.toml", validConfig+"[[plugins]]\nname = \"webhook\"\ndaemon = \"mda\"\n"+
+		"[[plugins.config.routes]]\naddresses = [\"orders@example.test\"]\nurl = \"https://app.example.test/hook\"\n")
+	out, err := runPostline(path, "", "check")
+	want := "routes[0].secret: missing: requests must be signed; give secret or secret_file"
+	if err == nil || !strings.Contains(out, path) || !strings.Contains(out, want) {
+		t.Errorf("check: %v\n%s\nwant the file and %q", err, out, want)
+	}
+
+	secret := writeFile(t, "webhook.secret", hookSecret+"\n")
+	n := 0
+	for _, doc := range []string{"../README.md", "../plugins/README.md", "../docs/webhooks.md"} {
+		for _, block := range tomlBlocks(t, doc) {
+			if !strings.Contains(block, `name = "webhook"`) {
+				continue
+			}
+			n++
+			block = strings.ReplaceAll(block, "/etc/postline/webhook-shop.secret", secret)
+			path := writeFile(t, "example.toml", validConfig+block)
+			if out, err := runPostline(path, "", "check"); err != nil {
+				t.Errorf("%s example:\n%s\ncheck: %v\n%s", doc, block, err, out)
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d webhook examples found, want one in each document", n)
+	}
+}
