@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -114,12 +115,13 @@ func httpStatus(code int) string {
 func reachError(a answer) string {
 	var ne net.Error
 	var op *net.OpError
+	var cv *tls.CertificateVerificationError
 	switch {
 	case errors.Is(a.err, context.DeadlineExceeded) || errors.As(a.err, &ne) && ne.Timeout():
 		return "timed out after " + a.timeout.String()
 	case errors.As(a.err, &op) && op.Op == "dial":
 		return "connection failed"
-	case strings.Contains(a.err.Error(), "tls:") || strings.Contains(a.err.Error(), "x509:"):
+	case errors.As(a.err, &cv) || strings.Contains(a.err.Error(), "tls:"):
 		return "TLS failed"
 	default:
 		return "connection broken"
