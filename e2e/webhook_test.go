@@ -196,8 +196,14 @@ func TestWebhookDelivery(t *testing.T) {
 func webhookRetried(t *testing.T, s *Stack, h *hookEndpoint) {
 	rcpt := "orders@example.test"
 	msg := "From: demo@example.test\r\nTo: " + rcpt + "\r\nSubject: order 42\r\n\r\nOne widget, please.\r\n"
-	id := submitWith(t, s, demoUser, nil, nil, msg, rcpt)
+	// demo, in the same message, is delivered to its Maildir once, at
+	// the first attempt, while the endpoint's copy is retried.
+	id := submitWith(t, s, demoUser, nil, nil, msg, rcpt, demoUser)
 	waitDelivered(t, s, id, rcpt)
+	if got := s.WaitForMail(demoUser, 1, 10*time.Second); len(got) != 1 || !strings.Contains(string(got[0]), "Subject: order 42") {
+		t.Errorf("demo's copies: %q", got)
+	}
+	clearMailbox(t, s, demoUser)
 	posts := h.waitPosts(t, "/orders", 3)
 	waitLogLine(t, s, `"svc":"mta"`, `"delivery deferred"`, `"queue_id":"`+id+`"`,
 		`"error":"451 4.3.0 <`+rcpt+`> webhook endpoint failed: HTTP 503 Service Unavailable, will retry"`)
