@@ -370,6 +370,12 @@ func (c *Config) MTAAdminSocket() string { return filepath.Join(c.RunDir(), "mta
 // message's recipients stand (the HTTP API); reachable like MTASocket.
 func (c *Config) MTAStatusSocket() string { return filepath.Join(c.RunDir(), "mta-status.sock") }
 
+// WebhooksFile holds the users' webhooks for the HTTP API's delivery
+// events: "webhooks" beside the tokens file.
+func (c *Config) WebhooksFile() string {
+	return filepath.Join(filepath.Dir(c.MSA.TokensFile), "webhooks")
+}
+
 // StatusSocket is where the supervisor answers `postline status`.
 func (c *Config) StatusSocket() string { return filepath.Join(c.RunDir(), "status.sock") }
 

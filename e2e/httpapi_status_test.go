@@ -1,10 +1,18 @@
 package e2e
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"postline/plugins/webhook/signature"
 )
 
 // recipientStates returns address → state (and reply) from a GET answer.
@@ -35,8 +43,10 @@ func (a *apiStack) waitState(t *testing.T, id string, ok func(map[string][2]stri
 	return r
 }
 
-func TestHTTPStatusDeliveredDeferredBounced(t *testing.T) {
-	t.Parallel()
+// apiRelayStack is an API stack whose remote MX (remote.test) defers
+// later@ (451) and refuses gone@ (550), and retries after an hour.
+func apiRelayStack(t *testing.T) *apiStack {
+	t.Helper()
 	n := newRelayNet(t)
 	mx := n.Sink(sinkOptions{Script: func(rcpt string, try int) sinkReply {
 		if strings.HasPrefix(rcpt, "later@") {
@@ -51,8 +61,13 @@ func TestHTTPStatusDeliveredDeferredBounced(t *testing.T) {
 	https, plain := freeAddr(t), freeAddr(t)
 	s := n.Stack(relayConfig{RetryMin: "1h", RetryMax: "2h",
 		MSA: fmt.Sprintf("http = [%q]\nhttp_plain = [%q]\n", https, plain)})
-	a := &apiStack{Stack: s, HTTPS: "https://" + https, Plain: "http://" + plain, Token: newToken(t, s, demoUser)}
+	return &apiStack{Stack: s, HTTPS: "https://" + https, Plain: "http://" + plain, Token: newToken(t, s, demoUser)}
+}
 
+func TestHTTPStatusDeliveredDeferredBounced(t *testing.T) {
+	t.Parallel()
+	a := apiRelayStack(t)
+	s := a.Stack
 	r := a.post(t, a.Plain, "message/rfc822", "From: demo@example.test\nSubject: states\n\nx\n",
 		"?to=postmaster@example.test&to=later@remote.test&to=gone@remote.test")
 	id, _ := r.Body["id"].(string)
@@ -90,5 +105,49 @@ func TestHTTPStatusDeliveredDeferredBounced(t *testing.T) {
 	})
 	if after.Body["finished"] == nil {
 		t.Errorf("finished message without its end time: %s", after.Raw)
+	}
+}
+
+// The submitter's webhook gets one signed event per recipient result:
+// delivered, deferred with the reply and the next attempt, bounced.
+func TestHTTPDeliveryEvents(t *testing.T) {
+	t.Parallel()
+	a := apiRelayStack(t)
+	events := make(chan map[string]any, 10)
+	var secret atomic.Value // []byte, set once the webhook is
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		key, _ := secret.Load().([]byte)
+		err := signature.Verify(key, r.Header.Get(signature.TimestampHeader), r.Header.Get(signature.SignatureHeader), body, time.Now(), signature.Window)
+		if err != nil {
+			t.Errorf("event signature: %v", err)
+		}
+		var ev map[string]any
+		json.Unmarshal(body, &ev)
+		events <- ev
+	}))
+	defer srv.Close()
+	out := a.Postline("", "token", "webhook", demoUser, srv.URL+"/events")
+	key, _ := hex.DecodeString(strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]))
+	secret.Store(key)
+	r := a.post(t, a.Plain, "message/rfc822", "From: demo@example.test\nSubject: events\n\nx\n",
+		"?to=postmaster@example.test&to=later@remote.test&to=gone@remote.test")
+	id, _ := r.Body["id"].(string)
+	got := map[string]map[string]any{}
+	for len(got) < 3 {
+		select {
+		case ev := <-events:
+			got[ev["recipient"].(string)] = ev
+		case <-time.After(20 * time.Second):
+			t.Fatalf("events: %v", got)
+		}
+	}
+	for rcpt, want := range map[string]string{"postmaster@example.test": "delivered", "later@remote.test": "deferred", "gone@remote.test": "bounced"} {
+		if ev := got[rcpt]; ev["event"] != want || ev["id"] != id {
+			t.Errorf("%s: %v, want %s of %s", rcpt, ev, want, id)
+		}
+	}
+	if reply, _ := got["later@remote.test"]["reply"].(string); !strings.Contains(reply, "mailbox busy") || got["later@remote.test"]["next_attempt"] == nil {
+		t.Errorf("deferred event: %v", got["later@remote.test"])
 	}
 }

@@ -39,6 +39,7 @@ func (m *Manager) attempt(ctx context.Context, e *entry) {
 	}
 	now := time.Now()
 	var notices []dsn.Recipient
+	var tried []*queue.Recipient
 	for group, rcpts := range m.dueGroups(env, now) {
 		out := m.deliverGroup(ctx, env, group, rcpts)
 		if ctx.Err() != nil {
@@ -51,12 +52,14 @@ func (m *Manager) attempt(ctx context.Context, e *entry) {
 				notices = append(notices, *n)
 			}
 		}
+		tried = append(tried, rcpts...)
 	}
 	m.report(log, env, notices, now)
 	if env.Done() {
 		// Straight to removal: a crash before it repeats the attempt,
 		// which the MDA's ledger answers without a second copy, as it
 		// would a crash before an update.
+		m.notify(env, tried, now)
 		m.release(e, env)
 		return
 	}
@@ -65,7 +68,15 @@ func (m *Manager) attempt(ctx context.Context, e *entry) {
 		m.release(e, nil)
 		return
 	}
+	m.notify(env, tried, now)
 	m.release(e, env)
+}
+
+// notify tells the submitter's webhook of the results just recorded.
+func (m *Manager) notify(env *queue.Envelope, tried []*queue.Recipient, now time.Time) {
+	for _, r := range tried {
+		m.Events.Notify(env, r, now)
+	}
 }
 
 // dueGroups returns env's due recipients: local ones under localGroup,

@@ -35,6 +35,8 @@ type Manager struct {
 	// Outcomes records the final states of submitted messages as they
 	// leave the queue, for the HTTP API (nil: none).
 	Outcomes *outcomes.Store
+	// Events posts submitters' delivery events to their webhooks; nil: none.
+	Events *Events
 
 	mu       sync.Mutex
 	queued   map[string]*entry

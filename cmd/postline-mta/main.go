@@ -66,6 +66,7 @@ func main() {
 	public.TLSConfig = tlsConfig
 	admin := &mta.AdminServer{Manager: manager, Log: log}
 	manager.Outcomes = openOutcomes(cfg, log)
+	manager.Events = openEvents(cfg, log)
 	status := &mta.StatusServer{Manager: manager, Outcomes: manager.Outcomes, Log: log}
 
 	ctx, stop := daemon.SignalContext()
@@ -93,6 +94,7 @@ func main() {
 	run(func() { daemon.ServeMetrics(ctx, log, cfg.MTA.Metrics, reg) })
 	run(func() { admin.Serve(ctx, adminListener) })
 	run(func() { status.Serve(ctx, statusListener) })
+	run(func() { manager.Events.Run(ctx) })
 	run(func() { daemon.Serve(ctx, log, trusted, []net.Listener{trustedListener, mdaListener}, 30*time.Second) })
 	run(func() { daemon.Serve(ctx, log, public, publicListeners, 30*time.Second) })
 	log.Info().Strs("listen", cfg.MTA.Listen).Str("socket", cfg.MTASocket()).
@@ -265,6 +267,16 @@ func listenTCP(cfg *config.Config, log zerolog.Logger, addrs []string) []net.Lis
 		ls = append(ls, guard.LimitListener(l, guard.Limits(cfg, log, true)))
 	}
 	return ls
+}
+
+// openEvents returns the poster of the HTTP API's delivery events to the
+// users' webhooks (the file `postline token webhook` writes).
+func openEvents(cfg *config.Config, log zerolog.Logger) *mta.Events {
+	hooks, err := users.OpenWebhooks(cfg.WebhooksFile())
+	if err != nil {
+		daemon.Fatal(log, "cannot read the webhooks file", err)
+	}
+	return mta.NewEvents(hooks, log)
 }
 
 // openOutcomes returns the record of submitted messages' final states

@@ -58,6 +58,8 @@ commands:
   token list [USER]   list tokens by ID (never the tokens themselves)
   token remove USER ID
                       revoke one of USER's tokens
+  token webhook USER URL|--remove
+                      POST USER's delivery events to URL (signed; the secret is printed once)
   queue               list queued messages with each recipient's state, like mailq
   queue show ID       show a queued message's envelope and header
   queue flush         retry every deferred recipient now

@@ -23,6 +23,8 @@ func tokenCommand(cfg *config.Config, args []string) int {
 			user = args[1]
 		}
 		err = tokenList(f, user)
+	case len(args) == 3 && args[0] == "webhook":
+		err = webhookCommand(cfg, args[1], args[2])
 	case len(args) == 3 && args[0] == "remove":
 		if err = f.Remove(args[1], args[2]); err == nil {
 			fmt.Printf("removed token %s of %s\n", args[2], users.Normalize(args[1]))
@@ -36,6 +38,34 @@ func tokenCommand(cfg *config.Config, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// webhookCommand sets user's delivery-event webhook to url, printing the
+// new signing secret once, or removes it (url "--remove").
+func webhookCommand(cfg *config.Config, user, url string) error {
+	f := users.WebhookFile{Path: cfg.WebhooksFile(), Like: cfg.UsersFile}
+	if url == "--remove" {
+		if err := f.Remove(user); err != nil {
+			return err
+		}
+		fmt.Printf("removed the webhook of %s\n", users.Normalize(user))
+		return nil
+	}
+	db, err := users.Open(cfg.UsersFile)
+	if err != nil {
+		return err
+	}
+	if !db.Exists(user) {
+		return fmt.Errorf("%s has no account; add it first with `postline user add %s`", users.Normalize(user), users.Normalize(user))
+	}
+	secret, err := f.Set(user, url)
+	if err != nil {
+		return err
+	}
+	fmt.Println(secret)
+	fmt.Fprintf(os.Stderr, "delivery events of %s's messages go to %s, signed with this secret (X-Postline-Signature); "+
+		"it is stored in %s\n", users.Normalize(user), url, f.Path)
+	return nil
 }
 
 // tokenAdd makes a token for an existing user and prints it, the only
