@@ -132,7 +132,11 @@ func (m *Maildir) DeliverFlagged(dir, key, flags string, msg io.Reader, alongsid
 		}
 		m.made.Store(dir, true)
 	}
-	return m.writeTo(dir, key, filepath.Join(dir, "cur", key+":2,"+flags), msg, alongside)
+	err := m.writeTo(dir, key, filepath.Join(dir, "cur", key+":2,"+flags), msg, alongside)
+	if errors.Is(err, os.ErrNotExist) {
+		m.made.Delete(dir) // as DeliverAs: made again on the retry
+	}
+	return err
 }
 
 // Flags turns IMAP system flags into a Maildir info's letters, in ASCII

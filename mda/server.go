@@ -190,10 +190,14 @@ func (s *session) writeCopy(msg io.Reader, size int64, rc recipient) error {
 		return refused
 	}
 	if p.discardBy != "" { // no copy, only mail to send
-		if serr := s.sendOut(p, rc, log); serr != nil {
+		kept, serr := s.sendOut(p, rc, log)
+		if serr != nil {
 			return serr
 		}
-		return reply.Discarded(p.discardBy)
+		if !kept {
+			return reply.Discarded(p.discardBy)
+		}
+		p.targets, p.redirects, p.send = []target{{dir: rc.dir}}, nil, nil // the redirect failed: keep
 	}
 	key, err := s.writeTargets(p, size, rc, log)
 	if err != nil {
@@ -219,12 +223,17 @@ func (s *session) writeTargets(p plan, size int64, rc recipient, log zerolog.Log
 		ledgerKey := rc.address
 		if i > 0 {
 			ledgerKey = rc.address + "\x00" + strconv.Itoa(i)
-			if done, err := s.delivered(ledgerKey, log); done || err != nil {
-				continue // written before the crash (an error shows again at copy 0)
+			done, err := s.delivered(ledgerKey, log)
+			var serr *smtp.SMTPError
+			if done && errors.As(err, &serr) && serr.Code/100 == 2 {
+				continue // written before a crash
+			}
+			if err != nil {
+				return "", err
 			}
 			msg = p.again()
-		} else if serr := s.sendOut(p, rc, log); serr != nil {
-			return "", serr
+		} else if _, serr := s.sendOut(p, rc, log); serr != nil {
+			return "", serr // kept or not, this copy is written
 		}
 		k, err := s.writeWithinQuota(size, t, ledgerKey, rc, msg)
 		if err != nil {

@@ -111,6 +111,5 @@ var (
 	MailboxFull    = New(452, 4, 2, 2, "Mailbox full")
 	QueueError     = New(451, 4, 3, 0, "Local error in processing, try again later")
 	DeliveryError  = New(451, 4, 3, 0, "Local delivery error, try again later")
-	ForwardingLoop = New(554, 5, 4, 6, "Mail forwarding loop detected")
 	MTAUnavailable = New(451, 4, 3, 0, "Mail transport unavailable, try again later")
 )

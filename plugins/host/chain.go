@@ -322,7 +322,11 @@ func (c *Chain) data(ctx context.Context, tx TxInfo, header []byte, body io.Read
 		if p.rewrites {
 			return rewriteData(ctx, rpc, start, b, sink)
 		}
-		return sendData(ctx, rpc, start, b)
+		v, err := sendData(ctx, rpc, start, b)
+		if v != nil {
+			v.ReplaceBody = false // no body came back with a plain Data answer
+		}
+		return v, err
 	})
 }
 

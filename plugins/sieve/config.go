@@ -49,15 +49,32 @@ func parseConfig(raw map[string]any) (*config, error) {
 	return c, errors.Join(errs...)
 }
 
-// scriptPath is the recipient's active script: script with ~ as home.
+// scriptPath is the recipient's active script: script with ~ as home, or
+// "" when the recipient's address cannot name a home safely. The home
+// template takes the user, not the address as written: an extension
+// (user+ext, the recipient delimiter) names the same home, and a "/" or
+// ".." in it must not lead to another user's, or any, folder.
 func (c *config) scriptPath(rcpt, mailbox string) string {
 	if !strings.HasPrefix(c.script, "~/") {
 		return c.script
 	}
 	home := mailbox
 	if c.home != "" {
-		local, domain, _ := strings.Cut(rcpt, "@")
-		home = strings.NewReplacer("%u", rcpt, "%n", local, "%d", domain).Replace(c.home)
+		user := c.owner(rcpt)
+		local, domain, _ := strings.Cut(user, "@")
+		if strings.ContainsAny(user, "/\\") || strings.Contains(user, "..") || local == "" || domain == "" {
+			return ""
+		}
+		home = strings.NewReplacer("%u", user, "%n", local, "%d", domain).Replace(c.home)
 	}
 	return filepath.Join(home, c.script[2:])
+}
+
+// owner is the user an address belongs to: without its extension, lower case.
+func (c *config) owner(rcpt string) string {
+	local, domain, _ := strings.Cut(strings.ToLower(rcpt), "@")
+	if c.delimiter != "" {
+		local, _, _ = strings.Cut(local, c.delimiter)
+	}
+	return local + "@" + domain
 }

@@ -49,6 +49,12 @@ type filter struct {
 
 func (f *filter) SetHost(h sdk.Host) { f.host = h }
 
+func (f *filter) config() *config {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cfg
+}
+
 func (f *filter) Configure(raw map[string]any) error {
 	cfg, err := parseConfig(raw)
 	if err != nil {
@@ -69,11 +75,15 @@ func (f *filter) Deliver(ctx context.Context, d *sdk.Delivery) (sdk.Verdict, err
 	cfg, scripts, vacation := f.cfg, f.scripts, f.vacation
 	f.mu.Unlock()
 	path := cfg.scriptPath(d.Recipient, d.Mailbox)
+	if path == "" {
+		sdk.Log().Warn("no home for this address; implicit keep", "rcpt", d.Recipient)
+		return sdk.Continue(), nil
+	}
 	script := scripts.load(path)
 	if script == nil {
 		return sdk.Continue(), nil // no script, or a broken one: implicit keep
 	}
-	in, err := input(d, cfg, vacation.memory(d.Recipient))
+	in, err := input(d, cfg, vacation.memory(cfg.owner(d.Recipient)))
 	if err != nil {
 		sdk.Log().Warn("message header does not parse; implicit keep", "rcpt", d.Recipient, "error", err)
 		return sdk.Continue(), nil

@@ -81,7 +81,7 @@ const message = "From: bob@example.net\nTo: ann@example.org\nSubject: Invoice 7\
 
 func TestVerdicts(t *testing.T) {
 	f := newFilter(t)
-	v := run(t, f, `require ["fileinto", "imap4flags", "copy"]; fileinto :copy :flags "\\Seen" "Work/Invoices";`, message)
+	v := run(t, f, `require ["fileinto", "imap4flags", "copy", "mailbox"]; fileinto :create :copy :flags "\\Seen" "Work/Invoices";`, message)
 	if len(v.Copies) != 2 || v.Copies[0].Folder != "Work.Invoices" || v.Copies[0].Flags[0] != `\Seen` || v.Copies[1].Folder != "" {
 		t.Errorf("fileinto :copy: %v", v)
 	}
@@ -109,7 +109,7 @@ func TestVacation(t *testing.T) {
 		t.Fatalf("first: %v", v)
 	}
 	reply := string(v.Send[0].Message)
-	for _, want := range []string{"From: ann@example.org\r\n", "To: <bob@example.net>\r\n", "Subject: Away\r\n",
+	for _, want := range []string{"From: <ann@example.org>\r\n", "To: <bob@example.net>\r\n", "Subject: Away\r\n",
 		"In-Reply-To: <m1@example.net>\r\n", "Auto-Submitted: auto-replied (vacation)\r\n", "\r\n\r\nBack on Monday."} {
 		if !strings.Contains(reply, want) {
 			t.Errorf("reply lacks %q:\n%s", want, reply)
@@ -123,8 +123,42 @@ func TestVacation(t *testing.T) {
 func TestReplyMessageMime(t *testing.T) {
 	var h textproto.Header
 	d := &sdk.Delivery{Recipient: "ann@example.org", Header: h}
-	msg := string(replyMessage(sieve.Vacation{To: "bob@example.net", Subject: "Auto: ünïcode", Reason: "Content-Type: text/plain\n\nhi\n", Mime: true}, d, "mx"))
+	c, _ := parseConfig(map[string]any{})
+	msg := string(replyMessage(sieve.Vacation{To: "bob@example.net", Subject: "Auto: ünïcode", Reason: "Content-Type: text/plain\n\nhi\n", Mime: true}, d, "mx", c.owner))
 	if !strings.Contains(msg, "Subject: =?utf-8?q?Auto:_=C3=BCn=C3=AFcode?=\r\n") || !strings.HasSuffix(msg, "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhi\r\n") {
 		t.Errorf("reply:\n%q", msg)
+	}
+}
+
+// A script cannot sign a reply as someone else, nor add header lines
+// through :from; its own extension is its own address.
+func TestVacationFrom(t *testing.T) {
+	c, _ := parseConfig(map[string]any{})
+	for from, want := range map[string]string{
+		"":                                  "<ann@example.org>",
+		"Ann <ann+away@example.org>":        `"Ann" <ann+away@example.org>`,
+		"ceo@bank.example":                  "<ann@example.org>",
+		"ceo@bank.example\nX-Injected: yes": "<ann@example.org>",
+		"ann@example.org\r\nBcc: x@y.test":  "<ann@example.org>",
+	} {
+		if got := replyFrom(from, "ann@example.org", c.owner); got != want {
+			t.Errorf("replyFrom(%q) = %q, want %q", from, got, want)
+		}
+	}
+}
+
+// The home template takes the user without its extension, and an address
+// that would lead out of its home gets none.
+func TestScriptPathOfOddAddresses(t *testing.T) {
+	c, _ := parseConfig(map[string]any{"home": "/home/%n"})
+	for rcpt, want := range map[string]string{
+		"Alice+Lists@example.org":              "/home/alice/.dovecot.sieve",
+		"alice+/../../../tmp/evil@example.org": "/home/alice/.dovecot.sieve",
+		"../bob@example.org":                   "",
+		"a/b@example.org":                      "",
+	} {
+		if got := c.scriptPath(rcpt, "/var/mail/x"); got != want {
+			t.Errorf("scriptPath(%q) = %q, want %q", rcpt, got, want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"mime"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -60,23 +61,20 @@ func (s *vacationStore) record(owner, handle, sender string, seconds int64) erro
 // reply adds the vacation response to v and records it. Without a memory
 // to record it in, no reply goes: better none than one per message.
 func (f *filter) reply(v sdk.Verdict, a sieve.Vacation, d *sdk.Delivery, store *vacationStore) sdk.Verdict {
-	if err := store.record(d.Recipient, a.Handle, a.To, a.Seconds); err != nil {
+	if err := store.record(f.config().owner(d.Recipient), a.Handle, a.To, a.Seconds); err != nil {
 		sdk.Log().Warn("vacation reply not sent", "rcpt", d.Recipient, "error", err)
 		return v
 	}
-	return v.Send("", []string{a.To}, replyMessage(a, d, f.host.Hostname))
+	return v.Send("", []string{a.To}, replyMessage(a, d, f.host.Hostname, f.config().owner))
 }
 
 // replyMessage is the auto-reply (RFC 5230 §5, RFC 3834 §3): from the
 // owner, to the sender, Auto-Submitted: auto-replied, In-Reply-To and
 // References to the original.
-func replyMessage(a sieve.Vacation, d *sdk.Delivery, hostname string) []byte {
+func replyMessage(a sieve.Vacation, d *sdk.Delivery, hostname string, owner func(string) string) []byte {
 	var b bytes.Buffer
-	from := a.From
-	if from == "" {
-		from = d.Recipient
-	}
-	fmt.Fprintf(&b, "From: %s\r\nTo: <%s>\r\nSubject: %s\r\n", from, a.To, mime.QEncoding.Encode("utf-8", a.Subject))
+	to := (&mail.Address{Address: a.To}).String()
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\n", replyFrom(a.From, d.Recipient, owner), to, mime.QEncoding.Encode("utf-8", a.Subject))
 	fmt.Fprintf(&b, "Date: %s\r\nMessage-ID: <%s@%s>\r\n", time.Now().Format(time.RFC1123Z), randomID(), hostname)
 	if id := d.Header.Get("Message-Id"); id != "" {
 		fmt.Fprintf(&b, "In-Reply-To: %s\r\nReferences: %s\r\n", id, id)
@@ -89,6 +87,17 @@ func replyMessage(a sieve.Vacation, d *sdk.Delivery, hostname string) []byte {
 	b.WriteString("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
 	b.WriteString(strings.ReplaceAll(strings.ReplaceAll(a.Reason, "\r\n", "\n"), "\n", "\r\n"))
 	return b.Bytes()
+}
+
+// replyFrom is the From of a reply: vacation's :from when it is one
+// address of the recipient's own (its user, any extension), else the
+// recipient. A script must not sign replies as someone else, nor put
+// header lines in the field: the address is parsed and written anew.
+func replyFrom(from, rcpt string, owner func(string) string) string {
+	if a, err := mail.ParseAddress(from); err == nil && owner(a.Address) == owner(rcpt) {
+		return a.String()
+	}
+	return (&mail.Address{Address: rcpt}).String()
 }
 
 func randomID() string {

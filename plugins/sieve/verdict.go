@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 
 	"postline/plugins/sdk"
@@ -19,7 +21,7 @@ func (f *filter) verdict(res *sieve.Result, d *sdk.Delivery, vacation *vacationS
 		case sieve.Keep:
 			v, copies = v.WithCopy("", a.Flags...), copies+1
 		case sieve.FileInto:
-			v, copies = v.WithCopy(folderOf(a.Mailbox), a.Flags...), copies+1
+			v, copies = v.WithCopy(existingFolder(a, d.Mailbox), a.Flags...), copies+1
 		case sieve.Redirect:
 			v = v.Redirect(a.Address)
 		case sieve.Reject:
@@ -47,6 +49,21 @@ func folderOf(mailbox string) string {
 		mailbox = strings.TrimPrefix(mailbox, prefix)
 	}
 	return strings.ReplaceAll(mailbox, "/", ".")
+}
+
+// existingFolder is fileinto's folder; without :create a folder that does
+// not exist yet is INBOX instead (RFC 5490 §3.2 leaves a missing mailbox an
+// error, whose answer is the keep; Dovecot's default does the same).
+func existingFolder(a sieve.FileInto, mailbox string) string {
+	folder := folderOf(a.Mailbox)
+	if a.Create || folder == "" {
+		return folder
+	}
+	if _, err := os.Stat(filepath.Join(mailbox, "."+folder)); err != nil {
+		sdk.Log().Info("fileinto a folder that does not exist, without :create; kept in INBOX", "folder", folder)
+		return ""
+	}
+	return folder
 }
 
 // oneLine keeps a reason fit for an SMTP reply line.
