@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,4 +178,29 @@ func BenchmarkSieveStack(b *testing.B) {
 			benchStackInbound(b, s, 8)
 		})
 	}
+}
+
+// The MDA's socket to the MTA, which the mda user shares with Dovecot,
+// takes the MDA's mail only: a reply from <> or a redirect, never a sender
+// without the redirect mark, a submitter (AUTH, EXTERNAL) or the MSA's
+// parameters.
+func TestMDASocketTakesOnlyRepliesAndRedirects(t *testing.T) {
+	t.Parallel()
+	s := StartStack(t)
+	conn, err := net.Dial("unix", filepath.Join(s.Dir, "var", "run", "mta-mda.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := secWrap(t, conn)
+	c.expectReply("greeting", 220, "")
+	c.expect("EHLO mda", 250, "")
+	c.expect("AUTH EXTERNAL =", 523, "5.7.10")
+	c.expect("MAIL FROM:<mallory@example.test>", 550, "5.7.1")
+	c.expect("MAIL FROM:<> X-POSTLINE-ID=06K03AGGXD8H8HT5", 500, "5.5.4")
+	c.expect("MAIL FROM:<> AUTH=demo@example.test", 250, "")
+	c.expect("RCPT TO:<demo@example.test>", 250, "")
+	c.expect("DATA", 354, "")
+	c.expect("Subject: from the mda socket\r\n\r\nhi\r\n.", 250, "")
+	// Queued as nobody's submission: AUTH= from this socket counts for nothing.
+	waitLogLine(t, s, `"message":"queued"`, `"from":""`, `"auth":""`)
 }

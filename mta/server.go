@@ -48,6 +48,12 @@ type Backend struct {
 	// Trusted is set on the backend of the MSA's unix socket: its
 	// clients may relay, and pass the submitter as MAIL FROM AUTH=.
 	Trusted bool
+	// FromMDA is set (with Trusted) on the backend of the MDA's socket,
+	// run/mta-mda.sock, which its user shares with Dovecot: it relays only
+	// the MDA's own mail, a reply from <> or a redirect (queue.ForwardParam,
+	// sent on with SRS), and never as a submitter: no AUTH, no queue ID,
+	// folder, question or REQUIRETLS of the MSA's.
+	FromMDA bool
 	// Plugins is the mta's chain (nil: none); its data hook runs for
 	// mail from the internet, never on the trusted socket.
 	Plugins *host.Chain
@@ -98,6 +104,10 @@ func (s *session) Reset() {
 
 func (s *session) Logout() error { return nil }
 
+// msa reports whether the session is the MSA's, on the trusted socket:
+// the one client that speaks for a submitter.
+func (s *session) msa() bool { return s.b.Trusted && !s.b.FromMDA }
+
 // tls reports whether the session runs over TLS (after STARTTLS go-smtp
 // makes a new session on the TLS connection).
 func (s *session) tls() bool {
@@ -109,14 +119,14 @@ func (s *session) tls() bool {
 // go-smtp's client in the MSA sends the submitter as AUTH= (RFC 4954 §5).
 // EXTERNAL is honest there: the socket's file permissions authenticate.
 func (s *session) AuthMechanisms() []string {
-	if s.b.Trusted {
+	if s.b.Trusted && !s.b.FromMDA {
 		return []string{sasl.External}
 	}
 	return nil
 }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
-	if !s.b.Trusted || mech != sasl.External {
+	if !s.b.Trusted || s.b.FromMDA || mech != sasl.External {
 		return nil, reply.NoAuth
 	}
 	return sasl.NewExternalServer(func(string) error { return nil }), nil
@@ -124,8 +134,11 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.Reset()
-	if id := queuedQuestion(opts); s.b.Trusted && id != "" {
+	if id := queuedQuestion(opts); s.msa() && id != "" {
 		return s.answerQueued(id)
+	}
+	if s.b.FromMDA && from != "" && (opts == nil || opts.Params[queue.ForwardParam] == "") {
+		return reply.MDAMailOnly
 	}
 	if p := dsn.CheckMail(opts); p != "" {
 		return reply.BadParam(p)
@@ -144,7 +157,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.from = from
 	if opts != nil {
 		s.opts = *opts
-		if s.b.Trusted {
+		if s.msa() {
 			if opts.Auth != nil {
 				s.authUser = *opts.Auth
 			}
@@ -277,7 +290,7 @@ func (s *session) reverseSRS(addr, orig string, err error) ([]string, bool) {
 func (s *session) recipients(env *queue.Envelope) {
 	// A message a Sieve script redirects, handed over by the MDA, is
 	// forwarded as an alias forwards (SRS for another domain).
-	redirected := s.b.Trusted && s.opts.Params[queue.ForwardParam] != ""
+	redirected := s.b.FromMDA && s.opts.Params[queue.ForwardParam] != ""
 	for _, rc := range s.rcpts {
 		targets, ok := []string{rc}, false // ok: an alias's targets
 		if s.isLocal(rc) {
@@ -334,7 +347,7 @@ func (s *session) Data(r io.Reader) error {
 		ID: s.newID(now), From: s.from, AuthUser: s.authUser, Received: now,
 		Body8Bit: s.opts.Body == smtp.Body8BitMIME, SMTPUTF8: s.opts.UTF8, Relay: s.b.Trusted,
 		Return: string(s.opts.Return), EnvID: s.opts.EnvelopeID,
-		RequireTLS: s.opts.RequireTLS || s.b.Trusted && s.opts.Params[queue.RequireTLSParam] != "",
+		RequireTLS: s.opts.RequireTLS || s.msa() && s.opts.Params[queue.RequireTLSParam] != "",
 	}
 	s.recipients(env)
 	log := s.log.With().Str("queue_id", env.ID).Logger()

@@ -58,6 +58,7 @@ func Discarded(by string) *smtp.SMTPError { return New(250, 2, 0, 0, "Ok: discar
 // Sender and recipient refusals.
 var (
 	RelayDenied      = New(554, 5, 7, 1, "Relay access denied")
+	MDAMailOnly      = New(550, 5, 7, 1, "Sender address rejected: only replies from <> and redirects here")
 	BadRecipient     = New(501, 5, 1, 3, "Bad recipient address syntax")
 	BadSender        = New(501, 5, 1, 7, "Bad sender address syntax")
 	UnknownUser      = New(550, 5, 1, 1, "Recipient address rejected: User unknown in local recipient table")

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"postline/mta"
 	"postline/mtasts"
 	"postline/outcomes"
+	"postline/plugins/host"
 	"postline/queue"
 	"postline/reply"
 	"postline/srs"
@@ -44,15 +46,7 @@ func main() {
 	if err != nil {
 		daemon.Fatal(log, "cannot set up TLS", err)
 	}
-	trustedListener, adminListener, publicListeners := listenAll(cfg, own, log)
-	mdaListener, err := own.ListenSocket("mta-mda", cfg.MTALocalSocket())
-	if err != nil {
-		daemon.Fatal(log, "cannot listen on the MDA's socket", err)
-	}
-	statusListener, err := own.ListenSocket("mta", cfg.MTAStatusSocket()) // the MSA's, like mta.sock
-	if err != nil {
-		daemon.Fatal(log, "cannot listen on status socket", err)
-	}
+	ls := listenAll(cfg, own, log)
 	// Port 25, the socket and the TLS key are ours: drop root before the
 	// queue is opened, so that every spool file belongs to the mta user.
 	if err := daemon.DropPrivileges(log, cfg.MTA.User); err != nil {
@@ -62,8 +56,8 @@ func main() {
 	spool, manager, reporter := startQueue(cfg, log, reg)
 	manager.SRS = newSRS(cfg, log)
 
-	public, trusted, publicBackend := newServers(cfg, log, db, aliases, spool, manager)
-	public.TLSConfig = tlsConfig
+	srv := newServers(cfg, log, db, aliases, spool, manager)
+	srv.public.TLSConfig = tlsConfig
 	admin := &mta.AdminServer{Manager: manager, Log: log}
 	manager.Outcomes = openOutcomes(cfg, log)
 	manager.Events = openEvents(cfg, log)
@@ -74,17 +68,9 @@ func main() {
 	flushFailure := &daemon.FlushFailure{Log: log, Stop: stop}
 	defer flushFailure.ExitIfFailed() // after the plugins' and listeners' ends below
 	spool.OnFlushFailure(flushFailure.Report)
-	// After dropping root: the plugins run as the mta user. By default
-	// that is the bundled received plugin (RFC 5321 §4.4), for mail from
-	// the internet only: the trusted socket's mail got its field at the MSA.
-	chain, err := daemon.StartPlugins(ctx, cfg, "mta", log)
-	if err != nil {
-		daemon.Fatal(log, "cannot start plugins", err)
-	}
+	chain := startPlugins(ctx, cfg, log, cert)
 	defer chain.Close()
-	publicBackend.Plugins = chain
-	reloader := &daemon.Reloader{Config: cfg, Svc: "mta", Log: log, Cert: cert, Plugins: chain}
-	go reloader.Run(ctx)
+	srv.publicBackend.Plugins = chain
 	var wg sync.WaitGroup
 	run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	if reporter != nil {
@@ -92,11 +78,12 @@ func main() {
 	}
 	run(func() { manager.Run(ctx) })
 	run(func() { daemon.ServeMetrics(ctx, log, cfg.MTA.Metrics, reg) })
-	run(func() { admin.Serve(ctx, adminListener) })
-	run(func() { status.Serve(ctx, statusListener) })
+	run(func() { admin.Serve(ctx, ls.admin) })
+	run(func() { status.Serve(ctx, ls.status) })
 	run(func() { manager.Events.Run(ctx) })
-	run(func() { daemon.Serve(ctx, log, trusted, []net.Listener{trustedListener, mdaListener}, 30*time.Second) })
-	run(func() { daemon.Serve(ctx, log, public, publicListeners, 30*time.Second) })
+	run(func() { daemon.Serve(ctx, log, srv.trusted, []net.Listener{ls.trusted}, 30*time.Second) })
+	run(func() { daemon.Serve(ctx, log, srv.fromMDA, []net.Listener{ls.mda}, 30*time.Second) })
+	run(func() { daemon.Serve(ctx, log, srv.public, ls.public, 30*time.Second) })
 	log.Info().Strs("listen", cfg.MTA.Listen).Str("socket", cfg.MTASocket()).
 		Str("admin_socket", cfg.MTAAdminSocket()).Msg("mta ready")
 	if err := daemon.NotifyReady(); err != nil {
@@ -106,18 +93,48 @@ func main() {
 	log.Info().Msg("mta stopped")
 }
 
-// listenAll opens the MSA's trusted socket, the admin socket and the
-// public SMTP listeners, while the MTA may still be root.
-func listenAll(cfg *config.Config, own *daemon.Owners, log zerolog.Logger) (trusted, admin net.Listener, public []net.Listener) {
-	trusted, err := own.ListenSocket("mta", cfg.MTASocket())
+// startPlugins starts the MTA's plugins, after dropping root: they run
+// as the mta user. By default that is the bundled received plugin (RFC
+// 5321 §4.4), for mail from the internet only: the trusted socket's mail
+// got its field at the MSA. A reload (SIGHUP) restarts them.
+func startPlugins(ctx context.Context, cfg *config.Config, log zerolog.Logger, cert *certs.Certificate) *host.Chain {
+	chain, err := daemon.StartPlugins(ctx, cfg, "mta", log)
 	if err != nil {
-		daemon.Fatal(log, "cannot listen on trusted socket", err)
+		daemon.Fatal(log, "cannot start plugins", err)
 	}
-	admin, err = listenAdmin(cfg, own)
-	if err != nil {
+	reloader := &daemon.Reloader{Config: cfg, Svc: "mta", Log: log, Cert: cert, Plugins: chain}
+	go reloader.Run(ctx)
+	return chain
+}
+
+// listeners are the MTA's: the public SMTP ports and its unix sockets.
+type listeners struct {
+	trusted, mda, status, admin net.Listener
+	public                      []net.Listener
+}
+
+// listenAll opens the MSA's trusted socket, the MDA's, the status and
+// admin sockets and the public SMTP listeners, while the MTA may still be root.
+func listenAll(cfg *config.Config, own *daemon.Owners, log zerolog.Logger) listeners {
+	var ls listeners
+	var err error
+	for _, sock := range []struct {
+		l         *net.Listener
+		svc, path string
+	}{
+		{&ls.trusted, "mta", cfg.MTASocket()},
+		{&ls.mda, "mta-mda", cfg.MTALocalSocket()},
+		{&ls.status, "mta", cfg.MTAStatusSocket()}, // the MSA's, like mta.sock
+	} {
+		if *sock.l, err = own.ListenSocket(sock.svc, sock.path); err != nil {
+			daemon.Fatal(log, "cannot listen on "+sock.path, err)
+		}
+	}
+	if ls.admin, err = listenAdmin(cfg, own); err != nil {
 		daemon.Fatal(log, "cannot listen on admin socket", err)
 	}
-	return trusted, admin, listenTCP(cfg, log, cfg.MTA.Listen)
+	ls.public = listenTCP(cfg, log, cfg.MTA.Listen)
+	return ls
 }
 
 // logRecovered logs what the spool's recovery dropped or set aside.
@@ -132,23 +149,37 @@ func logRecovered(log zerolog.Logger, spool *queue.Spool) {
 	}
 }
 
-// newServers builds the public SMTP server (mail from the internet) and
-// the trusted one on the MSA's and the MDA's sockets, which takes the
-// MSA's queue ID and any destination.
+// servers are the MTA's SMTP servers.
+type servers struct {
+	public, trusted, fromMDA *smtp.Server
+	publicBackend            *mta.Backend
+}
+
+// newServers builds the public SMTP server (mail from the internet), the
+// trusted one on the MSA's socket, which takes the MSA's queue ID and any
+// destination, and the one on the MDA's socket, which takes its replies
+// and redirects only (mta.Backend.FromMDA).
 func newServers(cfg *config.Config, log zerolog.Logger, db *users.DB, aliases *users.Aliases, spool *queue.Spool,
-	manager *mta.Manager) (public, trusted *smtp.Server, publicBackend *mta.Backend) {
-	publicBackend = &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager, Log: log,
-		Policy: guard.Policy(cfg), ReverseDNS: daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second), Metrics: manager.Metrics,
-		SRS: manager.SRS}
-	public = newServer(cfg, log, publicBackend)
-	trusted = newServer(cfg, log, &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager,
-		Log: log, Policy: guard.PolicyAfterHop(cfg), Trusted: true, Metrics: manager.Metrics, SRS: manager.SRS})
+	manager *mta.Manager) servers {
+	backend := func(policy guard.DataPolicy) *mta.Backend {
+		return &mta.Backend{Config: cfg, Users: db, Aliases: aliases, Queue: spool, SpillDir: spool.TempDir(), Manager: manager,
+			Log: log, Policy: policy, Metrics: manager.Metrics, SRS: manager.SRS}
+	}
+	srv := servers{publicBackend: backend(guard.Policy(cfg))}
+	srv.publicBackend.ReverseDNS = daemon.ReverseDNS(cfg.MTA.DNSServer, time.Second)
+	srv.public = newServer(cfg, log, srv.publicBackend)
+	trusted, fromMDA := backend(guard.PolicyAfterHop(cfg)), backend(guard.PolicyAfterHop(cfg))
+	trusted.Trusted, fromMDA.Trusted, fromMDA.FromMDA = true, true, true
+	srv.trusted, srv.fromMDA = newServer(cfg, log, trusted), newServer(cfg, log, fromMDA)
 	// The queue ID the MSA allocated, a filter's folder, the MSA's question.
-	// The MDA's socket is served alike: Sieve's redirects (ForwardParam) and replies.
-	trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam, queue.RequireTLSParam, queue.ForwardParam}
-	trusted.AllowInsecureAuth = true                      // a unix socket guarded by file permissions
-	trusted.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for the headers the MSA adds
-	return public, trusted, publicBackend
+	srv.trusted.MailParams = []string{queue.IDParam, queue.FolderParam, queue.QueuedParam, queue.RequireTLSParam}
+	srv.trusted.AllowInsecureAuth = true // a unix socket guarded by file permissions
+	srv.fromMDA.MailParams = []string{queue.ForwardParam}
+	srv.fromMDA.MaxRecipients = 100 // Sieve's redirects of one message, at most
+	for _, s := range []*smtp.Server{srv.trusted, srv.fromMDA} {
+		s.MaxMessageBytes = cfg.MaxMessageSize + 64<<10 // room for the headers added on the way
+	}
+	return srv
 }
 
 // startQueue opens and recovers the spool and returns the manager that
