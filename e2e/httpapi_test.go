@@ -197,3 +197,31 @@ func TestTokenCLI(t *testing.T) {
 		t.Errorf("removed token: %d %s", r.Code, r.Raw)
 	}
 }
+
+// A deleted account's tokens stop working, and `user del` removes them
+// and its webhook from their files.
+func TestTokenOfDeletedUser(t *testing.T) {
+	t.Parallel()
+	a := startAPIStack(t, StackConfig{})
+	a.Postline("", "token", "webhook", demoUser, "https://app.example.test/hooks")
+	// The token is still in the file while the account goes: refused.
+	users, _ := os.ReadFile(filepath.Join(a.Dir, "users"))
+	var kept []string
+	for _, l := range strings.Split(string(users), "\n") {
+		if !strings.HasPrefix(l, demoUser) {
+			kept = append(kept, l)
+		}
+	}
+	os.WriteFile(filepath.Join(a.Dir, "users"), []byte(strings.Join(kept, "\n")), 0o600)
+	r := a.post(t, a.Plain, "message/rfc822", "From: demo@example.test\nTo: postmaster@example.test\n\nx\n", "")
+	if r.Code != 401 {
+		t.Errorf("token of a deleted account: %d %s", r.Code, r.Raw)
+	}
+	os.WriteFile(filepath.Join(a.Dir, "users"), users, 0o600)
+	a.Postline("", "user", "del", demoUser)
+	for _, f := range []string{"tokens", "webhooks"} {
+		if b, _ := os.ReadFile(filepath.Join(a.Dir, f)); strings.Contains(string(b), demoUser) {
+			t.Errorf("%s still names %s:\n%s", f, demoUser, b)
+		}
+	}
+}

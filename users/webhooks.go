@@ -23,6 +23,9 @@ import (
 // The secret is kept as it is, not hashed: it is the HMAC key both the
 // MTA and the receiver sign with (plugins/webhook/signature).
 
+// ErrNoWebhook is returned by WebhookFile.Remove for a user without one.
+var ErrNoWebhook = errors.New("has no webhook")
+
 // Webhook is one user's delivery-event endpoint.
 type Webhook struct {
 	User   string
@@ -126,7 +129,7 @@ func (f WebhookFile) Remove(user string) error {
 	}
 	kept := removeWebhook(list, Normalize(user))
 	if len(kept) == len(list) {
-		return fmt.Errorf("%s has no webhook", Normalize(user))
+		return fmt.Errorf("%s %w", Normalize(user), ErrNoWebhook)
 	}
 	return f.write(kept)
 }

@@ -28,10 +28,7 @@ func userCommand(cfg *config.Config, args []string) int {
 	case args[0] == "add" && len(args) == 2:
 		err = userAdd(cfg, args[1])
 	case args[0] == "del" && len(args) == 2:
-		err = users.Delete(cfg.UsersFile, args[1])
-		if err == nil {
-			fmt.Printf("deleted %s\n", users.Normalize(args[1]))
-		}
+		err = userDel(cfg, args[1])
 	default:
 		fmt.Fprint(os.Stderr, usage)
 		return 2
@@ -102,4 +99,28 @@ func readPassword(stdin *os.File) (string, error) {
 		return "", errors.New("passwords empty or not the same; nothing changed")
 	}
 	return string(first), nil
+}
+
+// userDel deletes the account, then its API tokens and its webhook,
+// which the HTTP API would refuse anyway once the account is gone.
+func userDel(cfg *config.Config, user string) error {
+	if err := users.Delete(cfg.UsersFile, user); err != nil {
+		return err
+	}
+	fmt.Printf("deleted %s\n", users.Normalize(user))
+	tokens := users.TokenFile{Path: cfg.MSA.TokensFile, Like: cfg.UsersFile}
+	list, err := tokens.List(user)
+	for _, t := range list {
+		if err == nil {
+			err = tokens.Remove(user, t.ID)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("the account is deleted, but not its API tokens: %w (remove them with `postline token remove`)", err)
+	}
+	hooks := users.WebhookFile{Path: cfg.WebhooksFile(), Like: cfg.UsersFile}
+	if err := hooks.Remove(user); err != nil && !errors.Is(err, users.ErrNoWebhook) {
+		return fmt.Errorf("the account is deleted, but not its webhook: %w", err)
+	}
+	return nil
 }

@@ -58,7 +58,8 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (string, b
 	}
 	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	tok, found := s.Tokens.Lookup(strings.TrimSpace(secret))
-	if !ok || !found {
+	// The token of an account deleted since is worth nothing.
+	if !ok || !found || !s.Backend.Users.Exists(tok.User) {
 		s.Backend.TokenFailed(ip) // logs, counts and sleeps like a failed AUTH
 		writeError(w, errUnauthorized)
 		return "", false
