@@ -215,47 +215,45 @@ func (s *session) writeCopy(msg io.Reader, size int64, rc recipient) error {
 // writeTargets writes the plan's copies and returns the first one's key.
 // They are written last first, the first one under rc's own ledger key:
 // once it is done, every other copy is too, so a delivery repeated after
-// a crash writes only the copies that are missing.
-func (s *session) writeTargets(p plan, size int64, rc recipient, log zerolog.Logger) (string, error) {
-	var key string
+// a crash writes only the copies that are missing. The quota is reserved
+// for all of them at once: a copy must not fit where the next does not.
+func (s *session) writeTargets(p plan, size int64, rc recipient, log zerolog.Logger) (key string, err error) {
+	reserved := size * int64(len(p.targets))
+	if err := s.b.Quota.Reserve(rc.dir, reserved, time.Now()); err != nil {
+		return "", err
+	}
+	written := 0
+	defer func() { s.b.Quota.Release(rc.dir, reserved-size*int64(written)) }()
 	for i := len(p.targets) - 1; i >= 0; i-- {
-		t, msg := p.targets[i], p.msg
-		ledgerKey := rc.address
+		msg, ledgerKey := p.msg, rc.address
 		if i > 0 {
 			ledgerKey = rc.address + "\x00" + strconv.Itoa(i)
-			done, err := s.delivered(ledgerKey, log)
-			var serr *smtp.SMTPError
-			if done && errors.As(err, &serr) && serr.Code/100 == 2 {
+			if done, err := s.copyDone(ledgerKey, log); done || err != nil {
+				if err != nil {
+					return "", err
+				}
 				continue // written before a crash
-			}
-			if err != nil {
-				return "", err
 			}
 			msg = p.again()
 		} else if _, serr := s.sendOut(p, rc, log); serr != nil {
 			return "", serr // kept or not, this copy is written
 		}
-		k, err := s.writeWithinQuota(size, t, ledgerKey, rc, msg)
-		if err != nil {
+		if key, err = s.write(p.targets[i], ledgerKey, msg); err != nil {
 			return "", err
 		}
-		key = k
+		written++
 	}
 	return key, nil
 }
 
-// writeWithinQuota writes the copy if it fits into the recipient's
-// mailbox (rc.dir, all its folders); size, the spooled message's, stands
-// for the copy's, give or take the plugins' header edits.
-func (s *session) writeWithinQuota(size int64, t target, ledgerKey string, rc recipient, msg io.Reader) (string, error) {
-	if err := s.b.Quota.Reserve(rc.dir, size, time.Now()); err != nil {
-		return "", err
+// copyDone is delivered for a further copy: done, or a failure to tell.
+func (s *session) copyDone(ledgerKey string, log zerolog.Logger) (bool, error) {
+	done, err := s.delivered(ledgerKey, log)
+	var serr *smtp.SMTPError
+	if done && errors.As(err, &serr) && serr.Code/100 == 2 {
+		return true, nil // its 250
 	}
-	key, err := s.write(t, ledgerKey, msg)
-	if err != nil {
-		s.b.Quota.Release(rc.dir, size)
-	}
-	return key, err
+	return false, err
 }
 
 // write puts the copy into the Maildir folder t.dir, between the ledger's

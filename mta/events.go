@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -90,16 +91,26 @@ func eventName(r *queue.Recipient) string {
 	return "deferred"
 }
 
+// eventWorkers post at once: one webhook that is down (36 s per event
+// before it is dropped) holds up one worker, not everyone's events.
+const eventWorkers = 8
+
 // Run posts queued events until ctx ends.
 func (e *Events) Run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case p := <-e.queue:
-			e.deliver(ctx, p)
-		}
+	var wg sync.WaitGroup
+	for range eventWorkers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case p := <-e.queue:
+					e.deliver(ctx, p)
+				}
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // deliver posts one event, trying again after 1 s and 5 s.

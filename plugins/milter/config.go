@@ -15,6 +15,7 @@ type config struct {
 	quarantineFolder string
 	connectTimeout   time.Duration
 	commandTimeout   time.Duration
+	tempDir          string // for new bodies: the plugin's state folder, on disk, "" for the system's
 }
 
 // endpoint is one milter's socket in Postfix's notation.

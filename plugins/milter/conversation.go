@@ -49,7 +49,7 @@ var connectMacros = []milter.MacroName{milter.MacroMTAFQDN, milter.MacroDaemonNa
 // open connects to ep, negotiates protocol version 6 and its options,
 // and sends the client's connection and HELO.
 func open(ep endpoint, cfg *config, hostname string, c *sdk.Conn) (*conversation, milter.Action, error) {
-	d := &tapDialer{dialer: net.Dialer{Timeout: cfg.connectTimeout}, timeout: cfg.commandTimeout}
+	d := &tapDialer{dialer: net.Dialer{Timeout: cfg.connectTimeout}, timeout: cfg.commandTimeout, dir: cfg.tempDir}
 	client := milter.NewClient(ep.network, ep.address, milter.WithDialer(d),
 		milter.WithReadTimeout(cfg.commandTimeout), milter.WithWriteTimeout(cfg.commandTimeout),
 		milter.WithMacroRequest(milter.StageConnect, connectMacros))

@@ -50,17 +50,19 @@ import (
 type bridge struct {
 	mu       sync.Mutex
 	hostname string
+	stateDir string
 	cfg      *config
 	conns    table
 }
 
-func (b *bridge) SetHost(h sdk.Host) { b.hostname = h.Hostname }
+func (b *bridge) SetHost(h sdk.Host) { b.hostname, b.stateDir = h.Hostname, h.StateDir }
 
 func (b *bridge) Configure(raw map[string]any) error {
 	cfg, err := parseConfig(raw)
 	if err != nil {
 		return err
 	}
+	cfg.tempDir = b.stateDir
 	b.mu.Lock()
 	b.cfg = cfg
 	b.mu.Unlock()

@@ -24,6 +24,7 @@ const maxPacket = 1<<20 + 64
 // any size costs one packet of memory.
 type bodyTap struct {
 	net.Conn
+	dir     string        // where the new body is written ("": the system's temporary folder)
 	timeout time.Duration // a milter's time per packet (command_timeout)
 	pending []byte        // the packet the library reads next
 	body    *os.File      // nil until the first SMFIR_REPLBODY
@@ -72,7 +73,7 @@ func (t *bodyTap) nextPacket() error {
 
 func (t *bodyTap) keepBody(piece []byte) error {
 	if t.body == nil {
-		f, err := os.CreateTemp("", "milter-body-*")
+		f, err := os.CreateTemp(t.dir, "milter-body-*")
 		if err != nil {
 			return fmt.Errorf("file for the milter's new body: %w", err)
 		}
@@ -109,6 +110,7 @@ func (t *bodyTap) Close() error {
 // tapDialer dials a milter and wraps the connection in a bodyTap.
 type tapDialer struct {
 	dialer  net.Dialer
+	dir     string        // for new bodies
 	timeout time.Duration // per packet of a new body
 	last    *bodyTap      // the tap of the session being opened
 }
@@ -118,6 +120,6 @@ func (d *tapDialer) Dial(network, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.last = &bodyTap{Conn: c, timeout: d.timeout}
+	d.last = &bodyTap{Conn: c, timeout: d.timeout, dir: d.dir}
 	return d.last, nil
 }

@@ -23,6 +23,7 @@ type connection struct {
 	mu    sync.Mutex // one hook call at a time
 	convs []*conversation
 	tls   string    // the TLS version when the sessions were opened
+	dead  bool      // closed and out of the table (under mu)
 	used  time.Time // guarded by the table's mu
 }
 
@@ -48,18 +49,26 @@ func key(c *sdk.Conn) string {
 	return fmt.Sprintf("%s|%s|%d", c.Daemon, c.ClientIP, c.ClientPort)
 }
 
-// get returns the connection's sessions, locked, or nil.
+// get returns the connection's sessions, locked, or nil. One evicted
+// between the look-up and the lock is dead: it is looked up again, so no
+// session is ever opened into a connection the table no longer holds.
 func (t *table) get(k string) *connection {
-	t.mu.Lock()
-	c := t.conns[k]
-	if c != nil {
-		c.used = time.Now()
-	}
-	t.mu.Unlock()
-	if c != nil {
+	for {
+		t.mu.Lock()
+		c := t.conns[k]
+		if c != nil {
+			c.used = time.Now()
+		}
+		t.mu.Unlock()
+		if c == nil {
+			return nil
+		}
 		c.mu.Lock()
+		if !c.dead {
+			return c
+		}
+		c.mu.Unlock()
 	}
-	return c
 }
 
 // put keeps c (locked by the caller) for k, closing the one it replaces.
@@ -108,8 +117,10 @@ func (t *table) evict() {
 	}
 }
 
+// closeLocked closes a connection taken out of the table.
 func closeLocked(c *connection) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.close()
+	c.dead = true
 }
