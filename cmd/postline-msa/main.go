@@ -47,14 +47,7 @@ func main() {
 
 	starttls := newServer(cfg, log, be, tlsConfig)
 	implicit := newServer(cfg, log, be, tlsConfig)
-	var plainListeners, tlsListeners []net.Listener
-	for _, a := range cfg.MSA.Submission {
-		plainListeners = append(plainListeners, guard.LimitListener(listen(log, a), guard.Limits(cfg, log, true)))
-	}
-	for _, a := range cfg.MSA.Submissions {
-		limited := guard.LimitListener(listen(log, a), guard.Limits(cfg, log, false))
-		tlsListeners = append(tlsListeners, tls.NewListener(limited, tlsConfig))
-	}
+	plainListeners, tlsListeners := listenSubmission(cfg, log, tlsConfig)
 	// Ports bound and TLS key loaded: nothing left needs root.
 	if err := daemon.DropPrivileges(log, cfg.MSA.User); err != nil {
 		daemon.Fatal(log, "cannot drop privileges", err)
@@ -87,6 +80,19 @@ func main() {
 	}
 	wg.Wait()
 	log.Info().Msg("msa stopped")
+}
+
+// listenSubmission opens the submission ports (STARTTLS) and the
+// submissions ports (implicit TLS, RFC 8314), each with its limits.
+func listenSubmission(cfg *config.Config, log zerolog.Logger, tlsConfig *tls.Config) (plain, implicit []net.Listener) {
+	for _, a := range cfg.MSA.Submission {
+		plain = append(plain, guard.LimitListener(listen(log, a), guard.Limits(cfg, log, true)))
+	}
+	for _, a := range cfg.MSA.Submissions {
+		limited := guard.LimitListener(listen(log, a), guard.Limits(cfg, log, false))
+		implicit = append(implicit, tls.NewListener(limited, tlsConfig))
+	}
+	return plain, implicit
 }
 
 func newServer(cfg *config.Config, log zerolog.Logger, be smtp.Backend, tlsConfig *tls.Config) *smtp.Server {

@@ -12,6 +12,7 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"mime"
 	"net"
@@ -128,7 +129,7 @@ func (s *Server) fromJSON(r *http.Request, sub *msa.Submission) *apiError {
 	if int64(len(built.Data)) > s.Config.MaxMessageSize {
 		return readError(tooLarge(s.Config.MaxMessageSize))
 	}
-	sub.From, sub.To, sub.Message = built.From, built.To, newCRLF(strings.NewReader(string(built.Data)))
+	sub.From, sub.To, sub.Message = built.From, built.To, newCRLF(bytes.NewReader(built.Data))
 	return nil
 }
 

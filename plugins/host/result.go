@@ -319,11 +319,12 @@ func checkCopies(in []*pb.Copy, problems *[]string) []Copy {
 func checkAddresses(in []string, what string, problems *[]string) []string {
 	var out []string
 	for _, a := range in {
-		if _, err := address.Parse(a); err != nil {
+		parsed, err := address.Parse(a)
+		if err != nil {
 			*problems = append(*problems, fmt.Sprintf("%s to %q dropped: %v", what, a, err))
 			continue
 		}
-		out = append(out, a)
+		out = append(out, parsed.String())
 	}
 	return out
 }
@@ -359,11 +360,12 @@ func checkEnvelope(e *pb.EnvelopeEdits, problems *[]string) []EnvelopeChange {
 			out = append(out, EnvelopeChange{op, ""})
 			return
 		}
-		if _, err := address.Parse(addr); err != nil {
+		parsed, err := address.Parse(addr)
+		if err != nil {
 			*problems = append(*problems, fmt.Sprintf("envelope address %q dropped: %v", addr, err))
 			return
 		}
-		out = append(out, EnvelopeChange{op, addr})
+		out = append(out, EnvelopeChange{op, parsed.String()})
 	}
 	if e.GetChangeSender() {
 		add(SetSender, e.GetSender())
