@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -203,4 +208,28 @@ func TestMDASocketTakesOnlyRepliesAndRedirects(t *testing.T) {
 	c.expect("Subject: from the mda socket\r\n\r\nhi\r\n.", 250, "")
 	// Queued as nobody's submission: AUTH= from this socket counts for nothing.
 	waitLogLine(t, s, `"message":"queued"`, `"from":""`, `"auth":""`)
+}
+
+// A vacation reply is DKIM-signed by the MTA with the key of its From's
+// domain, as a bounce is: it passes none of the MSA's plugins.
+func TestSieveVacationReplyIsSigned(t *testing.T) {
+	t.Parallel()
+	pub, private, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(private)
+	keyFile := filepath.Join(t.TempDir(), "example.test.pem")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	s := StartStackWith(t, StackConfig{Plugins: fmt.Sprintf("\n[[plugins]]\nname = \"sieve\"\ndaemon = \"mda\"\n"+
+		"[[plugins]]\nname = \"dkim-sign\"\ndaemon = \"msa\"\nhooks = [\"data\"]\n"+
+		"[[plugins.config.keys]]\ndomain = \"example.test\"\nselector = \"mail\"\nkey_file = %q\n", keyFile),
+		Prepare: func(dir string) {
+			home := filepath.Join(dir, "var", "mail", "example.test", "demo")
+			os.MkdirAll(home, 0o700)
+			os.WriteFile(filepath.Join(home, ".dovecot.sieve"), []byte(`require "vacation"; vacation "away";`), 0o600)
+		}})
+	s.Postline("carol-password\n", "user", "add", "carol@example.test")
+	if err := sendToMTA(s.MTA, "carol@example.test", demoUser, plainMsg("carol@example.test", "are you there", "hi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	reply := s.WaitForRawMail("carol@example.test", 1, 10*time.Second)[0]
+	verifySigned(t, reply, "mail._domainkey.example.test", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
 }

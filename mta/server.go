@@ -351,7 +351,11 @@ func (s *session) Data(r io.Reader) error {
 	}
 	s.recipients(env)
 	log := s.log.With().Str("queue_id", env.ID).Logger()
-	f, refused := s.filter(guard.NewDataReader(r, s.conn, s.b.Policy), env, log)
+	r = guard.NewDataReader(r, s.conn, s.b.Policy)
+	if s.b.FromMDA && s.from == "" {
+		r = s.signReply(r, log)
+	}
+	f, refused := s.filter(r, env, log)
 	if refused != nil {
 		s.b.Metrics.clientRefused("data", refused.Code)
 		return refused
