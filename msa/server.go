@@ -109,6 +109,7 @@ func (s *session) Reset() {
 
 func (s *session) Logout() error {
 	s.Reset()
+	s.hooks.Disconnect(s.connInfo)
 	return nil
 }
 

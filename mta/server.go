@@ -102,7 +102,11 @@ func (s *session) Reset() {
 	s.hooks.Reset()
 }
 
-func (s *session) Logout() error { return nil }
+// Logout ends the session: plugins that keep state per connection are told.
+func (s *session) Logout() error {
+	s.hooks.Disconnect(s.client.Info)
+	return nil
+}
 
 // msa reports whether the session is the MSA's, on the trusted socket:
 // the one client that speaks for a submitter.

@@ -228,6 +228,16 @@ func (c *Chain) Connect(ctx context.Context, ci ConnInfo) Result {
 	})
 }
 
+// Disconnect tells the plugins that implement it that the SMTP session
+// of ci ended; their answers count for nothing.
+func (c *Chain) Disconnect(ctx context.Context, ci ConnInfo) {
+	req := &pb.ConnectRequest{Conn: c.conn(ci)}
+	c.run(ctx, HookDisconnect, ci.QueueID, func(ctx context.Context, _ *proc, rpc pb.FilterClient) (*pb.Verdict, error) {
+		rpc.Disconnect(ctx, req) // a failure changes nothing: the next one is told too
+		return &pb.Verdict{}, nil
+	})
+}
+
 // Mail runs the mail hook for one MAIL FROM.
 func (c *Chain) Mail(ctx context.Context, m MailInfo) Result {
 	req := &pb.MailRequest{Conn: c.conn(m.Conn), Sender: m.Sender, Params: m.Params}

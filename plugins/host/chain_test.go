@@ -224,3 +224,14 @@ func TestRunByHand(t *testing.T) {
 		t.Errorf("run by hand: %v\n%s", err, out)
 	}
 }
+
+// The disconnect hook reaches a plugin that implements it even when the
+// config lists other hooks only: it is not a filter.
+func TestDisconnectAlwaysCalled(t *testing.T) {
+	c, buf := startChain(t, "mta", Spec{Name: "echo", Path: bin("echo"), Daemon: "mta", Hooks: []string{"rcpt"}})
+	if !c.Has(HookDisconnect) {
+		t.Fatal("disconnect hook not picked")
+	}
+	c.Disconnect(context.Background(), ConnInfo{ClientIP: "192.0.2.1", ClientPort: 40701})
+	buf.waitLine(t, "echo saw disconnect", `"port":40701`)
+}

@@ -62,6 +62,14 @@ func (s *Session) Connect(ci ConnInfo, log zerolog.Logger) *smtp.SMTPError {
 	return s.fold(&s.conn, "connect", s.Chain.Connect(context.Background(), ci), log)
 }
 
+// Disconnect tells the plugins that the session ended. ci is called only
+// when a plugin listens: it may cost a reverse DNS lookup.
+func (s *Session) Disconnect(ci func() ConnInfo) {
+	if s.Chain.Has(HookDisconnect) {
+		s.Chain.Disconnect(context.Background(), ci())
+	}
+}
+
 // Mail runs the mail hook for one MAIL FROM.
 func (s *Session) Mail(m MailInfo, log zerolog.Logger) *smtp.SMTPError {
 	if !s.Chain.Has(HookMail) {

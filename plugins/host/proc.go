@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -112,6 +113,9 @@ func (p *proc) pickHooks(implemented []pb.Hook) (map[Hook]bool, error) {
 				hooks[h] = true
 			}
 		}
+	}
+	if impl[HookDisconnect] && len(hooks) > 0 && slices.Contains(hooksOf(p.spec.Daemon), HookConnect) {
+		hooks[HookDisconnect] = true // not a filter: always wanted when offered
 	}
 	if len(hooks) == 0 {
 		return nil, &FieldError{p.spec.Name, "daemon", fmt.Sprintf("the plugin implements none of the hooks the %s runs (%s)",

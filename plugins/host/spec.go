@@ -69,6 +69,9 @@ const (
 	HookRcpt    Hook = "rcpt"
 	HookData    Hook = "data"
 	HookDeliver Hook = "deliver"
+	// HookDisconnect is called on each plugin that implements it, whatever
+	// its hooks list: it only lets the plugin forget a connection.
+	HookDisconnect Hook = "disconnect"
 )
 
 // hooksOf lists the hooks a daemon runs. The MDA sees no SMTP session of
@@ -85,7 +88,7 @@ func hooksOf(daemon string) []Hook {
 
 var hookProto = map[pb.Hook]Hook{
 	pb.Hook_HOOK_CONNECT: HookConnect, pb.Hook_HOOK_MAIL: HookMail, pb.Hook_HOOK_RCPT: HookRcpt,
-	pb.Hook_HOOK_DATA: HookData, pb.Hook_HOOK_DELIVER: HookDeliver,
+	pb.Hook_HOOK_DATA: HookData, pb.Hook_HOOK_DELIVER: HookDeliver, pb.Hook_HOOK_DISCONNECT: HookDisconnect,
 }
 
 // FieldError is one problem with one field of a Spec; Field is the TOML

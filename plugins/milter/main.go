@@ -113,6 +113,18 @@ func afterSTARTTLS(conn *connection, c *sdk.Conn) bool {
 	return true
 }
 
+// Disconnect ends the milter sessions of an SMTP connection that went
+// away before its message's end (a client refused at RCPT, say), rather
+// than leave them open, each a thread of a libmilter milter, until idle.
+func (b *bridge) Disconnect(_ context.Context, c *sdk.Conn) error {
+	if conn := b.conns.take(key(c)); conn != nil {
+		conn.close()
+		conn.dead = true
+		conn.mu.Unlock()
+	}
+	return nil
+}
+
 // Mail sends MAIL FROM to each milter, after an abort of a message that
 // did not reach its end.
 func (b *bridge) Mail(_ context.Context, m *sdk.Mail) (sdk.Verdict, error) {

@@ -47,6 +47,7 @@ const (
 	Hook_HOOK_RCPT        Hook = 3
 	Hook_HOOK_DATA        Hook = 4
 	Hook_HOOK_DELIVER     Hook = 5
+	Hook_HOOK_DISCONNECT  Hook = 6
 )
 
 // Enum value maps for Hook.
@@ -58,6 +59,7 @@ var (
 		3: "HOOK_RCPT",
 		4: "HOOK_DATA",
 		5: "HOOK_DELIVER",
+		6: "HOOK_DISCONNECT",
 	}
 	Hook_value = map[string]int32{
 		"HOOK_UNSPECIFIED": 0,
@@ -66,6 +68,7 @@ var (
 		"HOOK_RCPT":        3,
 		"HOOK_DATA":        4,
 		"HOOK_DELIVER":     5,
+		"HOOK_DISCONNECT":  6,
 	}
 )
 
@@ -1694,14 +1697,15 @@ const file_filter_proto_rawDesc = "" +
 	"\n" +
 	"recipients\x18\x02 \x03(\tR\n" +
 	"recipients\x12\x18\n" +
-	"\amessage\x18\x03 \x01(\fR\amessage*m\n" +
+	"\amessage\x18\x03 \x01(\fR\amessage*\x82\x01\n" +
 	"\x04Hook\x12\x14\n" +
 	"\x10HOOK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fHOOK_CONNECT\x10\x01\x12\r\n" +
 	"\tHOOK_MAIL\x10\x02\x12\r\n" +
 	"\tHOOK_RCPT\x10\x03\x12\r\n" +
 	"\tHOOK_DATA\x10\x04\x12\x10\n" +
-	"\fHOOK_DELIVER\x10\x052\xf0\x04\n" +
+	"\fHOOK_DELIVER\x10\x05\x12\x13\n" +
+	"\x0fHOOK_DISCONNECT\x10\x062\xbf\x05\n" +
 	"\x06Filter\x12X\n" +
 	"\tConfigure\x12$.postline.filter.v1.ConfigureRequest\x1a%.postline.filter.v1.ConfigureResponse\x12J\n" +
 	"\aConnect\x12\".postline.filter.v1.ConnectRequest\x1a\x1b.postline.filter.v1.Verdict\x12D\n" +
@@ -1709,7 +1713,9 @@ const file_filter_proto_rawDesc = "" +
 	"\x04Rcpt\x12\x1f.postline.filter.v1.RcptRequest\x1a\x1b.postline.filter.v1.Verdict\x12D\n" +
 	"\x04Data\x12\x1d.postline.filter.v1.DataChunk\x1a\x1b.postline.filter.v1.Verdict(\x01\x12O\n" +
 	"\vDataRewrite\x12\x1d.postline.filter.v1.DataChunk\x1a\x1d.postline.filter.v1.DataReply(\x010\x01\x12J\n" +
-	"\aDeliver\x12\".postline.filter.v1.DeliverRequest\x1a\x1b.postline.filter.v1.Verdict\x12Q\n" +
+	"\aDeliver\x12\".postline.filter.v1.DeliverRequest\x1a\x1b.postline.filter.v1.Verdict\x12M\n" +
+	"\n" +
+	"Disconnect\x12\".postline.filter.v1.ConnectRequest\x1a\x1b.postline.filter.v1.Verdict\x12Q\n" +
 	"\x0eDeliverMessage\x12 .postline.filter.v1.DeliverChunk\x1a\x1b.postline.filter.v1.Verdict(\x01B\x15Z\x13postline/plugins/pbb\x06proto3"
 
 var (
@@ -1775,17 +1781,19 @@ var file_filter_proto_depIdxs = []int32{
 	11, // 21: postline.filter.v1.Filter.Data:input_type -> postline.filter.v1.DataChunk
 	11, // 22: postline.filter.v1.Filter.DataRewrite:input_type -> postline.filter.v1.DataChunk
 	13, // 23: postline.filter.v1.Filter.Deliver:input_type -> postline.filter.v1.DeliverRequest
-	14, // 24: postline.filter.v1.Filter.DeliverMessage:input_type -> postline.filter.v1.DeliverChunk
-	4,  // 25: postline.filter.v1.Filter.Configure:output_type -> postline.filter.v1.ConfigureResponse
-	18, // 26: postline.filter.v1.Filter.Connect:output_type -> postline.filter.v1.Verdict
-	18, // 27: postline.filter.v1.Filter.Mail:output_type -> postline.filter.v1.Verdict
-	18, // 28: postline.filter.v1.Filter.Rcpt:output_type -> postline.filter.v1.Verdict
-	18, // 29: postline.filter.v1.Filter.Data:output_type -> postline.filter.v1.Verdict
-	12, // 30: postline.filter.v1.Filter.DataRewrite:output_type -> postline.filter.v1.DataReply
-	18, // 31: postline.filter.v1.Filter.Deliver:output_type -> postline.filter.v1.Verdict
-	18, // 32: postline.filter.v1.Filter.DeliverMessage:output_type -> postline.filter.v1.Verdict
-	25, // [25:33] is the sub-list for method output_type
-	17, // [17:25] is the sub-list for method input_type
+	7,  // 24: postline.filter.v1.Filter.Disconnect:input_type -> postline.filter.v1.ConnectRequest
+	14, // 25: postline.filter.v1.Filter.DeliverMessage:input_type -> postline.filter.v1.DeliverChunk
+	4,  // 26: postline.filter.v1.Filter.Configure:output_type -> postline.filter.v1.ConfigureResponse
+	18, // 27: postline.filter.v1.Filter.Connect:output_type -> postline.filter.v1.Verdict
+	18, // 28: postline.filter.v1.Filter.Mail:output_type -> postline.filter.v1.Verdict
+	18, // 29: postline.filter.v1.Filter.Rcpt:output_type -> postline.filter.v1.Verdict
+	18, // 30: postline.filter.v1.Filter.Data:output_type -> postline.filter.v1.Verdict
+	12, // 31: postline.filter.v1.Filter.DataRewrite:output_type -> postline.filter.v1.DataReply
+	18, // 32: postline.filter.v1.Filter.Deliver:output_type -> postline.filter.v1.Verdict
+	18, // 33: postline.filter.v1.Filter.Disconnect:output_type -> postline.filter.v1.Verdict
+	18, // 34: postline.filter.v1.Filter.DeliverMessage:output_type -> postline.filter.v1.Verdict
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
 	17, // [17:17] is the sub-list for extension extendee
 	0,  // [0:17] is the sub-list for field type_name

@@ -43,6 +43,7 @@ const (
 	Filter_Data_FullMethodName           = "/postline.filter.v1.Filter/Data"
 	Filter_DataRewrite_FullMethodName    = "/postline.filter.v1.Filter/DataRewrite"
 	Filter_Deliver_FullMethodName        = "/postline.filter.v1.Filter/Deliver"
+	Filter_Disconnect_FullMethodName     = "/postline.filter.v1.Filter/Disconnect"
 	Filter_DeliverMessage_FullMethodName = "/postline.filter.v1.Filter/DeliverMessage"
 )
 
@@ -76,6 +77,12 @@ type FilterClient interface {
 	DataRewrite(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DataChunk, DataReply], error)
 	// Deliver runs in the MDA once per recipient, before the Maildir write.
 	Deliver(ctx context.Context, in *DeliverRequest, opts ...grpc.CallOption) (*Verdict, error)
+	// Disconnect runs once when an SMTP session ends (and when STARTTLS
+	// starts it anew), so that a plugin keeping state per connection (the
+	// milter bridge's sessions) lets it go. Its Verdict is ignored. It is
+	// called on every plugin that implements it, whatever hooks the config
+	// lists.
+	Disconnect(ctx context.Context, in *ConnectRequest, opts ...grpc.CallOption) (*Verdict, error)
 	// DeliverMessage replaces Deliver for a plugin that said deliver_body:
 	// the first chunk carries the DeliverRequest, the rest the body (all
 	// after the header block, LF line ends as the MDA stores it), at most
@@ -167,6 +174,16 @@ func (c *filterClient) Deliver(ctx context.Context, in *DeliverRequest, opts ...
 	return out, nil
 }
 
+func (c *filterClient) Disconnect(ctx context.Context, in *ConnectRequest, opts ...grpc.CallOption) (*Verdict, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Verdict)
+	err := c.cc.Invoke(ctx, Filter_Disconnect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *filterClient) DeliverMessage(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[DeliverChunk, Verdict], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Filter_ServiceDesc.Streams[2], Filter_DeliverMessage_FullMethodName, cOpts...)
@@ -210,6 +227,12 @@ type FilterServer interface {
 	DataRewrite(grpc.BidiStreamingServer[DataChunk, DataReply]) error
 	// Deliver runs in the MDA once per recipient, before the Maildir write.
 	Deliver(context.Context, *DeliverRequest) (*Verdict, error)
+	// Disconnect runs once when an SMTP session ends (and when STARTTLS
+	// starts it anew), so that a plugin keeping state per connection (the
+	// milter bridge's sessions) lets it go. Its Verdict is ignored. It is
+	// called on every plugin that implements it, whatever hooks the config
+	// lists.
+	Disconnect(context.Context, *ConnectRequest) (*Verdict, error)
 	// DeliverMessage replaces Deliver for a plugin that said deliver_body:
 	// the first chunk carries the DeliverRequest, the rest the body (all
 	// after the header block, LF line ends as the MDA stores it), at most
@@ -245,6 +268,9 @@ func (UnimplementedFilterServer) DataRewrite(grpc.BidiStreamingServer[DataChunk,
 }
 func (UnimplementedFilterServer) Deliver(context.Context, *DeliverRequest) (*Verdict, error) {
 	return nil, status.Error(codes.Unimplemented, "method Deliver not implemented")
+}
+func (UnimplementedFilterServer) Disconnect(context.Context, *ConnectRequest) (*Verdict, error) {
+	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
 }
 func (UnimplementedFilterServer) DeliverMessage(grpc.ClientStreamingServer[DeliverChunk, Verdict]) error {
 	return status.Error(codes.Unimplemented, "method DeliverMessage not implemented")
@@ -374,6 +400,24 @@ func _Filter_Deliver_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Filter_Disconnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConnectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FilterServer).Disconnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Filter_Disconnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FilterServer).Disconnect(ctx, req.(*ConnectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Filter_DeliverMessage_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(FilterServer).DeliverMessage(&grpc.GenericServerStream[DeliverChunk, Verdict]{ServerStream: stream})
 }
@@ -407,6 +451,10 @@ var Filter_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Deliver",
 			Handler:    _Filter_Deliver_Handler,
+		},
+		{
+			MethodName: "Disconnect",
+			Handler:    _Filter_Disconnect_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -43,6 +43,10 @@ func (d *direct) Deliver(ctx context.Context, in *pb.DeliverRequest, _ ...grpc.C
 	return d.srv.Deliver(ctx, in)
 }
 
+func (d *direct) Disconnect(ctx context.Context, in *pb.ConnectRequest, _ ...grpc.CallOption) (*pb.Verdict, error) {
+	return d.srv.Disconnect(ctx, in)
+}
+
 // DataRewrite is for plugins in processes of their own: a bundled filter
 // run in the daemon never replaces a body.
 func (d *direct) DataRewrite(context.Context, ...grpc.CallOption) (pb.Filter_DataRewriteClient, error) {

@@ -36,6 +36,13 @@ type ConnectFilter interface {
 	Connect(ctx context.Context, c *Conn) (Verdict, error)
 }
 
+// DisconnectFilter is told when an SMTP session ends (also when STARTTLS
+// starts it anew), to let go of what it keeps per connection. It runs
+// whatever hooks the config lists.
+type DisconnectFilter interface {
+	Disconnect(ctx context.Context, c *Conn) error
+}
+
 // MailFilter runs for each MAIL FROM.
 type MailFilter interface {
 	Mail(ctx context.Context, m *Mail) (Verdict, error)

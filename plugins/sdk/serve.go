@@ -94,5 +94,8 @@ func hooksOf(filter any) []pb.Hook {
 	if _, ok := filter.(DeliverFilter); ok {
 		hooks = append(hooks, pb.Hook_HOOK_DELIVER)
 	}
+	if _, ok := filter.(DisconnectFilter); ok {
+		hooks = append(hooks, pb.Hook_HOOK_DISCONNECT)
+	}
 	return hooks
 }

@@ -59,6 +59,17 @@ func (s *server) Connect(ctx context.Context, req *pb.ConnectRequest) (*pb.Verdi
 	return answer(f.Connect(ctx, conn(req.GetConn())))
 }
 
+func (s *server) Disconnect(ctx context.Context, req *pb.ConnectRequest) (*pb.Verdict, error) {
+	f, ok := s.impl.(DisconnectFilter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "no disconnect hook")
+	}
+	if err := f.Disconnect(ctx, conn(req.GetConn())); err != nil {
+		return nil, status.Error(codes.Unknown, err.Error())
+	}
+	return &pb.Verdict{}, nil
+}
+
 func (s *server) Mail(ctx context.Context, req *pb.MailRequest) (*pb.Verdict, error) {
 	f, ok := s.impl.(MailFilter)
 	if !ok {

@@ -57,6 +57,11 @@ func (e *echo) Connect(_ context.Context, c *sdk.Conn) (sdk.Verdict, error) {
 	return e.verdict(c.Helo)
 }
 
+func (e *echo) Disconnect(_ context.Context, c *sdk.Conn) error {
+	sdk.Log().Info("echo saw disconnect", "port", c.ClientPort)
+	return nil
+}
+
 func (e *echo) Mail(_ context.Context, m *sdk.Mail) (sdk.Verdict, error) {
 	local, _, _ := strings.Cut(m.Sender, "@")
 	return e.verdict(local)
