@@ -165,3 +165,30 @@ func BenchmarkMilterRspamd(b *testing.B) {
 		})
 	}
 }
+
+// A "milter" that speaks garbage (an HTTP server's answer) fails the
+// hook call: the client is told to try later, nothing is queued, and the
+// next client gets the same, not a pass unfiltered.
+func TestMilterSpeakingGarbage(t *testing.T) {
+	t.Parallel()
+	l := listenFree(t)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
+			c.Close()
+		}
+	}()
+	s := StartStackWith(t, StackConfig{Plugins: milterPlugin("garbage", "mta", "inet:"+l.Addr().String())})
+	for i := range 2 {
+		_, err := sendFromIP(t, s, internetMail{IP: "127.0.0.1", Helo: "mx.sender.test", From: "alice@sender.test",
+			To: []string{demoUser}, Data: plainMsg("alice@sender.test", fmt.Sprintf("garbage %d", i), "hi\r\n")})
+		wantSMTPError(t, err, 451, "4.7.0", "filter garbage unavailable")
+	}
+	if strings.Contains(s.Log(), `"message":"queued"`) {
+		t.Error("a message was queued")
+	}
+}
