@@ -172,6 +172,7 @@ func BenchmarkMilterRspamd(b *testing.B) {
 func TestMilterSpeakingGarbage(t *testing.T) {
 	t.Parallel()
 	l := listenFree(t)
+	t.Cleanup(func() { l.Close() }) // ends the accept loop
 	go func() {
 		for {
 			c, err := l.Accept()
