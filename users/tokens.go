@@ -1,7 +1,6 @@
 package users
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -73,21 +71,13 @@ func hashToken(secret string) string {
 
 func parseTokenMap(path string, data []byte) (map[string]Token, error) {
 	list, err := parseTokens(path, data)
-	m := make(map[string]Token, len(list))
-	for _, t := range list {
-		m[t.Hash] = t
-	}
-	return m, err
+	return byKey(list, func(t Token) string { return t.Hash }), err
 }
 
+var errTokenLine = errors.New(`expected "address id sha256:HASH created"; remove the line and make a new token with ` + "`postline token add`")
+
 func parseTokens(path string, data []byte) ([]Token, error) {
-	var out []Token
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	return records(path, data, func(line string) (Token, error) {
 		f := strings.Fields(line)
 		hash, ok := "", len(f) == 4
 		if ok {
@@ -95,20 +85,16 @@ func parseTokens(path string, data []byte) ([]Token, error) {
 		}
 		created, err := time.Parse(time.RFC3339, f[len(f)-1])
 		if !ok || len(hash) != 64 || err != nil {
-			return nil, fmt.Errorf("%s:%d: expected \"address id sha256:HASH created\"; remove the line and make a new token with `postline token add`", path, n)
+			return Token{}, errTokenLine
 		}
-		out = append(out, Token{User: Normalize(f[0]), ID: f[1], Hash: hash, Created: created})
-	}
-	return out, sc.Err()
+		return Token{User: Normalize(f[0]), ID: f[1], Hash: hash, Created: created}, nil
+	})
 }
 
 func readTokens(path string) ([]Token, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	data, err := readFile(path, "tokens")
 	if err != nil {
-		return nil, fmt.Errorf("tokens: %w", err)
+		return nil, err
 	}
 	return parseTokens(path, data)
 }

@@ -8,7 +8,6 @@
 package users
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -101,31 +100,23 @@ type entry struct {
 }
 
 func read(path string) ([]entry, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	data, err := readFile(path, "users")
 	if err != nil {
-		return nil, fmt.Errorf("users: %w", err)
+		return nil, err
 	}
 	return parse(path, data)
 }
 
+var errUserLine = errors.New(`expected "address:{BLF-CRYPT}hash"; fix the line or recreate it with ` + "`postline user add`")
+
 func parse(path string, data []byte) ([]entry, error) {
-	var entries []entry
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	return records(path, data, func(line string) (entry, error) {
 		fields := strings.Split(line, ":")
 		if len(fields) < 2 || !strings.HasPrefix(fields[1], scheme) {
-			return nil, fmt.Errorf("%s:%d: expected \"address:{BLF-CRYPT}hash\"; fix the line or recreate it with `postline user add`", path, n)
+			return entry{}, errUserLine
 		}
-		entries = append(entries, entry{Normalize(fields[0]), strings.TrimPrefix(fields[1], scheme)})
-	}
-	return entries, sc.Err()
+		return entry{Normalize(fields[0]), strings.TrimPrefix(fields[1], scheme)}, nil
+	})
 }
 
 // List returns the addresses in the file, sorted.

@@ -1,14 +1,12 @@
 package users
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 )
@@ -59,33 +57,23 @@ func (w *Webhooks) Lookup(user string) (Webhook, bool) {
 
 func parseWebhookMap(path string, data []byte) (map[string]Webhook, error) {
 	list, err := parseWebhooks(path, data)
-	m := make(map[string]Webhook, len(list))
-	for _, h := range list {
-		m[h.User] = h
-	}
-	return m, err
+	return byKey(list, func(h Webhook) string { return h.User }), err
 }
 
+var errWebhookLine = errors.New(`expected "address https://url secret"; set it again with ` + "`postline token webhook ADDRESS URL`")
+
 func parseWebhooks(path string, data []byte) ([]Webhook, error) {
-	var out []Webhook
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
+	return records(path, data, func(line string) (Webhook, error) {
 		f := strings.Fields(line)
-		var secret []byte
-		err := errors.New("fields")
-		if len(f) == 3 {
-			secret, err = hex.DecodeString(f[2])
+		if len(f) != 3 || CheckWebhookURL(f[1]) != nil {
+			return Webhook{}, errWebhookLine
 		}
-		if err != nil || len(secret) < 16 || CheckWebhookURL(f[1]) != nil {
-			return nil, fmt.Errorf("%s:%d: expected \"address https://url secret\"; set it again with `postline token webhook ADDRESS URL`", path, n)
+		secret, err := hex.DecodeString(f[2])
+		if err != nil || len(secret) < 16 {
+			return Webhook{}, errWebhookLine
 		}
-		out = append(out, Webhook{User: Normalize(f[0]), URL: f[1], Secret: secret})
-	}
-	return out, sc.Err()
+		return Webhook{User: Normalize(f[0]), URL: f[1], Secret: secret}, nil
+	})
 }
 
 // CheckWebhookURL accepts an absolute http or https URL.
@@ -145,12 +133,9 @@ func removeWebhook(list []Webhook, user string) []Webhook {
 }
 
 func (f WebhookFile) read() ([]Webhook, error) {
-	data, err := os.ReadFile(f.Path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
+	data, err := readFile(f.Path, "webhooks")
 	if err != nil {
-		return nil, fmt.Errorf("webhooks: %w", err)
+		return nil, err
 	}
 	return parseWebhooks(f.Path, data)
 }
