@@ -77,9 +77,15 @@ func (s *session) deliverHook(msg io.Reader, size int64, rc recipient, log zerol
 	if err != nil {
 		return plan{}, deliveryError(err)
 	}
-	body, err := bodyOf(msg, rest, size)
-	if err != nil {
-		return plan{}, deliveryError(err)
+	// The body's place in the spooled copy is asked for only when a
+	// plugin reads the body or the copy is to be read again: reading
+	// msg after the hook starts at the same place (plugins read through
+	// ReadAt), and most deliveries need neither.
+	var body func() io.Reader
+	if s.b.Plugins.WantsDeliverBody() {
+		if body, err = bodyOf(msg, rest, size); err != nil {
+			return plan{}, deliveryError(err)
+		}
 	}
 	info := host.DeliveryInfo{Recipient: rc.address, Sender: s.from, QueueID: s.queueID, Folder: s.folder, Size: size, Mailbox: rc.dir}
 	res := s.b.Plugins.Deliver(context.Background(), info, head, body)
@@ -91,6 +97,11 @@ func (s *session) deliverHook(msg io.Reader, size int64, rc recipient, log zerol
 		log.Info().Str("plugin", res.By).Msg("delivery discarded by plugin")
 		if len(res.Redirects)+len(res.Send) == 0 {
 			return plan{}, reply.Discarded(res.By)
+		}
+	}
+	if body == nil && (len(res.Copies) > 1 || len(res.Redirects) > 0) {
+		if body, err = bodyOf(msg, rest, size); err != nil {
+			return plan{}, deliveryError(err)
 		}
 	}
 	edited := editedHeader(head, res.Edits, synthetic, log)

@@ -154,12 +154,22 @@ func writeText(w io.Writer, h mail.Header, m *jsonMessage) error {
 		}
 		return iw.Close()
 	}
-	body, ctype := m.Text, "text/plain"
-	if m.HTML != "" {
-		body, ctype = m.HTML, "text/html"
-	}
+	body, ctype := singleText(m)
 	h.SetContentType(ctype, map[string]string{"charset": "utf-8"})
 	pw, err := mail.CreateSingleInlineWriter(w, h)
+	return writeAndClose(pw, body, err)
+}
+
+// singleText is the one text form of a message that has not both.
+func singleText(m *jsonMessage) (body, ctype string) {
+	if m.HTML != "" {
+		return m.HTML, "text/html"
+	}
+	return m.Text, "text/plain"
+}
+
+// writeAndClose writes body to the part pw that err came with, and ends it.
+func writeAndClose(pw io.WriteCloser, body string, err error) error {
 	if err != nil {
 		return err
 	}
@@ -176,13 +186,7 @@ func writeAlternatives(iw *mail.InlineWriter, m *jsonMessage) error {
 		var ph mail.InlineHeader
 		ph.SetContentType(p.ctype, map[string]string{"charset": "utf-8"})
 		pw, err := iw.CreatePart(ph)
-		if err != nil {
-			return err
-		}
-		if _, err := io.WriteString(pw, p.body); err != nil {
-			return err
-		}
-		if err := pw.Close(); err != nil {
+		if err := writeAndClose(pw, p.body, err); err != nil {
 			return err
 		}
 	}
@@ -219,23 +223,14 @@ func writeInline(mw *mail.Writer, m *jsonMessage) error {
 		}
 		return iw.Close()
 	}
-	body, ctype := m.Text, "text/plain"
-	if m.HTML != "" {
-		body, ctype = m.HTML, "text/html"
-	}
+	body, ctype := singleText(m)
 	if body == "" {
 		return nil
 	}
 	var ph mail.InlineHeader
 	ph.SetContentType(ctype, map[string]string{"charset": "utf-8"})
 	pw, err := mw.CreateSingleInline(ph)
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(pw, body); err != nil {
-		return err
-	}
-	return pw.Close()
+	return writeAndClose(pw, body, err)
 }
 
 func writeAttachment(mw *mail.Writer, i int, a jsonAttachment) error {
