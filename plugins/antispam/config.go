@@ -2,13 +2,13 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
+
+	"postline/plugins/sdk"
 )
 
 // config is the [plugins.config] table, checked and with defaults filled
@@ -46,10 +46,10 @@ var knownKeys = []string{
 // key and how to fix it, since the daemon refuses to start on any.
 func parseConfig(raw map[string]any, hostname string) (*config, error) {
 	var errs []error
-	t := table{m: raw, errs: &errs}
-	t.unknown(knownKeys)
+	t := table{sdk.ConfigTable{M: raw, Errs: &errs}}
+	t.Unknown(knownKeys)
 	c := &config{
-		authservID:  t.str("authserv_id", hostname),
+		authservID:  t.String("authserv_id", hostname),
 		junkScore:   t.number("junk_score", 5.0),
 		rejectScore: t.number("reject_score", 10.0),
 		weights: weights{
@@ -63,9 +63,9 @@ func parseConfig(raw map[string]any, hostname string) (*config, error) {
 		zones:         t.zones("dnsbl_zones"),
 		rules:         parseRules(t),
 		bodyScanLimit: t.size("body_scan_limit", 1<<20),
-		dnsTimeout:    t.duration("dns_timeout", 2*time.Second),
+		dnsTimeout:    t.Duration("dns_timeout", 2*time.Second),
 		spamd:         t.address("spamd", "127.0.0.1:783"),
-		spamdTimeout:  t.duration("spamd_timeout", 10*time.Second),
+		spamdTimeout:  t.Duration("spamd_timeout", 10*time.Second),
 		spamdMaxSize:  t.size("spamd_max_size", 500<<10),
 	}
 	c.res = newResolver(t.address("dns_server", "127.0.0.1:53"), c.dnsTimeout)
@@ -73,10 +73,10 @@ func parseConfig(raw map[string]any, hostname string) (*config, error) {
 		c.authservID, _ = os.Hostname()
 	}
 	if !authservRe.MatchString(c.authservID) {
-		t.fail("authserv_id", "%q is not a host name; set e.g. authserv_id = \"mx.example.org\"", c.authservID)
+		t.Fail("authserv_id", "%q is not a host name; set e.g. authserv_id = \"mx.example.org\"", c.authservID)
 	}
 	if c.junkScore > c.rejectScore {
-		t.fail("junk_score", "%.1f is above reject_score %.1f, so nothing would be filed into Junk; lower it", c.junkScore, c.rejectScore)
+		t.Fail("junk_score", "%.1f is above reject_score %.1f, so nothing would be filed into Junk; lower it", c.junkScore, c.rejectScore)
 	}
 	return c, errors.Join(errs...)
 }
@@ -87,40 +87,11 @@ var authservRe = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$`)
 
 // table reads one TOML table, recording problems instead of stopping at
 // the first. where prefixes keys inside an array of tables ("rules[2]").
-type table struct {
-	where string
-	m     map[string]any
-	errs  *[]error
-}
-
-func (t table) name(key string) string {
-	if t.where == "" {
-		return key
-	}
-	return t.where + "." + key
-}
-
-func (t table) fail(key, format string, args ...any) {
-	*t.errs = append(*t.errs, fmt.Errorf("%s: "+format, append([]any{t.name(key)}, args...)...))
-}
-
-// unknown reports keys outside known.
-func (t table) unknown(known []string) {
-	var keys []string
-	for k := range t.m {
-		if !slices.Contains(known, k) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		t.fail(k, "unknown key; remove it or use one of %s", strings.Join(known, ", "))
-	}
-}
+type table struct{ sdk.ConfigTable }
 
 // number reads a score: TOML gives 5 as int64 and 5.0 as float64.
 func (t table) number(key string, def float64) float64 {
-	switch v := t.m[key].(type) {
+	switch v := t.M[key].(type) {
 	case nil:
 		return def
 	case int64:
@@ -128,14 +99,14 @@ func (t table) number(key string, def float64) float64 {
 	case float64:
 		return v
 	default:
-		t.fail(key, "got %s, want a number, e.g. %s = %.1f", describe(v), key, def)
+		t.Fail(key, "got %s, want a number, e.g. %s = %.1f", sdk.Describe(v), key, def)
 		return def
 	}
 }
 
 // size reads a positive byte count.
 func (t table) size(key string, def int64) int64 {
-	v, ok := t.m[key]
+	v, ok := t.M[key]
 	if !ok {
 		return def
 	}
@@ -144,48 +115,20 @@ func (t table) size(key string, def int64) int64 {
 		n, isInt = int64(f), true
 	}
 	if !isInt || n <= 0 {
-		t.fail(key, "got %s, want a positive number of bytes, e.g. %s = %d", describe(v), key, def)
+		t.Fail(key, "got %s, want a positive number of bytes, e.g. %s = %d", sdk.Describe(v), key, def)
 		return def
 	}
 	return n
 }
 
-func (t table) str(key, def string) string {
-	v, ok := t.m[key]
-	if !ok {
-		return def
-	}
-	s, ok := v.(string)
-	if !ok {
-		t.fail(key, "got %s, want a string in double quotes", describe(v))
-		return def
-	}
-	return s
-}
-
-// duration reads a Go duration string such as "2s" or "500ms".
-func (t table) duration(key string, def time.Duration) time.Duration {
-	v, ok := t.m[key]
-	if !ok {
-		return def
-	}
-	s, _ := v.(string)
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		t.fail(key, "got %s, want a positive duration such as %s = %q", describe(v), key, def.String())
-		return def
-	}
-	return d
-}
-
 // address reads "host:port", or "" for off; example shows the form.
 func (t table) address(key, example string) string {
-	s := t.str(key, "")
+	s := t.String(key, "")
 	if s == "" {
 		return ""
 	}
 	if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
-		t.fail(key, "%q is not host:port; write e.g. %s = %q", s, key, example)
+		t.Fail(key, "%q is not host:port; write e.g. %s = %q", s, key, example)
 		return ""
 	}
 	return s
@@ -193,7 +136,7 @@ func (t table) address(key, example string) string {
 
 // list reads an array of strings.
 func (t table) list(key string) []string {
-	v, ok := t.m[key]
+	v, ok := t.M[key]
 	if !ok {
 		return nil
 	}
@@ -205,7 +148,7 @@ func (t table) list(key string) []string {
 		out = append(out, s)
 	}
 	if !ok {
-		t.fail(key, "got %s, want an array of strings, e.g. %s = [\"a\", \"b\"]", describe(v), key)
+		t.Fail(key, "got %s, want an array of strings, e.g. %s = [\"a\", \"b\"]", sdk.Describe(v), key)
 		return nil
 	}
 	return out
@@ -220,28 +163,10 @@ func (t table) zones(key string) []string {
 	for _, z := range t.list(key) {
 		z = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(z)), ".")
 		if !zoneRe.MatchString(z) {
-			t.fail(key, "%q is not a DNS zone, e.g. \"zen.spamhaus.org\"", z)
+			t.Fail(key, "%q is not a DNS zone, e.g. \"zen.spamhaus.org\"", z)
 			continue
 		}
 		out = append(out, z)
 	}
 	return out
-}
-
-// describe names a config value the way the TOML file shows it.
-func describe(v any) string {
-	switch v := v.(type) {
-	case string:
-		return fmt.Sprintf("string %q", v)
-	case int64, float64:
-		return fmt.Sprintf("number %v", v)
-	case bool:
-		return fmt.Sprintf("boolean %v", v)
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "a table"
-	default:
-		return fmt.Sprintf("%T", v)
-	}
 }

@@ -7,6 +7,8 @@ import (
 	"regexp"
 
 	"github.com/emersion/go-message/textproto"
+
+	"postline/plugins/sdk"
 )
 
 // rule is one configured header or body rule. Its name goes into
@@ -36,13 +38,13 @@ var (
 //	pattern = "(?i)lottery"
 //	score = 2.5
 func parseRules(t table) []rule {
-	v, ok := t.m["rules"]
+	v, ok := t.M["rules"]
 	if !ok {
 		return nil
 	}
 	items, ok := v.([]any)
 	if !ok {
-		t.fail("rules", "got %s, want an array of tables, each written [[plugins.config.rules]]", describe(v))
+		t.Fail("rules", "got %s, want an array of tables, each written [[plugins.config.rules]]", sdk.Describe(v))
 		return nil
 	}
 	var out []rule
@@ -51,12 +53,12 @@ func parseRules(t table) []rule {
 		where := fmt.Sprintf("rules[%d]", i)
 		m, ok := it.(map[string]any)
 		if !ok {
-			t.fail(where, "got %s, want a table with name, score and header+pattern or body", describe(it))
+			t.Fail(where, "got %s, want a table with name, score and header+pattern or body", sdk.Describe(it))
 			continue
 		}
-		r, ok := parseRule(table{where: where, m: m, errs: t.errs})
+		r, ok := parseRule(table{sdk.ConfigTable{Where: where, M: m, Errs: t.Errs}})
 		if ok && seen[r.name] {
-			t.fail(where+".name", "%q is used by another rule; names must be unique", r.name)
+			t.Fail(where+".name", "%q is used by another rule; names must be unique", r.name)
 			ok = false
 		}
 		if ok {
@@ -69,49 +71,49 @@ func parseRules(t table) []rule {
 
 // parseRule checks one rule table; ok is false after any problem.
 func parseRule(t table) (rule, bool) {
-	before := len(*t.errs)
-	t.unknown([]string{"name", "header", "pattern", "body", "score"})
-	r := rule{name: t.str("name", ""), header: t.str("header", ""), score: t.number("score", 1.0)}
+	before := len(*t.Errs)
+	t.Unknown([]string{"name", "header", "pattern", "body", "score"})
+	r := rule{name: t.String("name", ""), header: t.String("header", ""), score: t.number("score", 1.0)}
 	if !ruleNameRe.MatchString(r.name) {
-		t.fail("name", "%q: want 1-64 letters, digits, '_', '.' or '-', e.g. name = \"SUBJECT_LOTTERY\"", r.name)
+		t.Fail("name", "%q: want 1-64 letters, digits, '_', '.' or '-', e.g. name = \"SUBJECT_LOTTERY\"", r.name)
 	}
-	if _, ok := t.m["score"]; !ok {
-		t.fail("score", "missing; give the points the rule adds, e.g. score = 2.5 (negative to lower the score)")
+	if _, ok := t.M["score"]; !ok {
+		t.Fail("score", "missing; give the points the rule adds, e.g. score = 2.5 (negative to lower the score)")
 	}
-	_, hasBody := t.m["body"]
-	_, hasPattern := t.m["pattern"]
+	_, hasBody := t.M["body"]
+	_, hasPattern := t.M["pattern"]
 	key := "pattern"
 	switch {
 	case r.header != "" && hasBody:
-		t.fail("body", "a rule matches a header field or the body, not both; make two rules")
+		t.Fail("body", "a rule matches a header field or the body, not both; make two rules")
 	case r.header != "":
 		if !fieldNameRe.MatchString(r.header) {
-			t.fail("header", "%q is not a header field name, e.g. header = \"Subject\"", r.header)
+			t.Fail("header", "%q is not a header field name, e.g. header = \"Subject\"", r.header)
 		}
 		if !hasPattern {
-			t.fail("pattern", "missing; a header rule needs pattern = \"regexp\"")
+			t.Fail("pattern", "missing; a header rule needs pattern = \"regexp\"")
 		}
 	case hasBody:
 		key = "body"
 		if hasPattern {
-			t.fail("pattern", "a body rule has its regexp in body = \"...\"; remove pattern")
+			t.Fail("pattern", "a body rule has its regexp in body = \"...\"; remove pattern")
 		}
 	default:
-		t.fail("header", "missing; give header = \"Subject\" with pattern = \"...\", or body = \"...\"")
+		t.Fail("header", "missing; give header = \"Subject\" with pattern = \"...\", or body = \"...\"")
 	}
-	if expr, ok := t.m[key].(string); ok {
+	if expr, ok := t.M[key].(string); ok {
 		re, err := regexp.Compile(expr)
 		switch {
 		case err != nil:
-			t.fail(key, "bad regexp: %v (Go RE2 syntax, https://pkg.go.dev/regexp/syntax)", err)
+			t.Fail(key, "bad regexp: %v (Go RE2 syntax, https://pkg.go.dev/regexp/syntax)", err)
 		case expr == "":
-			t.fail(key, "an empty regexp matches every message; write the text to look for")
+			t.Fail(key, "an empty regexp matches every message; write the text to look for")
 		}
 		r.re = re
-	} else if t.m[key] != nil {
-		t.fail(key, "got %s, want a regexp in double quotes", describe(t.m[key]))
+	} else if t.M[key] != nil {
+		t.Fail(key, "got %s, want a regexp in double quotes", sdk.Describe(t.M[key]))
 	}
-	return r, len(*t.errs) == before
+	return r, len(*t.Errs) == before
 }
 
 // headerHits returns the header rules matching any field of their name.

@@ -9,9 +9,10 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
+
+	"postline/plugins/sdk"
 )
 
 // config is the [plugins.config] table, checked. It never changes once
@@ -51,25 +52,25 @@ var (
 // any.
 func parseConfig(raw map[string]any) (*config, error) {
 	var errs []error
-	t := table{m: raw, errs: &errs}
-	t.unknown(topKeys)
+	t := table{sdk.ConfigTable{Prefix: "webhook: ", M: raw, Errs: &errs}}
+	t.Unknown(topKeys)
 	c := &config{byAddress: map[string]*route{}, byDomain: map[string]*route{}}
 	items, ok := raw["routes"].([]any)
 	switch {
 	case raw["routes"] == nil || ok && len(items) == 0:
-		t.fail("routes", "none given; add a [[plugins.config.routes]] table with addresses or domains, url and secret")
+		t.Fail("routes", "none given; add a [[plugins.config.routes]] table with addresses or domains, url and secret")
 	case !ok:
-		t.fail("routes", "got %s, want [[plugins.config.routes]] tables", describe(raw["routes"]))
+		t.Fail("routes", "got %s, want [[plugins.config.routes]] tables", sdk.Describe(raw["routes"]))
 	}
 	for i, it := range items {
 		where := fmt.Sprintf("routes[%d]", i)
 		m, ok := it.(map[string]any)
 		if !ok {
-			t.fail(where, "got %s, want a table written [[plugins.config.routes]]", describe(it))
+			t.Fail(where, "got %s, want a table written [[plugins.config.routes]]", sdk.Describe(it))
 			continue
 		}
-		if r := parseRoute(table{where: where, m: m, errs: &errs}); r != nil {
-			c.add(r, table{where: where, m: m, errs: &errs})
+		if r := parseRoute(table{sdk.ConfigTable{Prefix: "webhook: ", Where: where, M: m, Errs: &errs}}); r != nil {
+			c.add(r, table{sdk.ConfigTable{Prefix: "webhook: ", Where: where, M: m, Errs: &errs}})
 		}
 	}
 	return c, errors.Join(errs...)
@@ -80,13 +81,13 @@ func parseConfig(raw map[string]any) (*config, error) {
 func (c *config) add(r *route, t table) {
 	for _, a := range r.addresses {
 		if other := c.byAddress[a]; other != nil {
-			t.fail("addresses", "%q is already routed by %s; list it in one route only", a, other.name)
+			t.Fail("addresses", "%q is already routed by %s; list it in one route only", a, other.name)
 		}
 		c.byAddress[a] = r
 	}
 	for _, d := range r.domains {
 		if other := c.byDomain[d]; other != nil {
-			t.fail("domains", "%q is already routed by %s; list it in one route only", d, other.name)
+			t.Fail("domains", "%q is already routed by %s; list it in one route only", d, other.name)
 		}
 		c.byDomain[d] = r
 	}
@@ -108,23 +109,23 @@ func (c *config) match(recipient string) *route {
 
 // parseRoute checks one route table; nil after any problem.
 func parseRoute(t table) *route {
-	before := len(*t.errs)
-	t.unknown(routeKeys)
-	r := &route{name: t.where,
+	before := len(*t.Errs)
+	t.Unknown(routeKeys)
+	r := &route{name: t.Where,
 		addresses:   t.addresses("addresses"),
 		domains:     t.domains("domains"),
 		url:         t.url("url"),
 		secret:      t.secret(),
 		also:        t.mode("mode"),
-		timeout:     t.duration("timeout", 10*time.Second),
+		timeout:     t.Duration("timeout", 10*time.Second),
 		includeRaw:  t.boolean("include_raw", false),
 		maxResponse: t.size("max_response", 4096),
 	}
 	if len(r.addresses) == 0 && len(r.domains) == 0 {
-		t.fail("addresses", "the route matches no one; give addresses = [\"orders@example.org\"] and/or domains = [\"hooks.example.org\"]")
+		t.Fail("addresses", "the route matches no one; give addresses = [\"orders@example.org\"] and/or domains = [\"hooks.example.org\"]")
 	}
 	tlsConfig := t.tlsConfig("ca_file", r.url)
-	if len(*t.errs) > before {
+	if len(*t.Errs) > before {
 		return nil
 	}
 	r.client = newClient(tlsConfig)
@@ -146,49 +147,11 @@ func newClient(tlsConfig *tls.Config) *http.Client {
 
 // table reads one TOML table, recording problems instead of stopping at
 // the first. where prefixes keys inside an array of tables ("routes[2]").
-type table struct {
-	where string
-	m     map[string]any
-	errs  *[]error
-}
-
-func (t table) fail(key, format string, args ...any) {
-	name := key
-	if t.where != "" && key != t.where {
-		name = t.where + "." + key
-	}
-	*t.errs = append(*t.errs, fmt.Errorf("webhook: %s: "+format, append([]any{name}, args...)...))
-}
-
-// unknown reports keys outside known: most likely a typo.
-func (t table) unknown(known []string) {
-	var keys []string
-	for k := range t.m {
-		if !slices.Contains(known, k) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		t.fail(k, "unknown key; remove it or use one of %s", strings.Join(known, ", "))
-	}
-}
-
-func (t table) str(key string) string {
-	v, ok := t.m[key]
-	if !ok {
-		return ""
-	}
-	s, ok := v.(string)
-	if !ok {
-		t.fail(key, "got %s, want a string in double quotes", describe(v))
-	}
-	return s
-}
+type table struct{ sdk.ConfigTable }
 
 // list reads an array of strings, lower-cased and trimmed.
 func (t table) list(key, example string) []string {
-	v, ok := t.m[key]
+	v, ok := t.M[key]
 	if !ok {
 		return nil
 	}
@@ -200,7 +163,7 @@ func (t table) list(key, example string) []string {
 		out = append(out, strings.ToLower(strings.TrimSpace(s)))
 	}
 	if !ok {
-		t.fail(key, "got %s, want an array of strings, e.g. %s = [%q]", describe(v), key, example)
+		t.Fail(key, "got %s, want an array of strings, e.g. %s = [%q]", sdk.Describe(v), key, example)
 		return nil
 	}
 	return out
@@ -213,7 +176,7 @@ func (t table) addresses(key string) []string {
 	for _, a := range t.list(key, "orders@example.org") {
 		local, domain, ok := strings.Cut(a, "@")
 		if !ok || local == "" || strings.ContainsAny(local, " <>\"") || !domainRe.MatchString(domain) {
-			t.fail(key, "%q is not an address like \"orders@example.org\"", a)
+			t.Fail(key, "%q is not an address like \"orders@example.org\"", a)
 			continue
 		}
 		out = append(out, a)
@@ -226,7 +189,7 @@ func (t table) domains(key string) []string {
 	for _, d := range t.list(key, "hooks.example.org") {
 		d = strings.TrimSuffix(d, ".")
 		if !domainRe.MatchString(d) {
-			t.fail(key, "%q is not a domain like \"hooks.example.org\" (no @)", d)
+			t.Fail(key, "%q is not a domain like \"hooks.example.org\" (no @)", d)
 			continue
 		}
 		out = append(out, d)
@@ -235,15 +198,15 @@ func (t table) domains(key string) []string {
 }
 
 func (t table) url(key string) string {
-	s := t.str(key)
+	s := t.String(key, "")
 	u, err := url.Parse(s)
 	switch {
 	case s == "":
-		t.fail(key, "missing; give the endpoint, e.g. url = \"https://app.example.org/hooks/mail\"")
+		t.Fail(key, "missing; give the endpoint, e.g. url = \"https://app.example.org/hooks/mail\"")
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		t.fail(key, "%q is not an http:// or https:// URL with a host", s)
+		t.Fail(key, "%q is not an http:// or https:// URL with a host", s)
 	case u.Fragment != "":
-		t.fail(key, "%q has a #fragment, which is never sent; remove it", s)
+		t.Fail(key, "%q has a #fragment, which is never sent; remove it", s)
 	}
 	return s
 }
@@ -251,28 +214,28 @@ func (t table) url(key string) string {
 // secret reads secret or secret_file; exactly one must give at least
 // minSecret bytes.
 func (t table) secret() []byte {
-	s, file := t.str("secret"), t.str("secret_file")
+	s, file := t.String("secret", ""), t.String("secret_file", "")
 	hint := "generate one with `openssl rand -hex 32`"
 	switch {
 	case s != "" && file != "":
-		t.fail("secret", "both secret and secret_file are given; keep one")
+		t.Fail("secret", "both secret and secret_file are given; keep one")
 		return nil
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			t.fail("secret_file", "%v; the file must be readable by the MDA's user", err)
+			t.Fail("secret_file", "%v; the file must be readable by the MDA's user", err)
 			return nil
 		}
 		s = strings.TrimRight(string(b), "\r\n")
 		if len(s) < minSecret {
-			t.fail("secret_file", "%s holds %d bytes, want at least %d; %s", file, len(s), minSecret, hint)
+			t.Fail("secret_file", "%s holds %d bytes, want at least %d; %s", file, len(s), minSecret, hint)
 			return nil
 		}
 	case s == "":
-		t.fail("secret", "missing: requests must be signed; give secret or secret_file (%s)", hint)
+		t.Fail("secret", "missing: requests must be signed; give secret or secret_file (%s)", hint)
 		return nil
 	case len(s) < minSecret:
-		t.fail("secret", "%d bytes, want at least %d; %s", len(s), minSecret, hint)
+		t.Fail("secret", "%d bytes, want at least %d; %s", len(s), minSecret, hint)
 		return nil
 	}
 	return []byte(s)
@@ -280,53 +243,38 @@ func (t table) secret() []byte {
 
 // mode reads "instead" (false) or "also" (true).
 func (t table) mode(key string) bool {
-	switch m := t.str(key); m {
+	switch m := t.String(key, ""); m {
 	case "", "instead":
 		return false
 	case "also":
 		return true
 	default:
-		t.fail(key, "%q is not \"instead\" (no Maildir copy) or \"also\" (a Maildir copy too)", m)
+		t.Fail(key, "%q is not \"instead\" (no Maildir copy) or \"also\" (a Maildir copy too)", m)
 		return false
 	}
 }
 
-// duration reads a Go duration string such as "10s" or "500ms".
-func (t table) duration(key string, def time.Duration) time.Duration {
-	v, ok := t.m[key]
-	if !ok {
-		return def
-	}
-	s, _ := v.(string)
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		t.fail(key, "got %s, want a positive duration such as %s = %q", describe(v), key, def.String())
-		return def
-	}
-	return d
-}
-
 func (t table) boolean(key string, def bool) bool {
-	v, ok := t.m[key]
+	v, ok := t.M[key]
 	if !ok {
 		return def
 	}
 	b, ok := v.(bool)
 	if !ok {
-		t.fail(key, "got %s, want true or false (no quotes)", describe(v))
+		t.Fail(key, "got %s, want true or false (no quotes)", sdk.Describe(v))
 	}
 	return b
 }
 
 // size reads a positive byte count of at most 1 MiB.
 func (t table) size(key string, def int64) int64 {
-	v, ok := t.m[key]
+	v, ok := t.M[key]
 	if !ok {
 		return def
 	}
 	n, isInt := v.(int64)
 	if !isInt || n <= 0 || n > 1<<20 {
-		t.fail(key, "got %s, want a number of bytes from 1 to 1048576, e.g. %s = %d", describe(v), key, def)
+		t.Fail(key, "got %s, want a number of bytes from 1 to 1048576, e.g. %s = %d", sdk.Describe(v), key, def)
 		return def
 	}
 	return n
@@ -336,17 +284,17 @@ func (t table) size(key string, def int64) int64 {
 // the certificates in ca_file, when given.
 func (t table) tlsConfig(key, endpoint string) *tls.Config {
 	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	file := t.str(key)
+	file := t.String(key, "")
 	if file == "" {
 		return c
 	}
 	if !strings.HasPrefix(endpoint, "https://") {
-		t.fail(key, "only counts for an https:// url; remove it or make url https")
+		t.Fail(key, "only counts for an https:// url; remove it or make url https")
 		return c
 	}
 	pem, err := os.ReadFile(file)
 	if err != nil {
-		t.fail(key, "%v; give a PEM file of CA certificates readable by the MDA's user", err)
+		t.Fail(key, "%v; give a PEM file of CA certificates readable by the MDA's user", err)
 		return c
 	}
 	pool, err := x509.SystemCertPool()
@@ -354,28 +302,8 @@ func (t table) tlsConfig(key, endpoint string) *tls.Config {
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		t.fail(key, "%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", file)
+		t.Fail(key, "%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", file)
 	}
 	c.RootCAs = pool
 	return c
-}
-
-// describe names a config value the way the TOML file shows it.
-func describe(v any) string {
-	switch v := v.(type) {
-	case string:
-		return fmt.Sprintf("string %q", v)
-	case int64, float64:
-		return fmt.Sprintf("number %v", v)
-	case bool:
-		return fmt.Sprintf("boolean %v", v)
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "a table"
-	case nil:
-		return "nothing"
-	default:
-		return fmt.Sprintf("%T", v)
-	}
 }
